@@ -1,0 +1,167 @@
+//! The editor page: title, connection status, Copy link, the Markdown source and its preview.
+//!
+//! The source is a plain `<textarea>`: the browser does the typing, selection, IME and undo,
+//! and the client binding turns each change into yrs operations. Its text is written as the
+//! element's inner HTML so the server's page carries it verbatim (a leading newline is doubled,
+//! because an HTML parser drops the first newline after `<textarea>`).
+
+use super::document::{load_document, DocSnapshot};
+use super::live::{self, EditorParts, Status};
+use crate::doc_id::DocId;
+use crate::markdown;
+use leptos::html::{Input, Textarea};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+#[component]
+pub fn EditorPage() -> impl IntoView {
+    let params = use_params_map();
+    let raw = params.read_untracked().get("id").unwrap_or_default();
+    match DocId::parse(&raw) {
+        Ok(id) => view! { <Editor id/> }.into_any(),
+        Err(error) => view! {
+            <Title text="Not a document link · Tandem"/>
+            <main class="notice">
+                <h1>"This is not a document link"</h1>
+                <p>{format!("The address should end in a 22-character document id ({error}).")}</p>
+                <p><a class="button" href="/" rel="external">"Back to Tandem"</a></p>
+            </main>
+        }
+        .into_any(),
+    }
+}
+
+#[component]
+fn Editor(id: DocId) -> impl IntoView {
+    let key = id.to_string();
+    let snapshot = Resource::new(move || key.clone(), load_document);
+    view! {
+        <Suspense fallback=|| view! { <main class="notice"><p>"Opening…"</p></main> }>
+            {
+                let id = id.clone();
+                move || {
+                    let id = id.clone();
+                    Suspend::new(async move {
+                        match snapshot.await {
+                            Ok(snapshot) => view! { <Workspace id snapshot/> }.into_any(),
+                            Err(error) => view! {
+                                <main class="notice">
+                                    <h1>"This document cannot be opened"</h1>
+                                    <p>{error.to_string()}</p>
+                                </main>
+                            }
+                            .into_any(),
+                        }
+                    })
+                }
+            }
+        </Suspense>
+    }
+}
+
+#[component]
+fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
+    let source = NodeRef::<Textarea>::new();
+    let title_input = NodeRef::<Input>::new();
+    let content = RwSignal::new(snapshot.content.clone());
+    let title_text = RwSignal::new(snapshot.title.clone());
+    let status = RwSignal::new(Status::Connecting);
+    let preview = Memo::new(move |_| markdown::render(&content.read()));
+    let copied = RwSignal::new(false);
+
+    let parts = EditorParts {
+        id,
+        snapshot: snapshot.clone(),
+        source,
+        title: title_input,
+        content,
+        title_text,
+        status,
+    };
+    let attached = StoredValue::new(false);
+    Effect::new(move |_| {
+        if source.get().is_some() && title_input.get().is_some() && !attached.get_value() {
+            attached.set_value(true);
+            live::attach_editor(parts.clone());
+        }
+    });
+
+    let page_title = move || {
+        let title = title_text.get();
+        if title.trim().is_empty() {
+            "Untitled · Tandem".to_string()
+        } else {
+            format!("{} · Tandem", title.trim())
+        }
+    };
+    let source_html = textarea_inner_html(&snapshot.content);
+
+    view! {
+        <Title text=page_title/>
+        <div class="editor">
+            <header class="editor-header">
+                <a class="brand small" href="/" rel="external">"Tandem"</a>
+                <input
+                    class="title-input"
+                    node_ref=title_input
+                    value=snapshot.title.clone()
+                    placeholder="Untitled"
+                    aria-label="Title"
+                    autocomplete="off"
+                    data-testid="title"
+                />
+                <span class="status" data-status=move || status.get().key() data-testid="status" role="status">
+                    {move || status.get().label()}
+                </span>
+                <button
+                    class="button"
+                    data-testid="copy-link"
+                    on:click=move |_| copied.set(live::copy_link())
+                >
+                    {move || if copied.get() { "Link copied" } else { "Copy link" }}
+                </button>
+            </header>
+            <div class="panes">
+                <textarea
+                    class="source"
+                    node_ref=source
+                    inner_html=source_html
+                    spellcheck="false"
+                    autocomplete="off"
+                    aria-label="Markdown source"
+                    placeholder="Write Markdown here…"
+                    data-testid="source"
+                ></textarea>
+                <article class="preview" data-testid="preview" inner_html=move || preview.get()></article>
+            </div>
+        </div>
+    }
+}
+
+/// The text of a `<textarea>` as HTML: escaped, and with a newline in front that the HTML
+/// parser removes, so that a document starting with a newline keeps it.
+fn textarea_inner_html(text: &str) -> String {
+    let mut html = String::with_capacity(text.len() + 16);
+    html.push('\n');
+    for c in text.chars() {
+        match c {
+            '&' => html.push_str("&amp;"),
+            '<' => html.push_str("&lt;"),
+            '>' => html.push_str("&gt;"),
+            c => html.push(c),
+        }
+    }
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::textarea_inner_html;
+
+    #[test]
+    fn textarea_html_is_escaped_and_keeps_leading_newlines() {
+        assert_eq!(textarea_inner_html("</textarea><b>&"), "\n&lt;/textarea&gt;&lt;b&gt;&amp;");
+        assert_eq!(textarea_inner_html("\nx"), "\n\nx");
+    }
+}

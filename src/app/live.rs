@@ -1,0 +1,76 @@
+//! The seam between the components and the browser-only client.
+//!
+//! Components compile on both sides, but talking to a WebSocket, the clipboard or local storage
+//! only makes sense in the browser. The components call these functions from event handlers and
+//! effects, which never run on the server; the server build gets inert stand-ins, so the cfg
+//! gate lives here once instead of inside every component.
+
+use super::document::DocSnapshot;
+use crate::doc_id::DocId;
+use leptos::html::{Input, Textarea};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The connection state shown in the editor's header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Connecting,
+    Live,
+    Offline,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Connecting => "Connecting…",
+            Status::Live => "Live",
+            Status::Offline => "Offline",
+        }
+    }
+    pub fn key(self) -> &'static str {
+        match self {
+            Status::Connecting => "connecting",
+            Status::Live => "live",
+            Status::Offline => "offline",
+        }
+    }
+}
+
+/// A document this browser has opened, remembered in local storage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecentDoc {
+    pub id: String,
+    pub title: String,
+    /// Milliseconds since the epoch.
+    pub opened_at: f64,
+}
+
+/// What the editor page hands the client: its elements, its signals and its starting state.
+#[derive(Clone)]
+pub struct EditorParts {
+    pub id: DocId,
+    pub snapshot: DocSnapshot,
+    pub source: NodeRef<Textarea>,
+    pub title: NodeRef<Input>,
+    /// The Markdown source as of the latest change, local or remote; drives the preview.
+    pub content: RwSignal<String>,
+    pub title_text: RwSignal<String>,
+    pub status: RwSignal<Status>,
+}
+
+#[cfg(feature = "hydrate")]
+pub use crate::client::{attach_editor, copy_link, recent_documents};
+
+#[cfg(not(feature = "hydrate"))]
+mod inert {
+    use super::{EditorParts, RecentDoc};
+    pub fn attach_editor(_parts: EditorParts) {}
+    pub fn copy_link() -> bool {
+        false
+    }
+    pub fn recent_documents() -> Vec<RecentDoc> {
+        Vec::new()
+    }
+}
+#[cfg(not(feature = "hydrate"))]
+pub use inert::*;

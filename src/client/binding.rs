@@ -1,0 +1,157 @@
+//! A browser text field bound to a yrs text.
+//!
+//! The field and the text always hold the same string: `known` is that string as of the
+//! last synchronisation. A local edit is recovered by comparing the field's new value with
+//! `known` (see [`crate::protocol::diff`]) and applied to the text as one splice. A remote
+//! change is applied to the text and then written to the field, with the selection carried
+//! across as yrs sticky indices, so the caret stays next to the characters it was next to.
+
+use crate::protocol::diff;
+use wasm_bindgen::JsCast;
+use web_sys::{HtmlInputElement, HtmlTextAreaElement};
+use yrs::{Assoc, Doc, GetString, IndexedSequence, StickyIndex, Text, TextRef, Transact};
+
+/// A `<textarea>` or an `<input>`: the same value and selection API under two types.
+pub enum FieldElement {
+    Area(HtmlTextAreaElement),
+    Line(HtmlInputElement),
+}
+
+impl FieldElement {
+    fn value(&self) -> String {
+        match self {
+            FieldElement::Area(e) => e.value(),
+            FieldElement::Line(e) => e.value(),
+        }
+    }
+    fn set_value(&self, value: &str) {
+        match self {
+            FieldElement::Area(e) => e.set_value(value),
+            FieldElement::Line(e) => e.set_value(value),
+        }
+    }
+    fn selection(&self) -> Option<(u32, u32)> {
+        let (start, end) = match self {
+            FieldElement::Area(e) => (e.selection_start(), e.selection_end()),
+            FieldElement::Line(e) => (e.selection_start(), e.selection_end()),
+        };
+        Some((start.ok()??, end.ok()??))
+    }
+    fn selection_direction(&self) -> Option<String> {
+        match self {
+            FieldElement::Area(e) => e.selection_direction().ok()?,
+            FieldElement::Line(e) => e.selection_direction().ok()?,
+        }
+    }
+    fn set_selection(&self, start: u32, end: u32, direction: Option<&str>) {
+        let direction = direction.unwrap_or("none");
+        let _ = match self {
+            FieldElement::Area(e) => e.set_selection_range_with_direction(start, end, direction),
+            FieldElement::Line(e) => e.set_selection_range_with_direction(start, end, direction),
+        };
+    }
+    fn element(&self) -> &web_sys::Element {
+        match self {
+            FieldElement::Area(e) => e.unchecked_ref(),
+            FieldElement::Line(e) => e.unchecked_ref(),
+        }
+    }
+    pub fn event_target(&self) -> &web_sys::EventTarget {
+        self.element().unchecked_ref()
+    }
+}
+
+/// Where the selection was, as positions that move with the text.
+pub struct Selection {
+    start: StickyIndex,
+    end: StickyIndex,
+    direction: Option<String>,
+}
+
+pub struct TextField {
+    element: FieldElement,
+    text: TextRef,
+    known: String,
+}
+
+impl TextField {
+    /// Binds `element` to the text `name` of `doc` and shows the text's current value.
+    pub fn new(element: FieldElement, doc: &Doc, name: &str) -> Self {
+        let text = doc.get_or_insert_text(name);
+        let known = text.get_string(&doc.transact());
+        if element.value() != known {
+            element.set_value(&known);
+        }
+        TextField {
+            element,
+            text,
+            known,
+        }
+    }
+
+    pub fn element(&self) -> &FieldElement {
+        &self.element
+    }
+
+    pub fn text(&self) -> &str {
+        &self.known
+    }
+
+    /// Applies whatever the user just did in the field to the text. Returns the encoded
+    /// update to send, or `None` when the field did not change.
+    pub fn local_change(&mut self, doc: &Doc) -> Option<Vec<u8>> {
+        let value = self.element.value();
+        let caret = self.element.selection().map(|(_, end)| end);
+        let splice = diff::splice(&self.known, &value, caret)?;
+        let mut txn = doc.transact_mut();
+        if splice.delete > 0 {
+            self.text.remove_range(&mut txn, splice.start, splice.delete);
+        }
+        if !splice.insert.is_empty() {
+            self.text.insert(&mut txn, splice.start, &splice.insert);
+        }
+        self.known = value;
+        Some(txn.encode_update_v1())
+    }
+
+    /// The current selection as sticky indices. A collapsed caret sticks to the character
+    /// before it, so text inserted right at the caret by someone else lands after it; a
+    /// range sticks to its own first and last characters.
+    pub fn remember_selection(&self, doc: &Doc) -> Option<Selection> {
+        let (start, end) = self.element.selection()?;
+        let txn = doc.transact();
+        let (start_assoc, end_assoc) = if start == end {
+            (Assoc::Before, Assoc::Before)
+        } else {
+            (Assoc::After, Assoc::Before)
+        };
+        Some(Selection {
+            start: self.text.sticky_index(&txn, start, start_assoc)?,
+            end: self.text.sticky_index(&txn, end, end_assoc)?,
+            direction: self.element.selection_direction(),
+        })
+    }
+
+    /// Shows the text's value after a remote change, restoring the selection and scroll
+    /// position. Returns whether the value changed.
+    pub fn refresh(&mut self, doc: &Doc, selection: Option<Selection>) -> bool {
+        let txn = doc.transact();
+        let value = self.text.get_string(&txn);
+        if value == self.known {
+            return false;
+        }
+        let scroll = self.element.element().scroll_top();
+        self.element.set_value(&value);
+        if let Some(selection) = selection {
+            let start = selection.start.get_offset(&txn).map(|o| o.index);
+            let end = selection.end.get_offset(&txn).map(|o| o.index);
+            if let (Some(start), Some(end)) = (start, end) {
+                self.element
+                    .set_selection(start, end.max(start), selection.direction.as_deref());
+            }
+        }
+        self.element.element().set_scroll_top(scroll);
+        self.known = value;
+        true
+    }
+}

@@ -1,0 +1,38 @@
+//! The browser side: the page's replica of the document, its WebSocket and the editor binding.
+//!
+//! # Layout
+//! - [`binding`]: a text field bound to a yrs text; local edits become splices, remote
+//!   changes keep the caret where it was relative to the text.
+//! - [`session`]: one open document: replica, fields, socket, reconnection.
+//! - [`recent`]: the documents this browser has opened, kept in local storage.
+
+mod binding;
+mod recent;
+mod session;
+
+use crate::app::live::EditorParts;
+pub use recent::recent_documents;
+
+/// Entry point called by the page's bootstrap script.
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(crate::app::App);
+}
+
+/// Starts live editing on the editor page.
+pub fn attach_editor(parts: EditorParts) {
+    session::start(parts);
+}
+
+/// Copies the page's address to the clipboard; returns whether a copy was attempted.
+pub fn copy_link() -> bool {
+    let Some(window) = web_sys::window() else {
+        return false;
+    };
+    let Ok(href) = window.location().href() else {
+        return false;
+    };
+    let _ = window.navigator().clipboard().write_text(&href);
+    true
+}

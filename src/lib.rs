@@ -1,0 +1,22 @@
+//! Tandem: a real-time collaborative Markdown editor.
+//!
+//! The same crate is the server (feature `ssr`) and the browser app (feature `hydrate`).
+//!
+//! # Layout
+//! - [`app`]: the pages, compiled for both sides.
+//! - [`protocol`]: the document's shape and edit diffing, shared by both sides.
+//! - [`doc_id`]: the document id, parsed at every edge.
+//! - [`markdown`]: the safe Markdown preview renderer, shared by both sides.
+//! - `server` (feature `ssr`): HTTP, WebSocket sessions and the open documents.
+//! - `client` (feature `hydrate`): the browser's replica, socket and editor binding.
+
+pub mod app;
+pub mod doc_id;
+pub mod markdown;
+pub mod protocol;
+
+#[cfg(feature = "ssr")]
+pub mod server;
+
+#[cfg(feature = "hydrate")]
+pub mod client;

@@ -1,0 +1,133 @@
+//! Markdown to HTML for the live preview, the same code on the server and in the browser.
+//!
+//! The preview is inserted as HTML, so whatever a collaborator types must never run in another
+//! person's browser. Rather than sanitising HTML after the fact, the event stream is made safe
+//! before it is written: raw HTML (block and inline) becomes escaped text, and link and image
+//! targets whose scheme is not on a short allow-list are replaced by `#`. pulldown-cmark escapes
+//! everything else it writes.
+
+use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag};
+
+/// Renders Markdown source to HTML that is safe to insert into the page.
+pub fn render(source: &str) -> String {
+    let options = Options::ENABLE_TABLES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_TASKLISTS
+        | Options::ENABLE_FOOTNOTES;
+    let events = Parser::new_ext(source, options).map(make_safe);
+    let mut out = String::with_capacity(source.len() + source.len() / 2);
+    html::push_html(&mut out, events);
+    out
+}
+
+fn make_safe(event: Event<'_>) -> Event<'_> {
+    match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Link {
+            link_type,
+            dest_url: safe_url(dest_url),
+            title,
+            id,
+        }),
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Image {
+            link_type,
+            dest_url: safe_url(dest_url),
+            title,
+            id,
+        }),
+        other => other,
+    }
+}
+
+/// Keeps relative URLs and those with a known-safe scheme; anything else becomes `#`.
+///
+/// Browsers ignore ASCII whitespace and control characters inside a scheme
+/// (`java\tscript:` runs), so they are dropped before the scheme is read.
+fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
+    let cleaned: String = url
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace() && !c.is_control())
+        .take(64)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let scheme_end = cleaned.find(':');
+    let path_start = cleaned.find(['/', '?', '#']).unwrap_or(usize::MAX);
+    match scheme_end {
+        // A colon after the first '/', '?' or '#' is part of a relative URL, not a scheme.
+        Some(end) if end < path_start => {
+            let scheme = &cleaned[..end];
+            if matches!(scheme, "http" | "https" | "mailto") {
+                url
+            } else {
+                CowStr::Borrowed("#")
+            }
+        }
+        _ => url,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render;
+
+    #[test]
+    fn renders_common_markdown() {
+        let html = render("# Title\n\nSome *emphasis* and `code`.\n\n- a\n- b\n");
+        assert!(html.contains("<h1>Title</h1>"));
+        assert!(html.contains("<em>emphasis</em>"));
+        assert!(html.contains("<code>code</code>"));
+        assert!(html.contains("<li>a</li>"));
+    }
+
+    #[test]
+    fn raw_html_is_escaped() {
+        let html = render("<script>alert(1)</script>\n\ntext <img src=x onerror=alert(1)> more");
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{html}");
+    }
+
+    #[test]
+    fn dangerous_link_schemes_are_neutralised() {
+        for src in [
+            "[x](javascript:alert(1))",
+            "[x](JavaScript:alert(1))",
+            "[x](<java\tscript:alert(1)>)",
+            "[x](vbscript:msgbox)",
+            "[x](data:text/html;base64,PHNjcmlwdD4=)",
+            "![x](javascript:alert(1))",
+            "<javascript:alert(1)>",
+        ] {
+            let html = render(src);
+            let targets = attribute_values(&html, "href=\"")
+                .chain(attribute_values(&html, "src=\""))
+                .collect::<Vec<_>>();
+            assert!(!targets.is_empty(), "{src} -> {html}");
+            assert!(targets.iter().all(|t| *t == "#"), "{src} -> {html}");
+        }
+    }
+
+    fn attribute_values<'a>(html: &'a str, prefix: &'a str) -> impl Iterator<Item = &'a str> {
+        html.split(prefix).skip(1).map(|rest| rest.split('"').next().unwrap_or(""))
+    }
+
+    #[test]
+    fn safe_links_are_kept() {
+        assert!(render("[a](https://example.com/x?y=1)").contains("href=\"https://example.com/x?y=1\""));
+        assert!(render("[a](/d/abc)").contains("href=\"/d/abc\""));
+        assert!(render("[a](#section)").contains("href=\"#section\""));
+        assert!(render("[a](notes/a:b)").contains("href=\"notes/a:b\""));
+        assert!(render("[a](mailto:x@example.com)").contains("href=\"mailto:x@example.com\""));
+    }
+}

@@ -1,0 +1,47 @@
+//! What both sides agree on: the shape of a Tandem document and the extra messages Tandem
+//! speaks beside the standard Yjs protocol.
+//!
+//! # Layout
+//! - [`diff`]: turns "the text before" and "the text after" an edit into one splice, the
+//!   minimal yrs operation for a browser edit.
+//!
+//! A document is a yrs [`Doc`] counting offsets in UTF-16 code units, the unit of JavaScript
+//! strings, so that positions from a browser's `selectionStart` or from a stock Yjs client mean
+//! the same character on every replica. It holds two texts: [`CONTENT`], the Markdown source,
+//! and [`TITLE`].
+
+pub mod diff;
+
+use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, Transact};
+
+/// Name of the shared text holding the Markdown source.
+pub const CONTENT: &str = "content";
+/// Name of the shared text holding the document's title.
+pub const TITLE: &str = "title";
+
+/// A new, empty document replica with a random client id.
+pub fn new_doc() -> Doc {
+    let doc = Doc::with_options(Options {
+        offset_kind: OffsetKind::Utf16,
+        ..Options::default()
+    });
+    // Declare both roots up front so every replica knows them before the first update.
+    doc.get_or_insert_text(CONTENT);
+    doc.get_or_insert_text(TITLE);
+    doc
+}
+
+/// The title and Markdown source of a document as plain strings.
+pub fn read_texts<T: ReadTxn>(txn: &T) -> (String, String) {
+    let read = |name: &str| {
+        txn.get_text(name)
+            .map(|text| text.get_string(txn))
+            .unwrap_or_default()
+    };
+    (read(TITLE), read(CONTENT))
+}
+
+/// The title and Markdown source of a document.
+pub fn texts_of(doc: &Doc) -> (String, String) {
+    read_texts(&doc.transact())
+}

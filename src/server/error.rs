@@ -1,0 +1,81 @@
+//! Errors at the server's edges: WebSocket close reasons and HTTP error responses.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// Why the server closes a WebSocket: the close code and a short human-readable reason.
+///
+/// The codes are the standard ones (RFC 6455 §7.4.1), so any client library understands them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: String,
+}
+
+pub mod close_code {
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A text frame: the protocol is binary.
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// A binary frame that does not decode or an update that does not apply.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// A rule of the server was broken.
+    pub const POLICY: u16 = 1008;
+    /// A message larger than the configured limit.
+    pub const TOO_BIG: u16 = 1009;
+    /// Something failed inside the server.
+    pub const INTERNAL: u16 = 1011;
+    /// The connection fell behind; reconnecting resynchronises it.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+}
+
+impl CloseReason {
+    fn new(code: u16, reason: impl Into<String>) -> Self {
+        let mut reason = reason.into();
+        // A close frame's reason must fit in 123 bytes; cut at a character boundary.
+        if reason.len() > 123 {
+            let mut end = 120;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+            reason.push_str("...");
+        }
+        CloseReason { code, reason }
+    }
+    pub fn invalid(reason: String) -> Self {
+        Self::new(close_code::INVALID_PAYLOAD, reason)
+    }
+    pub fn unsupported(reason: String) -> Self {
+        Self::new(close_code::UNSUPPORTED_DATA, reason)
+    }
+    pub fn too_big(reason: impl Into<String>) -> Self {
+        Self::new(close_code::TOO_BIG, reason)
+    }
+    pub fn lagging(reason: impl Into<String>) -> Self {
+        Self::new(close_code::TRY_AGAIN_LATER, reason)
+    }
+    pub fn going_away() -> Self {
+        Self::new(close_code::GOING_AWAY, "server is shutting down")
+    }
+    pub fn internal(reason: impl Into<String>) -> Self {
+        Self::new(close_code::INTERNAL, reason)
+    }
+}
+
+/// An error answered over plain HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("malformed document id: {0}")]
+    BadDocId(#[from] crate::doc_id::DocIdError),
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            HttpError::BadDocId(_) => StatusCode::BAD_REQUEST,
+        };
+        tracing::info!(%status, error = %self, "request refused");
+        (status, self.to_string()).into_response()
+    }
+}

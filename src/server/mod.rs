@@ -1,0 +1,200 @@
+//! The server: HTTP routes, the WebSocket endpoint and the open documents.
+//!
+//! # Layout
+//! - [`config`]: command-line and environment options.
+//! - [`hub`]: the open rooms, created on first join and dropped with their last member.
+//! - [`room`]: one document's replica, presence and fan-out; sans-IO protocol handling.
+//! - [`session`]: one WebSocket connection: reader, writer, bounded queues, cleanup.
+//! - [`error`]: close codes and HTTP errors.
+
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod room;
+pub mod session;
+
+use crate::app::{shell, App};
+use crate::doc_id::DocId;
+use axum::extract::{Path, Request, State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use config::Config;
+use error::HttpError;
+use hub::Hub;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::trace::TraceLayer;
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Hub,
+    pub config: Arc<Config>,
+    pub leptos: LeptosOptions,
+    /// Fires when the server begins to shut down; every session watches it.
+    pub shutdown: CancellationToken,
+    /// Tracks WebSocket sessions, which outlive the HTTP connection that upgraded them, so
+    /// that shutdown can wait for them to close.
+    pub sessions: TaskTracker,
+}
+
+impl axum::extract::FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Self {
+        AppState {
+            hub: Hub::new(config.send_queue * 2),
+            config: Arc::new(config),
+            leptos: site_options(),
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+        }
+    }
+}
+
+/// The Leptos site settings: from the `LEPTOS_*` variables cargo-leptos sets, with the
+/// defaults that fit a binary run from the repository root.
+fn site_options() -> LeptosOptions {
+    let mut options = get_configuration(None)
+        .map(|conf| conf.leptos_options)
+        .unwrap_or_else(|_| LeptosOptions::builder().output_name("tandem").build());
+    if options.output_name.is_empty() {
+        options.output_name = "tandem".into();
+    }
+    options
+}
+
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let hub = state.hub.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/new", get(new_document))
+        .route("/ws/{doc}", get(websocket))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(hub.clone()),
+            {
+                let options = state.leptos.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn(bad_doc_id_is_400))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves on `listener` until `state.shutdown` fires, then closes every session with 1001
+/// and waits for them (at most a few seconds).
+pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let sessions = state.sessions.clone();
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    sessions.close();
+    if tokio::time::timeout(std::time::Duration::from_secs(8), sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+    }
+    Ok(())
+}
+
+/// Runs the server with the given configuration until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> std::io::Result<()> {
+    let listener = TcpListener::bind(config.addr).await?;
+    tracing::info!("Tandem listening on http://{}", listener.local_addr()?);
+    let state = AppState::new(config);
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    serve(listener, state).await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Creates a fresh document id and sends the browser to it.
+async fn new_document() -> Redirect {
+    let id = DocId::from_random_bytes(rand::random());
+    Redirect::to(&format!("/d/{id}"))
+}
+
+async fn websocket(
+    Path(raw): Path<String>,
+    State(state): State<AppState>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, HttpError> {
+    let id = DocId::parse(&raw)?;
+    let limit = state.config.max_message_bytes;
+    let response = upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_failed_upgrade(|error| tracing::info!(%error, "WebSocket upgrade failed"))
+        .on_upgrade(move |socket| {
+            let member = state.hub.join(id);
+            let settings = session::SessionSettings {
+                send_queue: state.config.send_queue,
+            };
+            state
+                .sessions
+                .track_future(session::run(socket, member, settings, state.shutdown.clone()))
+        });
+    Ok(response)
+}
+
+/// The editor page renders its own "not a valid link" view; this gives that page the 400
+/// status it deserves, decided where the path is parsed.
+async fn bad_doc_id_is_400(request: Request, next: Next) -> Response {
+    let malformed = request
+        .uri()
+        .path()
+        .strip_prefix("/d/")
+        .is_some_and(|raw| DocId::parse(raw.trim_end_matches('/')).is_err());
+    let mut response = next.run(request).await;
+    if malformed {
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    response.into_response()
+}

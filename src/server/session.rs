@@ -1,0 +1,146 @@
+//! One WebSocket connection to one room.
+//!
+//! The socket is split. The reader decodes frames and hands them to the room; the writer owns
+//! the sink and is fed by two bounded sources: this connection's own replies (an mpsc queue)
+//! and the room's broadcast ring. Neither can grow: a full reply queue, a lagging broadcast
+//! receiver or a send that does not complete in time closes the connection with 1013, and the
+//! client resynchronises when it reconnects. Everything a connection leaves behind (its
+//! awareness states, its room membership) is cleaned up in one place when both halves end.
+
+use super::error::CloseReason;
+use super::hub::Membership;
+use super::room::Presence;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// How long one frame may take to leave before the peer is deemed not to be reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long closing may take once decided.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct SessionSettings {
+    /// Capacity of the reply queue.
+    pub send_queue: usize,
+}
+
+/// Runs a connection until either side ends it or `shutdown` fires.
+pub async fn run(
+    socket: WebSocket,
+    member: Membership,
+    settings: SessionSettings,
+    shutdown: CancellationToken,
+) {
+    let conn = member.conn;
+    let room = member.room().clone();
+    // Subscribe before the greeting is computed, so nothing published in between is missed.
+    let mut updates = room.subscribe();
+    let (replies, mut queued) = mpsc::channel::<Bytes>(settings.send_queue.max(4));
+    for frame in room.greeting() {
+        let _ = replies.try_send(frame);
+    }
+
+    let (mut sink, mut stream) = socket.split();
+    let closing = shutdown.child_token();
+    let verdict: Mutex<Option<CloseReason>> = Mutex::new(None);
+    let decide = |reason: CloseReason| {
+        let mut slot = verdict.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(reason);
+        closing.cancel();
+    };
+    let mut presence = Presence::default();
+    tracing::debug!(doc = %room.id, conn, "connection opened");
+
+    let reader = async {
+        loop {
+            let next = tokio::select! {
+                _ = closing.cancelled() => break,
+                next = stream.next() => next,
+            };
+            match next {
+                None | Some(Ok(WsMessage::Close(_))) => break,
+                Some(Ok(WsMessage::Binary(frame))) => match room.receive(conn, &mut presence, &frame) {
+                    Ok(out) => {
+                        for frame in out {
+                            if replies.try_send(frame).is_err() {
+                                decide(CloseReason::lagging("reply queue full"));
+                            }
+                        }
+                    }
+                    Err(reason) => {
+                        tracing::warn!(doc = %room.id, conn, code = reason.code, reason = %reason.reason, "bad message, closing connection");
+                        decide(reason);
+                    }
+                },
+                Some(Ok(WsMessage::Text(_))) => {
+                    tracing::warn!(doc = %room.id, conn, "text frame, closing connection");
+                    decide(CloseReason::unsupported("the Yjs protocol uses binary frames".into()));
+                }
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+                Some(Err(error)) => {
+                    let text = error.to_string();
+                    if text.contains("too long") || text.contains("Space limit") {
+                        tracing::warn!(doc = %room.id, conn, %text, "message too big, closing connection");
+                        decide(CloseReason::too_big("message too big"));
+                    } else {
+                        tracing::debug!(doc = %room.id, conn, %text, "connection error");
+                    }
+                    break;
+                }
+            }
+        }
+        closing.cancel();
+    };
+
+    let writer = async {
+        loop {
+            let frame = tokio::select! {
+                biased;
+                _ = closing.cancelled() => break,
+                frame = queued.recv() => match frame {
+                    Some(frame) => frame,
+                    None => break,
+                },
+                update = updates.recv() => match update {
+                    Ok(update) if update.from == conn => continue,
+                    Ok(update) => update.frame,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::info!(doc = %room.id, conn, missed, "connection fell behind, closing");
+                        decide(CloseReason::lagging("fell behind; reconnect to resync"));
+                        break;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+            };
+            match tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Binary(frame))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    tracing::info!(doc = %room.id, conn, "peer is not reading, closing");
+                    decide(CloseReason::lagging("not reading"));
+                    break;
+                }
+            }
+        }
+        closing.cancel();
+        let reason = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let reason = reason.or_else(|| shutdown.is_cancelled().then(CloseReason::going_away));
+        if let Some(reason) = reason {
+            let frame = CloseFrame {
+                code: reason.code,
+                reason: reason.reason.into(),
+            };
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+    };
+
+    tokio::join!(reader, writer);
+    room.leave(conn, &presence);
+    tracing::debug!(doc = %room.id, conn, "connection closed");
+    drop(member);
+}
