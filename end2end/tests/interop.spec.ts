@@ -1,0 +1,37 @@
+import { test, expect } from '@playwright/test';
+import * as Y from 'yjs';
+import { WebsocketProvider } from 'y-websocket';
+import WebSocket from 'ws';
+import { newDocId, openDoc, source, typeAt } from './support';
+import { baseURL } from '../playwright.config';
+
+/** A stock Yjs client (yjs + y-websocket, as any Yjs app uses them) edits with a browser user. */
+test('a stock y-websocket client and a browser edit together and converge', async ({ browser }) => {
+  const id = newDocId();
+  const { context, page } = await openDoc(browser, id);
+  await typeAt(page, 0, 'from the browser\n');
+
+  const doc = new Y.Doc();
+  const provider = new WebsocketProvider(baseURL.replace('http', 'ws') + '/ws', id, doc, {
+    WebSocketPolyfill: WebSocket as any,
+    disableBc: true,
+  });
+  try {
+    await new Promise<void>((resolve) => provider.once('sync', (synced: boolean) => synced && resolve()));
+    const text = doc.getText('content');
+    await expect.poll(() => text.toString()).toBe('from the browser\n');
+
+    text.insert(0, 'from node\n');
+    doc.getText('title').insert(0, 'Shared');
+    await expect(source(page)).toHaveValue('from node\nfrom the browser\n');
+    await expect(page.getByTestId('title')).toHaveValue('Shared');
+
+    await typeAt(page, 'from node\nfrom the browser\n'.length, 'browser again');
+    await expect.poll(() => text.toString()).toBe('from node\nfrom the browser\nbrowser again');
+    expect(await source(page).inputValue()).toBe(text.toString());
+  } finally {
+    provider.destroy();
+    doc.destroy();
+    await context.close();
+  }
+});

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the tests need, builds Tandem and runs every test: the Rust unit and
+# integration tests, then the Playwright tests in end2end/ against the real server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+# cargo-leptos builds debug with this flag; the tests use it too, so one target directory
+# serves both and nothing is compiled twice.
+export RUSTFLAGS="--cfg erase_components"
+logs=$(mktemp -d)
+started=$(date +%s)
+
+echo "==> building the server and the browser app (debug)"
+cargo leptos build
+
+echo "==> Rust tests"
+cargo test --no-default-features --features ssr 2>&1 | tee "$logs/cargo.txt"
+
+echo "==> Playwright tests"
+(cd end2end && npx playwright test) 2>&1 | tee "$logs/playwright.txt"
+
+rust_passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$logs/cargo.txt" | awk '{s+=$4} END {print s+0}')
+e2e_passed=$(grep -oE '^ *[0-9]+ passed' "$logs/playwright.txt" | awk '{s+=$1} END {print s+0}')
+echo
+echo "Rust: $rust_passed passed; Playwright: $e2e_passed passed; $(( $(date +%s) - started ))s after set-up"
+echo "$((rust_passed + e2e_passed)) passed, 0 failed"
