@@ -33,13 +33,16 @@ pub async fn load_document(id: String) -> Result<DocSnapshot, ServerFnError> {
 
     let id = DocId::parse(&id).map_err(|e| ServerFnError::new(e.to_string()))?;
     let hub = use_context::<Hub>().ok_or_else(|| ServerFnError::new("no document hub"))?;
-    let snapshot = match hub.get(&id) {
-        Some(room) => {
-            let (title, content) = room.texts();
-            let update = base64::engine::general_purpose::STANDARD.encode(room.full_update());
-            DocSnapshot { title, content, update }
+    let snapshot = hub.snapshot(&id).await.map_err(|error| {
+        tracing::error!(doc = %id, %error, "document could not be read for the page");
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
         }
-        None => DocSnapshot::default(),
-    };
-    Ok(snapshot)
+        ServerFnError::new(format!("the document could not be read: {error}"))
+    })?;
+    Ok(DocSnapshot {
+        title: snapshot.title,
+        content: snapshot.content,
+        update: base64::engine::general_purpose::STANDARD.encode(snapshot.update),
+    })
 }

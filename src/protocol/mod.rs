@@ -14,6 +14,15 @@ pub mod diff;
 
 use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, Transact};
 
+/// Message type of the acknowledgement the server sends a Tandem client once the changes of
+/// a frame it sent are durable. Yjs uses types 0 to 3; stock clients never ask for this one.
+pub const MSG_SAVED: u8 = 100;
+
+/// Query parameter with which Tandem's own client asks for its extra messages.
+pub const CLIENT_PARAM: &str = "client";
+/// Its value.
+pub const CLIENT_TANDEM: &str = "tandem";
+
 /// Name of the shared text holding the Markdown source.
 pub const CONTENT: &str = "content";
 /// Name of the shared text holding the document's title.

@@ -3,20 +3,42 @@
 //! Every option has a flag and a `TANDEM_*` environment variable, so the same binary is
 //! configured by hand, by a service manager or by a container without a config file.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// Tandem: a real-time collaborative Markdown editor.
 ///
-/// Serves the editor at http://ADDR/ and each document's Yjs WebSocket at /ws/{id}. Run it
-/// from the repository root after a release build (it then finds its site files in
-/// target/site), or point LEPTOS_SITE_ROOT at a copy of that directory.
+/// Serves the editor at http://ADDR/ and each document's Yjs WebSocket at /ws/{id}, and keeps
+/// documents in an SQLite database in the data directory. Run it from the repository root after
+/// a release build (it then finds its site files in target/site), or point LEPTOS_SITE_ROOT at
+/// a copy of that directory.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "tandem", version, about, long_about)]
 pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address and port to listen on.
     #[arg(long, env = "TANDEM_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
+
+    /// Directory of the document database (created on first start).
+    #[arg(long, env = "TANDEM_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Largest size of the database in MiB; past it, changes are refused as if the disk were
+    /// full (everything stored stays). 0: no limit.
+    #[arg(long, env = "TANDEM_MAX_STORAGE_MB", default_value_t = 0)]
+    pub max_storage_mb: u64,
+
+    /// Merge a document's stored updates into one snapshot after this many updates.
+    #[arg(long, env = "TANDEM_COMPACT_AFTER_UPDATES", default_value_t = 1000)]
+    pub compact_after_updates: usize,
+
+    /// ... or after this many bytes of updates.
+    #[arg(long, env = "TANDEM_COMPACT_AFTER_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub compact_after_bytes: usize,
 
     /// Largest WebSocket message accepted, in bytes; a larger one closes the connection
     /// with code 1009.
@@ -29,9 +51,27 @@ pub struct Config {
     pub send_queue: usize,
 }
 
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Write a consistent copy of the database to FILE, also while a server is running.
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        file: PathBuf,
+    },
+}
+
 impl Config {
-    /// The configuration a test server uses: an ephemeral port on loopback, defaults elsewhere.
-    pub fn for_tests() -> Self {
-        Config::parse_from(["tandem", "--addr", "127.0.0.1:0"])
+    /// The configuration of a test server: an ephemeral loopback port and the given data
+    /// directory, defaults elsewhere.
+    pub fn for_tests(data_dir: &std::path::Path) -> Self {
+        Config::parse_from([
+            "tandem",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_dir.to_string_lossy(),
+        ])
     }
 }

@@ -1,16 +1,22 @@
 //! The set of open documents.
 //!
 //! A room exists while at least one connection is in it. Joining and leaving change the
-//! member count under the hub's lock, so two first connections to a document can never create
-//! it twice, and a room is removed in the same critical section that sees its last member go.
+//! member count under the hub's lock, so a room is removed in the same critical section that
+//! sees its last member go. Loading happens outside the lock, through the entry's once-cell:
+//! two first connections to a document share one load, never two.
 
-use super::room::{ConnId, Room};
+use super::journal::Journal;
+use super::room::{CompactionPolicy, ConnId, Loaded, Room};
+use super::storage::{DocStore, StoreError};
 use crate::doc_id::DocId;
 use crate::protocol;
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+use yrs::updates::decoder::Decode;
+use yrs::{ReadTxn, Transact, Update};
 
 /// Cheap-clone handle to the open rooms.
 #[derive(Clone)]
@@ -22,58 +28,121 @@ struct Inner {
     /// Open rooms by document. A std mutex: only map look-ups and counter updates happen under
     /// it, never an `.await`.
     rooms: Mutex<HashMap<DocId, Entry>>,
-    /// Source of connection ids, unique for the life of the process.
-    next_conn: AtomicU64,
+    store: Arc<dyn DocStore>,
+    journal: Journal,
+    policy: CompactionPolicy,
     /// Capacity of each room's broadcast ring.
     fanout_capacity: usize,
+    /// Source of connection ids, unique for the life of the process.
+    next_conn: AtomicU64,
 }
 
 struct Entry {
-    room: Arc<Room>,
+    slot: Arc<Slot>,
     members: usize,
+}
+
+/// A room that is being loaded or is loaded.
+#[derive(Default)]
+struct Slot {
+    room: OnceCell<Arc<Room>>,
+}
+
+/// Why a document could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading the document failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("the stored document is damaged: {0}")]
+    Corrupt(String),
 }
 
 /// A connection's place in a room. Dropping it leaves the room, which unloads the room when
 /// it was the last member: cleanup cannot be forgotten on any exit path.
 pub struct Membership {
-    hub: Hub,
+    /// Held only for its `Drop`, which gives the place back.
+    _seat: Seat,
     room: Arc<Room>,
     pub conn: ConnId,
 }
 
+/// A counted place in a slot, given back on drop (also when loading fails).
+struct Seat {
+    hub: Hub,
+    id: DocId,
+    slot: Arc<Slot>,
+}
+
+/// A document read for display without opening a room.
+pub struct Snapshot {
+    pub title: String,
+    pub content: String,
+    pub update: Vec<u8>,
+}
+
 impl Hub {
-    pub fn new(fanout_capacity: usize) -> Self {
+    pub fn new(
+        store: Arc<dyn DocStore>,
+        journal: Journal,
+        policy: CompactionPolicy,
+        fanout_capacity: usize,
+    ) -> Self {
         Hub {
             inner: Arc::new(Inner {
                 rooms: Mutex::new(HashMap::new()),
-                next_conn: AtomicU64::new(1),
+                store,
+                journal,
+                policy,
                 fanout_capacity,
+                next_conn: AtomicU64::new(1),
             }),
         }
     }
 
-    /// Enters the room of `id`, opening it if this is its first connection.
-    pub fn join(&self, id: DocId) -> Membership {
-        let conn = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
-        let mut rooms = self.rooms();
-        let entry = rooms.entry(id.clone()).or_insert_with(|| {
-            tracing::debug!(doc = %id, "room opened");
-            Entry {
-                room: Arc::new(Room::new(id, protocol::new_doc(), self.inner.fanout_capacity)),
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    /// Enters the room of `id`, loading it if this is its first connection.
+    pub async fn join(&self, id: DocId) -> Result<Membership, LoadError> {
+        let slot = {
+            let mut rooms = self.rooms();
+            let entry = rooms.entry(id.clone()).or_insert_with(|| Entry {
+                slot: Arc::default(),
                 members: 0,
+            });
+            // A room whose storage failed is not reused: the next connection starts afresh
+            // from what the store holds.
+            if entry.slot.room.get().is_some_and(|room| room.failed().is_cancelled()) {
+                *entry = Entry {
+                    slot: Arc::default(),
+                    members: 0,
+                };
             }
-        });
-        entry.members += 1;
-        Membership {
+            entry.members += 1;
+            entry.slot.clone()
+        };
+        let seat = Seat {
             hub: self.clone(),
-            room: entry.room.clone(),
-            conn,
-        }
+            id: id.clone(),
+            slot,
+        };
+        let room = seat
+            .slot
+            .room
+            .get_or_try_init(|| self.load(id.clone()))
+            .await?
+            .clone();
+        Ok(Membership {
+            _seat: seat,
+            room,
+            conn: self.inner.next_conn.fetch_add(1, Ordering::Relaxed),
+        })
     }
 
     /// The open room of `id`, if any connection is in it.
     pub fn get(&self, id: &DocId) -> Option<Arc<Room>> {
-        self.rooms().get(id).map(|entry| entry.room.clone())
+        self.rooms().get(id).and_then(|entry| entry.slot.room.get().cloned())
     }
 
     /// How many rooms are in memory.
@@ -81,16 +150,97 @@ impl Hub {
         self.rooms().len()
     }
 
-    fn leave(&self, room: &Arc<Room>) {
-        let mut rooms = self.rooms();
-        if let Some(entry) = rooms.get_mut(&room.id) {
-            if Arc::ptr_eq(&entry.room, room) {
-                entry.members -= 1;
-                if entry.members == 0 {
-                    rooms.remove(&room.id);
-                    tracing::debug!(doc = %room.id, "room closed");
+    /// The document's title, text and state, from memory when it is open and from the store
+    /// otherwise. Never opens a room.
+    pub async fn snapshot(&self, id: &DocId) -> Result<Snapshot, LoadError> {
+        if let Some(room) = self.get(id).filter(|room| !room.failed().is_cancelled()) {
+            let (title, content) = room.texts();
+            return Ok(Snapshot {
+                title,
+                content,
+                update: room.full_update(),
+            });
+        }
+        let loaded = self.read(id.clone()).await?;
+        let (title, content) = protocol::texts_of(&loaded.doc);
+        let update = loaded
+            .doc
+            .transact()
+            .encode_state_as_update_v1(&yrs::StateVector::default());
+        Ok(Snapshot {
+            title,
+            content,
+            update,
+        })
+    }
+
+    async fn load(&self, id: DocId) -> Result<Arc<Room>, LoadError> {
+        let loaded = self.read(id.clone()).await.inspect_err(|error| {
+            tracing::error!(doc = %id, %error, "document could not be loaded; refusing its room");
+        })?;
+        tracing::debug!(doc = %id, tail = loaded.tail_updates, "room opened");
+        Ok(Arc::new(Room::new(
+            id,
+            loaded,
+            self.inner.journal.clone(),
+            self.inner.policy,
+            self.inner.fanout_capacity,
+        )))
+    }
+
+    /// Reads a document from the store and rebuilds its replica, on a blocking thread.
+    async fn read(&self, id: DocId) -> Result<Loaded, LoadError> {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let doc = protocol::new_doc();
+            let Some(stored) = store.load(&id)? else {
+                return Ok(Loaded {
+                    doc,
+                    last_seq: 0,
+                    tail_updates: 0,
+                    tail_bytes: 0,
+                });
+            };
+            let tail_bytes = stored.updates.iter().map(Vec::len).sum();
+            let tail_updates = stored.updates.len();
+            {
+                let mut txn = doc.transact_mut();
+                for (i, bytes) in stored.snapshot.iter().chain(&stored.updates).enumerate() {
+                    let update = Update::decode_v1(bytes)
+                        .map_err(|e| LoadError::Corrupt(format!("record {i}: {e}")))?;
+                    txn.apply_update(update)
+                        .map_err(|e| LoadError::Corrupt(format!("record {i}: {e}")))?;
                 }
             }
+            Ok(Loaded {
+                doc,
+                last_seq: stored.last_seq,
+                tail_updates,
+                tail_bytes,
+            })
+        })
+        .await
+        .unwrap_or_else(|join_error| Err(LoadError::Corrupt(format!("loading panicked: {join_error}"))))
+    }
+
+    fn leave(&self, id: &DocId, slot: &Arc<Slot>) {
+        let unloaded = {
+            let mut rooms = self.rooms();
+            match rooms.get_mut(id) {
+                Some(entry) if Arc::ptr_eq(&entry.slot, slot) => {
+                    entry.members -= 1;
+                    if entry.members == 0 {
+                        rooms.remove(id).and_then(|entry| entry.slot.room.get().cloned())
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            }
+        };
+        if let Some(room) = unloaded {
+            tracing::debug!(doc = %id, "room closed");
+            room.unload();
         }
     }
 
@@ -112,22 +262,31 @@ impl Deref for Membership {
     }
 }
 
-impl Drop for Membership {
+impl Drop for Seat {
     fn drop(&mut self) {
-        self.hub.leave(&self.room);
+        self.hub.leave(&self.id, &self.slot);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::storage::sqlite::SqliteStore;
 
-    #[test]
-    fn a_room_lives_exactly_as_long_as_its_members() {
-        let hub = Hub::new(8);
+    fn hub(dir: &std::path::Path) -> Hub {
+        let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir, 0).unwrap());
+        let journal = Journal::start(store.clone(), 64);
+        let policy = CompactionPolicy { max_updates: 100, max_bytes: 1 << 20 };
+        Hub::new(store, journal, policy, 16)
+    }
+
+    #[tokio::test]
+    async fn a_room_lives_exactly_as_long_as_its_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path());
         let id = DocId::parse("BBBBBBBBBBBBBBBBBBBBBB").unwrap();
-        let a = hub.join(id.clone());
-        let b = hub.join(id.clone());
+        let a = hub.join(id.clone()).await.unwrap();
+        let b = hub.join(id.clone()).await.unwrap();
         assert!(Arc::ptr_eq(a.room(), b.room()), "two joins share one room");
         assert_eq!(hub.room_count(), 1);
         drop(a);
@@ -137,14 +296,21 @@ mod tests {
         assert_eq!(hub.room_count(), 0);
     }
 
-    #[test]
-    fn concurrent_first_joins_create_one_room() {
-        let hub = Hub::new(8);
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_first_joins_load_one_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path());
         let id = DocId::parse("CCCCCCCCCCCCCCCCCCCCCC").unwrap();
-        let members: Vec<Membership> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| hub.join(id.clone()))).collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+        let joins: Vec<_> = (0..16)
+            .map(|_| {
+                let (hub, id) = (hub.clone(), id.clone());
+                tokio::spawn(async move { hub.join(id).await.unwrap() })
+            })
+            .collect();
+        let mut members = Vec::new();
+        for join in joins {
+            members.push(join.await.unwrap());
+        }
         assert!(members.iter().all(|m| Arc::ptr_eq(m.room(), members[0].room())));
         assert_eq!(hub.room_count(), 1);
     }

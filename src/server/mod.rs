@@ -5,25 +5,33 @@
 //! - [`hub`]: the open rooms, created on first join and dropped with their last member.
 //! - [`room`]: one document's replica, presence and fan-out; sans-IO protocol handling.
 //! - [`session`]: one WebSocket connection: reader, writer, bounded queues, cleanup.
+//! - [`journal`]: group commit of accepted updates, before they are broadcast.
+//! - [`storage`]: the `DocStore` trait and its SQLite implementation.
 //! - [`error`]: close codes and HTTP errors.
 
 pub mod config;
 pub mod error;
 pub mod hub;
+pub mod journal;
 pub mod room;
 pub mod session;
+pub mod storage;
 
 use crate::app::{shell, App};
 use crate::doc_id::DocId;
-use axum::extract::{Path, Request, State, WebSocketUpgrade};
+use axum::extract::{Path, Query, Request, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
-use config::Config;
+use config::{Command, Config};
 use error::HttpError;
 use hub::Hub;
+use journal::Journal;
+use room::CompactionPolicy;
+use storage::sqlite::SqliteStore;
+use storage::{DocStore, StoreError};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::sync::Arc;
@@ -51,15 +59,27 @@ impl axum::extract::FromRef<AppState> for LeptosOptions {
     }
 }
 
+/// Capacity of the journal's queue: updates applied but not yet committed, across all rooms.
+const JOURNAL_QUEUE: usize = 4096;
+
 impl AppState {
-    pub fn new(config: Config) -> Self {
-        AppState {
-            hub: Hub::new(config.send_queue * 2),
+    /// Opens the store in the configured data directory and builds the state around it.
+    pub fn open(config: Config) -> Result<Self, StoreError> {
+        let store = SqliteStore::open(&config.data_dir, config.max_storage_mb * 1024 * 1024)?;
+        tracing::info!(path = %store.path().display(), "document store open");
+        let store: Arc<dyn DocStore> = Arc::new(store);
+        let journal = Journal::start(store.clone(), JOURNAL_QUEUE);
+        let policy = CompactionPolicy {
+            max_updates: config.compact_after_updates.max(1),
+            max_bytes: config.compact_after_bytes.max(1),
+        };
+        Ok(AppState {
+            hub: Hub::new(store, journal, policy, config.send_queue * 2),
             config: Arc::new(config),
             leptos: site_options(),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
-        }
+        })
     }
 }
 
@@ -97,11 +117,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves on `listener` until `state.shutdown` fires, then closes every session with 1001
-/// and waits for them (at most a few seconds).
+/// Serves on `listener` until `state.shutdown` fires, then closes every session with 1001,
+/// waits for them (at most a few seconds) and flushes the journal.
 pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let sessions = state.sessions.clone();
+    let hub = state.hub.clone();
     let app = router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -113,21 +134,43 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
     {
         tracing::warn!("some connections did not close in time");
     }
+    // Every accepted update is already durable; this waits for the compactions of the rooms
+    // that just closed.
+    if tokio::time::timeout(std::time::Duration::from_secs(1), hub.journal().flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("journal did not finish in time; its log is intact");
+    }
     Ok(())
 }
 
-/// Runs the server with the given configuration until SIGTERM or Ctrl-C.
-pub async fn run(config: Config) -> std::io::Result<()> {
+/// Errors that stop the process.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// Runs the configured command: serve until SIGTERM or Ctrl-C, or take a backup.
+pub async fn run(config: Config) -> Result<(), RunError> {
+    if let Some(Command::Backup { file }) = &config.command {
+        storage::sqlite::backup_data_dir(&config.data_dir, file)?;
+        tracing::info!(file = %file.display(), "backup written");
+        return Ok(());
+    }
+    let state = AppState::open(config.clone())?;
     let listener = TcpListener::bind(config.addr).await?;
     tracing::info!("Tandem listening on http://{}", listener.local_addr()?);
-    let state = AppState::new(config);
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
         shutdown.cancel();
     });
-    serve(listener, state).await
+    Ok(serve(listener, state).await?)
 }
 
 async fn wait_for_signal() {
@@ -161,25 +204,31 @@ async fn new_document() -> Redirect {
     Redirect::to(&format!("/d/{id}"))
 }
 
+#[derive(serde::Deserialize)]
+struct SocketParams {
+    client: Option<String>,
+}
+
 async fn websocket(
     Path(raw): Path<String>,
+    Query(params): Query<SocketParams>,
     State(state): State<AppState>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, HttpError> {
     let id = DocId::parse(&raw)?;
+    let acks = params.client.as_deref() == Some(crate::protocol::CLIENT_TANDEM);
     let limit = state.config.max_message_bytes;
     let response = upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_failed_upgrade(|error| tracing::info!(%error, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| {
-            let member = state.hub.join(id);
             let settings = session::SessionSettings {
                 send_queue: state.config.send_queue,
+                acks,
             };
-            state
-                .sessions
-                .track_future(session::run(socket, member, settings, state.shutdown.clone()))
+            let session = session::run(socket, state.hub.clone(), id, settings, state.shutdown.clone());
+            state.sessions.track_future(session)
         });
     Ok(response)
 }

@@ -1,21 +1,31 @@
-//! One open document: its replica, its awareness and its fan-out.
+//! One open document: its replica, its awareness, its durability and its fan-out.
 //!
 //! Protocol handling here is sans-IO: [`Room::receive`] takes the bytes of one frame from one
-//! connection and returns the replies for that connection, publishing whatever the others must
-//! see on the room's broadcast channel. Sessions own the sockets; rooms never await.
+//! connection and returns the replies for that connection; nothing here owns a socket.
+//!
+//! An accepted update goes through three steps, always in this order: it is applied to the
+//! replica, stored by the [`Journal`], and only then broadcast, from the journal's commit
+//! callback. So whatever anyone has seen is on disk, even after a `kill -9`. Answers that
+//! reveal the replica (sync step 2) likewise wait until what they contain is durable.
+//!
+//! If storing fails, the room is failed: it accepts no more changes, its connections are
+//! closed with 1011, and the next connection loads the document afresh from the store.
 
 use super::error::CloseReason;
+use super::journal::Journal;
+use super::storage::{Compaction, NewUpdate, StoreError};
 use crate::doc_id::DocId;
 use crate::protocol;
 use bytes::Bytes;
 use std::collections::HashSet;
-use std::sync::Mutex;
-use tokio::sync::broadcast;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 use yrs::encoding::read::Cursor;
 use yrs::sync::{Awareness, Message, MessageReader, SyncMessage};
 use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
-use yrs::{ClientID, ReadTxn, StateVector, Transact, Update};
+use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update};
 
 /// Identifies a connection within the process, so a broadcast can skip its own sender.
 pub type ConnId = u64;
@@ -34,23 +44,83 @@ pub struct Presence {
     pub awareness_clients: HashSet<ClientID>,
 }
 
+/// When the stored log of a document is merged into its snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct CompactionPolicy {
+    pub max_updates: usize,
+    pub max_bytes: usize,
+}
+
+/// How a room starts: its replica and what the store holds beyond the snapshot.
+pub struct Loaded {
+    pub doc: Doc,
+    /// Log position of the newest stored update.
+    pub last_seq: i64,
+    pub tail_updates: usize,
+    pub tail_bytes: usize,
+}
+
+/// The outcome of one frame.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// Frames for the sender.
+    pub replies: Vec<Bytes>,
+    /// The frame carried document changes, and they are now durable.
+    pub stored: bool,
+}
+
 pub struct Room {
     pub id: DocId,
-    /// The replica and the presence states. A std mutex: every operation on it is short and
+    /// The replica and bookkeeping. A std mutex: every operation on it is short and
     /// synchronous, and it is never held across an `.await`.
-    state: Mutex<Awareness>,
+    state: Mutex<State>,
     /// Fan-out of encoded frames. A bounded ring: a receiver that falls more than its
     /// capacity behind learns it has lagged and is closed, rather than holding memory.
     updates: broadcast::Sender<Broadcast>,
+    journal: Journal,
+    policy: CompactionPolicy,
+    /// Sequence number of the newest change known to be durable; see `State::applied`.
+    durable: watch::Sender<u64>,
+    /// Cancelled when storing failed; the reason is in `State::failure`.
+    failed: CancellationToken,
+}
+
+struct State {
+    awareness: Awareness,
+    /// Sequence number of the newest change applied to the replica (counted from 0 at load).
+    applied: u64,
+    /// Log position of the newest stored update of this document.
+    last_seq: i64,
+    /// Updates and bytes stored since the last compaction.
+    tail_updates: usize,
+    tail_bytes: usize,
+    failure: Option<String>,
 }
 
 impl Room {
-    pub fn new(id: DocId, doc: yrs::Doc, fanout_capacity: usize) -> Self {
+    pub fn new(
+        id: DocId,
+        loaded: Loaded,
+        journal: Journal,
+        policy: CompactionPolicy,
+        fanout_capacity: usize,
+    ) -> Self {
         let (updates, _) = broadcast::channel(fanout_capacity.max(1));
         Room {
             id,
-            state: Mutex::new(Awareness::new(doc)),
+            state: Mutex::new(State {
+                awareness: Awareness::new(loaded.doc),
+                applied: 0,
+                last_seq: loaded.last_seq,
+                tail_updates: loaded.tail_updates,
+                tail_bytes: loaded.tail_bytes,
+                failure: None,
+            }),
             updates,
+            journal,
+            policy,
+            durable: watch::Sender::new(0),
+            failed: CancellationToken::new(),
         }
     }
 
@@ -58,13 +128,23 @@ impl Room {
         self.updates.subscribe()
     }
 
+    /// Fires when the room stops accepting changes because storage failed.
+    pub fn failed(&self) -> &CancellationToken {
+        &self.failed
+    }
+
+    /// Why storage failed, once it has.
+    pub fn failure(&self) -> Option<String> {
+        self.lock().failure.clone()
+    }
+
     /// The frames a new connection receives first: the room's state vector (sync step 1) and,
     /// when anyone is present, everyone's awareness state.
     pub fn greeting(&self) -> Vec<Bytes> {
         let state = self.lock();
-        let sv = state.doc().transact().state_vector();
+        let sv = state.awareness.doc().transact().state_vector();
         let mut frames = vec![encode(Message::Sync(SyncMessage::SyncStep1(sv)))];
-        if let Ok(update) = state.update() {
+        if let Ok(update) = state.awareness.update() {
             if !update.clients.is_empty() {
                 frames.push(encode(Message::Awareness(update)));
             }
@@ -72,24 +152,27 @@ impl Room {
         frames
     }
 
-    /// Handles one binary frame from connection `from`. Returns the replies for that
-    /// connection; changes for the others are published on the broadcast channel.
-    pub fn receive(
-        &self,
+    /// Handles one binary frame from connection `from`. Changes for the others are
+    /// broadcast once they are durable.
+    pub async fn receive(
+        self: &Arc<Self>,
         from: ConnId,
         presence: &mut Presence,
         frame: &Bytes,
-    ) -> Result<Vec<Bytes>, CloseReason> {
-        let mut replies = Vec::new();
-        let mut decoder = DecoderV1::new(Cursor::new(frame));
-        let mut count = 0;
-        for message in MessageReader::new(&mut decoder) {
-            let message = message.map_err(|e| CloseReason::invalid(format!("undecodable message: {e}")))?;
-            count += 1;
+    ) -> Result<Received, CloseReason> {
+        let messages = decode_frame(frame)?;
+        let mut received = Received::default();
+        for message in messages {
             match message {
-                Message::Sync(SyncMessage::SyncStep1(sv)) => replies.push(self.sync_step2_for(&sv)),
+                Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                    let reply = self.sync_step2_for(&sv).await?;
+                    received.replies.push(reply);
+                }
                 Message::Sync(SyncMessage::SyncStep2(update))
-                | Message::Sync(SyncMessage::Update(update)) => self.apply_update(from, &update)?,
+                | Message::Sync(SyncMessage::Update(update)) => {
+                    self.apply_update(from, &update).await?;
+                    received.stored = true;
+                }
                 Message::Awareness(update) => {
                     let mut state = self.lock();
                     for (client, entry) in &update.clients {
@@ -100,6 +183,7 @@ impl Room {
                         }
                     }
                     let changed = state
+                        .awareness
                         .apply_update_summary(update)
                         .map_err(|e| CloseReason::invalid(format!("bad awareness update: {e}")))?;
                     drop(state);
@@ -109,8 +193,8 @@ impl Room {
                 }
                 Message::AwarenessQuery => {
                     let state = self.lock();
-                    if let Ok(update) = state.update() {
-                        replies.push(encode(Message::Awareness(update)));
+                    if let Ok(update) = state.awareness.update() {
+                        received.replies.push(encode(Message::Awareness(update)));
                     }
                 }
                 // Authentication is not part of Tandem's protocol: the link is the key.
@@ -120,10 +204,7 @@ impl Room {
                 }
             }
         }
-        if count == 0 {
-            return Err(CloseReason::invalid("empty or truncated message".into()));
-        }
-        Ok(replies)
+        Ok(received)
     }
 
     /// Removes the awareness states a departing connection introduced and tells the others.
@@ -133,57 +214,179 @@ impl Room {
         }
         let mut state = self.lock();
         for client in &presence.awareness_clients {
-            state.remove_state(*client);
+            state.awareness.remove_state(*client);
         }
-        let removal = state.update_with_clients(presence.awareness_clients.iter().copied());
+        let removal = state
+            .awareness
+            .update_with_clients(presence.awareness_clients.iter().copied());
         drop(state);
         if let Ok(removal) = removal {
             self.publish(from, encode(Message::Awareness(removal)));
         }
     }
 
+    /// Called when the last connection has left: merges the stored log into a snapshot so
+    /// the next load is short.
+    pub fn unload(&self) {
+        let state = self.lock();
+        if state.failure.is_none() && state.tail_updates > 0 {
+            let compaction = self.compaction(&state);
+            drop(state);
+            if !self.journal.try_compact(compaction) {
+                tracing::debug!(doc = %self.id, "journal busy; compaction left for later");
+            }
+        }
+    }
+
     /// The document's title and text, for server-side rendering.
     pub fn texts(&self) -> (String, String) {
-        protocol::read_texts(&self.lock().doc().transact())
+        protocol::read_texts(&self.lock().awareness.doc().transact())
     }
 
     /// The whole document as one update, for a page to start its replica from.
     pub fn full_update(&self) -> Vec<u8> {
         self.lock()
+            .awareness
             .doc()
             .transact()
             .encode_state_as_update_v1(&StateVector::default())
     }
 
-    fn sync_step2_for(&self, sv: &StateVector) -> Bytes {
-        let update = self.lock().doc().transact().encode_state_as_update_v1(sv);
-        encode(Message::Sync(SyncMessage::SyncStep2(update)))
+    async fn sync_step2_for(&self, sv: &StateVector) -> Result<Bytes, CloseReason> {
+        let (update, applied) = {
+            let state = self.lock();
+            let update = state.awareness.doc().transact().encode_state_as_update_v1(sv);
+            (update, state.applied)
+        };
+        // The answer may contain changes still on their way to disk: wait for them.
+        self.durable_at(applied).await?;
+        Ok(encode(Message::Sync(SyncMessage::SyncStep2(update))))
     }
 
-    /// Applies an update and broadcasts what it changed. What is broadcast is the
-    /// transaction's own delta, not the bytes received: a reconnecting client's sync step 2
-    /// repeats much that the room already has, and the others need none of it.
-    fn apply_update(&self, from: ConnId, bytes: &[u8]) -> Result<(), CloseReason> {
-        let update =
-            Update::decode_v1(bytes).map_err(|e| CloseReason::invalid(format!("undecodable update: {e}")))?;
-        let state = self.lock();
-        // yrs reports malformed updates as errors, but a panic deep inside integration must
-        // still not take the process down.
-        let delta = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut txn = state.doc().transact_mut();
-            txn.apply_update(update)?;
-            let changed = txn.before_state() != txn.after_state() || !txn.delete_set().is_empty();
-            Ok::<_, yrs::error::UpdateError>(changed.then(|| txn.encode_update_v1()))
-        }));
-        drop(state);
-        match delta {
-            Ok(Ok(Some(delta))) => {
-                self.publish(from, encode(Message::Sync(SyncMessage::Update(delta))));
-                Ok(())
+    /// Applies an update, stores what it changed and then broadcasts it. What is stored and
+    /// broadcast is the transaction's own delta, not the bytes received: a reconnecting
+    /// client's sync step 2 repeats much that the room already has.
+    async fn apply_update(self: &Arc<Self>, from: ConnId, bytes: &[u8]) -> Result<(), CloseReason> {
+        let update = Update::decode_v1(bytes)
+            .map_err(|e| CloseReason::invalid(format!("undecodable update: {e}")))?;
+        // Reserve the journal slot before applying, so an applied change is always stored.
+        let slot = self
+            .journal
+            .reserve()
+            .await
+            .ok_or_else(|| CloseReason::internal("storage has stopped"))?;
+        let (sequence, stored) = {
+            let mut state = self.lock();
+            if let Some(failure) = &state.failure {
+                return Err(CloseReason::internal(format!("storage failed: {failure}")));
             }
-            Ok(Ok(None)) => Ok(()),
-            Ok(Err(e)) => Err(CloseReason::invalid(format!("update does not apply: {e}"))),
-            Err(_) => Err(CloseReason::invalid("update does not apply: integration failed".into())),
+            // yrs reports malformed updates as errors, but a panic deep inside integration
+            // must still not take the process down.
+            let delta = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut txn = state.awareness.doc().transact_mut();
+                txn.apply_update(update)?;
+                let changed = txn.before_state() != txn.after_state() || !txn.delete_set().is_empty();
+                Ok::<_, yrs::error::UpdateError>(changed.then(|| txn.encode_update_v1()))
+            }));
+            let delta = match delta {
+                Ok(Ok(delta)) => delta,
+                Ok(Err(e)) => return Err(CloseReason::invalid(format!("update does not apply: {e}"))),
+                Err(_) => return Err(CloseReason::invalid("update does not apply: integration failed".into())),
+            };
+            match delta {
+                // Nothing new, but what it repeats may still be on its way to disk.
+                None => (state.applied, None),
+                Some(delta) => {
+                    state.applied += 1;
+                    let sequence = state.applied;
+                    let title = protocol::read_texts(&state.awareness.doc().transact()).0;
+                    let frame = encode(Message::Sync(SyncMessage::Update(delta.clone())));
+                    let (done, stored) = oneshot::channel();
+                    let room = self.clone();
+                    slot.append(
+                        NewUpdate {
+                            doc: self.id.clone(),
+                            data: delta,
+                            title,
+                        },
+                        Box::new(move |result| room.committed(sequence, from, frame, result, done)),
+                    );
+                    (sequence, Some(stored))
+                }
+            }
+        };
+        match stored {
+            None => self.durable_at(sequence).await,
+            Some(stored) => match stored.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(CloseReason::internal(format!("storage failed: {error}"))),
+                Err(_) => Err(CloseReason::internal("storage has stopped")),
+            },
+        }
+    }
+
+    /// Runs on the journal thread once an update's fate is known, in the order updates were
+    /// applied.
+    fn committed(
+        &self,
+        sequence: u64,
+        from: ConnId,
+        frame: Bytes,
+        result: Result<i64, StoreError>,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    ) {
+        match result {
+            Ok(seq) => {
+                let mut state = self.lock();
+                state.last_seq = seq;
+                state.tail_updates += 1;
+                state.tail_bytes += frame.len();
+                if state.tail_updates >= self.policy.max_updates || state.tail_bytes >= self.policy.max_bytes {
+                    let compaction = self.compaction(&state);
+                    if self.journal.try_compact(compaction) {
+                        state.tail_updates = 0;
+                        state.tail_bytes = 0;
+                    }
+                }
+                drop(state);
+                self.durable.send_if_modified(|durable| {
+                    let advanced = sequence > *durable;
+                    *durable = (*durable).max(sequence);
+                    advanced
+                });
+                self.publish(from, frame);
+                let _ = done.send(Ok(()));
+            }
+            Err(error) => {
+                tracing::error!(doc = %self.id, %error, "storing an update failed; the room stops accepting changes");
+                self.lock().failure.get_or_insert_with(|| error.to_string());
+                self.failed.cancel();
+                let _ = done.send(Err(error));
+            }
+        }
+    }
+
+    /// Waits until every change up to `sequence` is durable, or storage fails.
+    async fn durable_at(&self, sequence: u64) -> Result<(), CloseReason> {
+        let mut durable = self.durable.subscribe();
+        tokio::select! {
+            result = durable.wait_for(|d| *d >= sequence) => result
+                .map(|_| ())
+                .map_err(|_| CloseReason::internal("storage has stopped")),
+            _ = self.failed.cancelled() => Err(CloseReason::internal(format!(
+                "storage failed: {}",
+                self.failure().unwrap_or_default()
+            ))),
+        }
+    }
+
+    fn compaction(&self, state: &State) -> Compaction {
+        let txn = state.awareness.doc().transact();
+        Compaction {
+            doc: self.id.clone(),
+            snapshot: txn.encode_state_as_update_v1(&StateVector::default()),
+            upto: state.last_seq,
+            title: protocol::read_texts(&txn).0,
         }
     }
 
@@ -192,11 +395,22 @@ impl Room {
         let _ = self.updates.send(Broadcast { from, frame });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Awareness> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A poisoned lock means a panic while holding it; the replica itself is still usable
         // (updates are applied transactionally), so carry on rather than cascade the panic.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+fn decode_frame(frame: &[u8]) -> Result<Vec<Message>, CloseReason> {
+    let mut decoder = DecoderV1::new(Cursor::new(frame));
+    let messages = MessageReader::new(&mut decoder)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CloseReason::invalid(format!("undecodable message: {e}")))?;
+    if messages.is_empty() {
+        return Err(CloseReason::invalid("empty or truncated message".into()));
+    }
+    Ok(messages)
 }
 
 pub fn encode(message: Message) -> Bytes {
@@ -206,10 +420,24 @@ pub fn encode(message: Message) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::storage::sqlite::SqliteStore;
+    use crate::server::storage::DocStore;
     use yrs::{GetString, Text};
 
-    fn room() -> Room {
-        Room::new(DocId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap(), protocol::new_doc(), 16)
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Arc<dyn DocStore>,
+        room: Arc<Room>,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir.path(), 0).unwrap());
+        let journal = Journal::start(store.clone(), 64);
+        let loaded = Loaded { doc: protocol::new_doc(), last_seq: 0, tail_updates: 0, tail_bytes: 0 };
+        let policy = CompactionPolicy { max_updates: 1000, max_bytes: 1 << 20 };
+        let id = DocId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap();
+        Fixture { _dir: dir, store, room: Arc::new(Room::new(id, loaded, journal, policy, 16)) }
     }
 
     fn update_frame(text: &str) -> Bytes {
@@ -220,18 +448,27 @@ mod tests {
         encode(Message::Sync(SyncMessage::Update(txn.encode_update_v1())))
     }
 
-    #[test]
-    fn sync_step1_is_answered_with_the_missing_state() {
-        let room = room();
-        let mut rx = room.subscribe();
-        room.receive(1, &mut Presence::default(), &update_frame("hello")).unwrap();
+    #[tokio::test]
+    async fn an_update_is_stored_before_it_is_broadcast() {
+        let f = fixture();
+        let mut rx = f.room.subscribe();
+        let received = f.room.receive(1, &mut Presence::default(), &update_frame("hello")).await.unwrap();
+        assert!(received.stored);
+        // By the time the broadcast is visible, the store has the update.
         assert_eq!(rx.try_recv().unwrap().from, 1);
-        assert_eq!(room.texts().1, "hello");
+        let stored = f.store.load(&f.room.id).unwrap().unwrap();
+        assert_eq!(stored.updates.len(), 1);
+        assert_eq!(f.room.texts().1, "hello");
+    }
 
+    #[tokio::test]
+    async fn sync_step1_is_answered_with_the_missing_state() {
+        let f = fixture();
+        f.room.receive(1, &mut Presence::default(), &update_frame("hello")).await.unwrap();
         let ask = encode(Message::Sync(SyncMessage::SyncStep1(StateVector::default())));
-        let replies = room.receive(2, &mut Presence::default(), &ask).unwrap();
-        assert_eq!(replies.len(), 1);
-        let Message::Sync(SyncMessage::SyncStep2(update)) = Message::decode_v1(&replies[0]).unwrap() else {
+        let received = f.room.receive(2, &mut Presence::default(), &ask).await.unwrap();
+        assert!(!received.stored);
+        let Message::Sync(SyncMessage::SyncStep2(update)) = Message::decode_v1(&received.replies[0]).unwrap() else {
             panic!("expected sync step 2");
         };
         let doc = protocol::new_doc();
@@ -240,20 +477,21 @@ mod tests {
         assert_eq!(text.get_string(&doc.transact()), "hello");
     }
 
-    #[test]
-    fn a_repeated_update_is_not_broadcast_again() {
-        let room = room();
-        let mut rx = room.subscribe();
+    #[tokio::test]
+    async fn a_repeated_update_is_neither_stored_nor_broadcast_again() {
+        let f = fixture();
+        let mut rx = f.room.subscribe();
         let frame = update_frame("once");
-        room.receive(1, &mut Presence::default(), &frame).unwrap();
-        room.receive(1, &mut Presence::default(), &frame).unwrap();
+        f.room.receive(1, &mut Presence::default(), &frame).await.unwrap();
+        f.room.receive(1, &mut Presence::default(), &frame).await.unwrap();
         assert!(rx.try_recv().is_ok());
         assert!(rx.try_recv().is_err());
+        assert_eq!(f.store.load(&f.room.id).unwrap().unwrap().updates.len(), 1);
     }
 
-    #[test]
-    fn an_update_naming_a_non_type_parent_does_not_apply() {
-        let room = room();
+    #[tokio::test]
+    async fn an_update_naming_a_non_type_parent_does_not_apply() {
+        let f = fixture();
         // Client 1 writes "abc"; then client 2 claims the string item (1, 0) as its parent.
         let doc = yrs::Doc::with_client_id(1);
         let text = doc.get_or_insert_text(protocol::CONTENT);
@@ -263,21 +501,22 @@ mod tests {
             txn.encode_update_v1()
         };
         let frame = encode(Message::Sync(SyncMessage::Update(update)));
-        room.receive(1, &mut Presence::default(), &frame).unwrap();
+        f.room.receive(1, &mut Presence::default(), &frame).await.unwrap();
         let bad = encode(Message::Sync(SyncMessage::Update(vec![1, 1, 2, 0, 0x04, 0, 1, 0, 1, b'x', 0])));
-        let reason = room.receive(2, &mut Presence::default(), &bad).unwrap_err();
+        let reason = f.room.receive(2, &mut Presence::default(), &bad).await.unwrap_err();
         assert_eq!(reason.code, 1007);
         assert!(reason.reason.contains("does not apply"), "{reason:?}");
-        assert_eq!(room.texts().1, "abc");
+        assert_eq!(f.room.texts().1, "abc");
     }
 
-    #[test]
-    fn garbage_is_rejected_and_leaves_the_document_alone() {
-        let room = room();
-        room.receive(1, &mut Presence::default(), &update_frame("kept")).unwrap();
+    #[tokio::test]
+    async fn garbage_is_rejected_and_leaves_the_document_alone() {
+        let f = fixture();
+        f.room.receive(1, &mut Presence::default(), &update_frame("kept")).await.unwrap();
         for bad in [&b""[..], &[0, 2][..], &[0, 2, 200, 1, 2][..], &[0xff, 0xff, 0xff][..], &[0, 2, 3, 1, 2, 3][..]] {
-            assert!(room.receive(2, &mut Presence::default(), &Bytes::copy_from_slice(bad)).is_err(), "{bad:?}");
+            let result = f.room.receive(2, &mut Presence::default(), &Bytes::copy_from_slice(bad)).await;
+            assert!(result.is_err(), "{bad:?}");
         }
-        assert_eq!(room.texts().1, "kept");
+        assert_eq!(f.room.texts().1, "kept");
     }
 }

@@ -8,8 +8,9 @@
 //! awareness states, its room membership) is cleaned up in one place when both halves end.
 
 use super::error::CloseReason;
-use super::hub::Membership;
-use super::room::Presence;
+use super::hub::Hub;
+use super::room::{encode, Presence};
+use crate::doc_id::DocId;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -26,15 +27,32 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct SessionSettings {
     /// Capacity of the reply queue.
     pub send_queue: usize,
+    /// The client is Tandem's own and wants to know when its changes are durable.
+    pub acks: bool,
 }
 
-/// Runs a connection until either side ends it or `shutdown` fires.
+/// Runs a connection to the document `id` until either side ends it or `shutdown` fires.
 pub async fn run(
-    socket: WebSocket,
-    member: Membership,
+    mut socket: WebSocket,
+    hub: Hub,
+    id: DocId,
     settings: SessionSettings,
     shutdown: CancellationToken,
 ) {
+    let member = match hub.join(id.clone()).await {
+        Ok(member) => member,
+        Err(error) => {
+            // The room refuses rather than serve an empty document that would then be
+            // written over the stored one. The error itself was logged where it happened.
+            let reason = CloseReason::internal(format!("document could not be loaded: {error}"));
+            let frame = CloseFrame {
+                code: reason.code,
+                reason: reason.reason.into(),
+            };
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(WsMessage::Close(Some(frame)))).await;
+            return;
+        }
+    };
     let conn = member.conn;
     let room = member.room().clone();
     // Subscribe before the greeting is computed, so nothing published in between is missed.
@@ -53,19 +71,28 @@ pub async fn run(
         closing.cancel();
     };
     let mut presence = Presence::default();
+    let saved = encode(yrs::sync::Message::Custom(crate::protocol::MSG_SAVED, Vec::new()));
     tracing::debug!(doc = %room.id, conn, "connection opened");
 
     let reader = async {
         loop {
             let next = tokio::select! {
                 _ = closing.cancelled() => break,
+                _ = room.failed().cancelled() => {
+                    let failure = room.failure().unwrap_or_default();
+                    decide(CloseReason::internal(format!("storage failed: {failure}")));
+                    break;
+                }
                 next = stream.next() => next,
             };
             match next {
                 None | Some(Ok(WsMessage::Close(_))) => break,
-                Some(Ok(WsMessage::Binary(frame))) => match room.receive(conn, &mut presence, &frame) {
-                    Ok(out) => {
-                        for frame in out {
+                Some(Ok(WsMessage::Binary(frame))) => match room.receive(conn, &mut presence, &frame).await {
+                    Ok(mut received) => {
+                        if received.stored && settings.acks {
+                            received.replies.push(saved.clone());
+                        }
+                        for frame in received.replies {
                             if replies.try_send(frame).is_err() {
                                 decide(CloseReason::lagging("reply queue full"));
                             }

@@ -24,19 +24,24 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub struct TestServer {
     pub addr: SocketAddr,
     pub state: AppState,
+    pub data_dir: tempfile::TempDir,
 }
 
 impl TestServer {
+    /// A server in this process with a fresh SQLite store in a temporary directory.
     pub async fn start() -> Self {
-        Self::start_with(Config::for_tests()).await
+        Self::start_with(|_| {}).await
     }
 
-    pub async fn start_with(config: Config) -> Self {
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(data_dir.path());
+        adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState::new(config);
+        let state = AppState::open(config).expect("store opens");
         tokio::spawn(tandem::server::serve(listener, state.clone()));
-        TestServer { addr, state }
+        TestServer { addr, state, data_dir }
     }
 
     pub fn ws_url(&self, id: &str) -> String {

@@ -1,0 +1,274 @@
+//! The default store: one SQLite file in the data directory.
+//!
+//! WAL mode lets loads read while the journal writes. `synchronous = FULL` makes every commit
+//! durable against power loss, not only against a crashed process; the journal's group commit
+//! keeps that affordable by committing many updates per transaction. The schema lives in
+//! `migrations/`, embedded in the binary and applied on open.
+
+use super::{Compaction, DocMeta, DocStore, NewUpdate, StoreError, StoredDoc};
+use crate::doc_id::DocId;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite_migration::{Migrations, M};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "tandem.db";
+
+const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/0001_documents.sql"))];
+
+pub struct SqliteStore {
+    path: PathBuf,
+    /// The connection that writes. Only the journal's thread writes, so it is rarely contended.
+    writer: Mutex<Connection>,
+    /// A separate connection for loads, so reading a document never waits for a commit.
+    reader: Mutex<Connection>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Engine(e.to_string())
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir` and brings its schema up to date.
+    /// `max_bytes` caps the database file's size (0: no cap); past it writes fail as if the
+    /// disk were full.
+    pub fn open(data_dir: &Path, max_bytes: u64) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        let mut writer = Connection::open(&path)?;
+        configure(&writer)?;
+        Migrations::from_slice(MIGRATIONS)
+            .to_latest(&mut writer)
+            .map_err(|e| StoreError::Engine(format!("migrating the schema: {e}")))?;
+        if max_bytes > 0 {
+            let page_size: i64 = writer.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            let pages = (max_bytes as i64 / page_size).max(1);
+            writer.pragma_update(None, "max_page_count", pages)?;
+        }
+        let reader = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Engine(format!("could not enable WAL mode (got {mode})")));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl DocStore for SqliteStore {
+    fn load(&self, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
+        let mut conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        // One read transaction: the snapshot and the log are seen as of the same commit, even
+        // while a compaction replaces one with the other.
+        let txn = conn.transaction()?;
+        let row = txn
+            .query_row(
+                "SELECT title, created_at, updated_at, snapshot FROM documents WHERE id = ?1",
+                [doc.as_str()],
+                |r| {
+                    Ok((
+                        DocMeta {
+                            title: r.get(0)?,
+                            created_at: r.get(1)?,
+                            updated_at: r.get(2)?,
+                        },
+                        r.get::<_, Option<Vec<u8>>>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((meta, snapshot)) = row else {
+            return Ok(None);
+        };
+        let mut stored = StoredDoc {
+            snapshot,
+            updates: Vec::new(),
+            last_seq: 0,
+            meta,
+        };
+        {
+            let mut query = txn.prepare_cached("SELECT seq, data FROM updates WHERE doc = ?1 ORDER BY seq")?;
+            let mut rows = query.query([doc.as_str()])?;
+            while let Some(row) = rows.next()? {
+                stored.last_seq = row.get(0)?;
+                stored.updates.push(row.get(1)?);
+            }
+        }
+        txn.finish()?;
+        Ok(Some(stored))
+    }
+
+    fn append(&self, updates: &[NewUpdate]) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.writer();
+        let txn = conn.transaction()?;
+        let now = super::now_millis();
+        let mut seqs = Vec::with_capacity(updates.len());
+        {
+            let mut upsert = txn.prepare_cached(
+                "INSERT INTO documents (id, title, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT(id) DO UPDATE SET title = excluded.title, updated_at = excluded.updated_at",
+            )?;
+            let mut insert = txn.prepare_cached("INSERT INTO updates (doc, data) VALUES (?1, ?2)")?;
+            for update in updates {
+                upsert.execute(params![update.doc.as_str(), update.title, now])?;
+                insert.execute(params![update.doc.as_str(), update.data])?;
+                seqs.push(txn.last_insert_rowid());
+            }
+        }
+        txn.commit()?;
+        Ok(seqs)
+    }
+
+    fn compact(&self, compaction: &Compaction) -> Result<(), StoreError> {
+        let mut conn = self.writer();
+        let txn = conn.transaction()?;
+        let now = super::now_millis();
+        txn.execute(
+            "INSERT INTO documents (id, title, created_at, updated_at, snapshot) VALUES (?1, ?2, ?3, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET title = excluded.title, snapshot = excluded.snapshot",
+            params![compaction.doc.as_str(), compaction.title, now, compaction.snapshot],
+        )?;
+        txn.execute(
+            "DELETE FROM updates WHERE doc = ?1 AND seq <= ?2",
+            params![compaction.doc.as_str(), compaction.upto],
+        )?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn backup(&self, destination: &Path) -> Result<(), StoreError> {
+        if destination.exists() {
+            return Err(StoreError::Engine(format!(
+                "{} already exists; choose a new file",
+                destination.display()
+            )));
+        }
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        conn.execute("VACUUM INTO ?1", [destination.to_string_lossy()])?;
+        Ok(())
+    }
+}
+
+/// Takes a consistent copy of the database in `data_dir` into `destination`, from a separate
+/// process while a server is running (SQLite's `VACUUM INTO` reads one snapshot).
+pub fn backup_data_dir(data_dir: &Path, destination: &Path) -> Result<(), StoreError> {
+    let path = data_dir.join(DB_FILE);
+    if !path.exists() {
+        return Err(StoreError::Engine(format!("no database at {}", path.display())));
+    }
+    if destination.exists() {
+        return Err(StoreError::Engine(format!(
+            "{} already exists; choose a new file",
+            destination.display()
+        )));
+    }
+    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute("VACUUM INTO ?1", [destination.to_string_lossy()])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(c: char) -> DocId {
+        DocId::parse(&c.to_string().repeat(22)).unwrap()
+    }
+
+    fn update(doc: &DocId, data: &[u8]) -> NewUpdate {
+        NewUpdate {
+            doc: doc.clone(),
+            data: data.to_vec(),
+            title: "T".into(),
+        }
+    }
+
+    #[test]
+    fn append_load_and_compact() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), 0).unwrap();
+        let (a, b) = (id('a'), id('b'));
+        assert!(store.load(&a).unwrap().is_none());
+
+        let seqs = store
+            .append(&[update(&a, b"1"), update(&b, b"x"), update(&a, b"2")])
+            .unwrap();
+        assert_eq!(seqs.len(), 3);
+        let loaded = store.load(&a).unwrap().unwrap();
+        assert_eq!(loaded.updates, vec![b"1".to_vec(), b"2".to_vec()]);
+        assert_eq!(loaded.last_seq, seqs[2]);
+        assert_eq!(loaded.meta.title, "T");
+        assert!(loaded.meta.created_at > 0);
+
+        store.append(&[update(&a, b"3")]).unwrap();
+        store
+            .compact(&Compaction {
+                doc: a.clone(),
+                snapshot: b"S".to_vec(),
+                upto: seqs[2],
+                title: "T2".into(),
+            })
+            .unwrap();
+        let loaded = store.load(&a).unwrap().unwrap();
+        assert_eq!(loaded.snapshot.as_deref(), Some(&b"S"[..]));
+        assert_eq!(loaded.updates, vec![b"3".to_vec()], "only what came after the snapshot");
+        assert_eq!(store.load(&b).unwrap().unwrap().updates, vec![b"x".to_vec()]);
+    }
+
+    #[test]
+    fn reopening_keeps_everything_and_backup_copies_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = id('c');
+        {
+            let store = SqliteStore::open(dir.path(), 0).unwrap();
+            store.append(&[update(&a, b"kept")]).unwrap();
+        }
+        let store = SqliteStore::open(dir.path(), 0).unwrap();
+        assert_eq!(store.load(&a).unwrap().unwrap().updates, vec![b"kept".to_vec()]);
+
+        let copy = dir.path().join("copy");
+        std::fs::create_dir(&copy).unwrap();
+        backup_data_dir(dir.path(), &copy.join(DB_FILE)).unwrap();
+        let restored = SqliteStore::open(&copy, 0).unwrap();
+        assert_eq!(restored.load(&a).unwrap().unwrap().updates, vec![b"kept".to_vec()]);
+        assert!(backup_data_dir(dir.path(), &copy.join(DB_FILE)).is_err(), "never overwrites");
+    }
+
+    #[test]
+    fn a_size_cap_makes_writes_fail_and_keeps_what_was_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), 64 * 1024).unwrap();
+        let a = id('d');
+        store.append(&[update(&a, b"small")]).unwrap();
+        let big = vec![7u8; 256 * 1024];
+        let error = store.append(&[update(&a, &big)]).unwrap_err();
+        assert!(error.to_string().contains("full"), "{error}");
+        assert_eq!(store.load(&a).unwrap().unwrap().updates, vec![b"small".to_vec()]);
+    }
+}
