@@ -35,7 +35,8 @@ export default defineConfig({
     command: `${process.env.TANDEM_BIN ?? path.join(root, 'target/debug/tandem')} --addr 127.0.0.1:${port}`,
     cwd: root,
     url: `${baseURL}/healthz`,
-    reuseExistingServer: false,
+    // TANDEM_E2E_REUSE=1 runs the tests against a server you started yourself.
+    reuseExistingServer: process.env.TANDEM_E2E_REUSE === '1',
     timeout: 60_000,
     stdout: 'pipe',
     stderr: 'pipe',
