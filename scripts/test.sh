@@ -8,6 +8,9 @@ export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 # cargo-leptos builds debug with this flag; the tests use it too, so one target directory
 # serves both and nothing is compiled twice.
 export RUSTFLAGS="--cfg erase_components"
+# cargo-leptos compiles this into the server; the same value keeps cargo test from rebuilding
+# Leptos with a different one.
+export LEPTOS_OUTPUT_NAME=tandem
 logs=$(mktemp -d)
 started=$(date +%s)
 

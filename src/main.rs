@@ -8,7 +8,11 @@ async fn main() -> std::process::ExitCode {
 
     let config = tandem::server::config::Config::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        // Colours only for a person at a terminal, never in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     match tandem::server::run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -95,7 +95,10 @@ mod tests {
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
-        assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{html}");
+        assert!(
+            html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{html}"
+        );
     }
 
     #[test]
@@ -119,12 +122,16 @@ mod tests {
     }
 
     fn attribute_values<'a>(html: &'a str, prefix: &'a str) -> impl Iterator<Item = &'a str> {
-        html.split(prefix).skip(1).map(|rest| rest.split('"').next().unwrap_or(""))
+        html.split(prefix)
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap_or(""))
     }
 
     #[test]
     fn safe_links_are_kept() {
-        assert!(render("[a](https://example.com/x?y=1)").contains("href=\"https://example.com/x?y=1\""));
+        assert!(
+            render("[a](https://example.com/x?y=1)").contains("href=\"https://example.com/x?y=1\"")
+        );
         assert!(render("[a](/d/abc)").contains("href=\"/d/abc\""));
         assert!(render("[a](#section)").contains("href=\"#section\""));
         assert!(render("[a](notes/a:b)").contains("href=\"notes/a:b\""));

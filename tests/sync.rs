@@ -19,8 +19,10 @@ async fn two_clients_converge() {
     // Concurrent edits at the same place: both must end with the same text.
     a.insert(0, "hello ").await;
     b.insert(0, "world ").await;
-    a.pump_until("a to see b", |p, _| p.text().len() == 12).await;
-    b.pump_until("b to see a", |p, _| p.text().len() == 12).await;
+    a.pump_until("a to see b", |p, _| p.text().len() == 12)
+        .await;
+    b.pump_until("b to see a", |p, _| p.text().len() == 12)
+        .await;
     assert_eq!(a.text(), b.text());
     assert!(a.text().contains("hello ") && a.text().contains("world "));
 }
@@ -77,17 +79,33 @@ async fn bad_input_is_rejected_and_the_room_carries_on() {
     let invalid_parent = vec![1, 1, 2, 0, 0x04, 0, 1, 0, 1, b'x', 0];
     let cases: Vec<(&str, WsMessage, u16)> = vec![
         ("a text frame", WsMessage::Text("hello".into()), 1003),
-        ("garbage", WsMessage::Binary(vec![0xff, 0xff, 0xff, 0xff].into()), 1007),
+        (
+            "garbage",
+            WsMessage::Binary(vec![0xff, 0xff, 0xff, 0xff].into()),
+            1007,
+        ),
         ("an empty frame", WsMessage::Binary(Vec::new().into()), 1007),
-        ("a truncated message", WsMessage::Binary(vec![0, 2, 50, 1, 2].into()), 1007),
+        (
+            "a truncated message",
+            WsMessage::Binary(vec![0, 2, 50, 1, 2].into()),
+            1007,
+        ),
         (
             "an undecodable update",
-            WsMessage::Binary(Message::Sync(SyncMessage::Update(vec![9, 9, 9])).encode_v1_bytes().into()),
+            WsMessage::Binary(
+                Message::Sync(SyncMessage::Update(vec![9, 9, 9]))
+                    .encode_v1_bytes()
+                    .into(),
+            ),
             1007,
         ),
         (
             "an update that does not apply",
-            WsMessage::Binary(Message::Sync(SyncMessage::Update(invalid_parent)).encode_v1_bytes().into()),
+            WsMessage::Binary(
+                Message::Sync(SyncMessage::Update(invalid_parent))
+                    .encode_v1_bytes()
+                    .into(),
+            ),
             1007,
         ),
     ];
@@ -122,24 +140,34 @@ async fn awareness_is_forwarded_and_removed_when_its_client_leaves() {
     let mut b = Peer::join(&server, &id).await;
     let a_client = a.doc().client_id().get();
 
-    a.set_presence(r##"{"user":{"name":"Quiet Otter","color":"#3b82f6"}}"##).await;
+    a.set_presence(r##"{"user":{"name":"Quiet Otter","color":"#3b82f6"}}"##)
+        .await;
     b.pump_until("a's presence", move |p, _| {
-        p.seen_presence.get(&a_client).is_some_and(|json| json.contains("Quiet Otter"))
+        p.seen_presence
+            .get(&a_client)
+            .is_some_and(|json| json.contains("Quiet Otter"))
     })
     .await;
 
     // A newcomer is greeted with the states already present.
     let c = Peer::join(&server, &id).await;
     let mut c = c;
-    c.pump_until("greeting presence", move |p, _| p.seen_presence.contains_key(&a_client)).await;
+    c.pump_until("greeting presence", move |p, _| {
+        p.seen_presence.contains_key(&a_client)
+    })
+    .await;
 
     a.close().await;
     b.pump_until("a's presence removed", move |p, _| {
-        p.seen_presence.get(&a_client).is_some_and(|json| json == "null")
+        p.seen_presence
+            .get(&a_client)
+            .is_some_and(|json| json == "null")
     })
     .await;
     c.pump_until("a's presence removed", move |p, _| {
-        p.seen_presence.get(&a_client).is_some_and(|json| json == "null")
+        p.seen_presence
+            .get(&a_client)
+            .is_some_and(|json| json == "null")
     })
     .await;
 }
@@ -152,9 +180,14 @@ async fn a_room_leaves_memory_with_its_last_client() {
     let b = Peer::join(&server, &id).await;
     assert!(server.state.hub.get(&id).is_some());
     a.close().await;
-    assert!(server.state.hub.get(&id).is_some(), "one client is still there");
+    assert!(
+        server.state.hub.get(&id).is_some(),
+        "one client is still there"
+    );
     b.close().await;
-    server.eventually("the room to unload", |s| s.hub.get(&id).is_none()).await;
+    server
+        .eventually("the room to unload", |s| s.hub.get(&id).is_none())
+        .await;
     assert_eq!(server.state.hub.room_count(), 0);
 }
 

@@ -6,7 +6,7 @@
 //! because an HTML parser drops the first newline after `<textarea>`).
 
 use super::document::{load_document, DocSnapshot};
-use super::live::{self, EditorParts, Status};
+use super::live::{self, EditorParts, SaveState, Status};
 use crate::doc_id::DocId;
 use crate::markdown;
 use leptos::html::{Input, Textarea};
@@ -67,6 +67,8 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
     let content = RwSignal::new(snapshot.content.clone());
     let title_text = RwSignal::new(snapshot.title.clone());
     let status = RwSignal::new(Status::Connecting);
+    let save = RwSignal::new(SaveState::Saved);
+    let error = RwSignal::new(None::<String>);
     let preview = Memo::new(move |_| markdown::render(&content.read()));
     let copied = RwSignal::new(false);
 
@@ -78,6 +80,8 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
         content,
         title_text,
         status,
+        save,
+        error,
     };
     let attached = StoredValue::new(false);
     Effect::new(move |_| {
@@ -114,6 +118,14 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                 <span class="status" data-status=move || status.get().key() data-testid="status" role="status">
                     {move || status.get().label()}
                 </span>
+                <span
+                    class="saved"
+                    data-saved=move || save.get().key()
+                    data-testid="saved"
+                    hidden=move || status.get() != Status::Live
+                >
+                    {move || save.get().label()}
+                </span>
                 <button
                     class="button"
                     data-testid="copy-link"
@@ -122,6 +134,11 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                     {move || if copied.get() { "Link copied" } else { "Copy link" }}
                 </button>
             </header>
+            <Show when=move || error.read().is_some()>
+                <p class="error-banner" role="alert" data-testid="error">
+                    {move || error.get().unwrap_or_default()}
+                </p>
+            </Show>
             <div class="panes">
                 <textarea
                     class="source"
@@ -161,7 +178,10 @@ mod tests {
 
     #[test]
     fn textarea_html_is_escaped_and_keeps_leading_newlines() {
-        assert_eq!(textarea_inner_html("</textarea><b>&"), "\n&lt;/textarea&gt;&lt;b&gt;&amp;");
+        assert_eq!(
+            textarea_inner_html("</textarea><b>&"),
+            "\n&lt;/textarea&gt;&lt;b&gt;&amp;"
+        );
         assert_eq!(textarea_inner_html("\nx"), "\n\nx");
     }
 }

@@ -36,6 +36,28 @@ impl Status {
     }
 }
 
+/// Whether the server has confirmed that this page's latest change is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveState {
+    Saved,
+    Saving,
+}
+
+impl SaveState {
+    pub fn label(self) -> &'static str {
+        match self {
+            SaveState::Saved => "Saved",
+            SaveState::Saving => "Saving…",
+        }
+    }
+    pub fn key(self) -> &'static str {
+        match self {
+            SaveState::Saved => "saved",
+            SaveState::Saving => "saving",
+        }
+    }
+}
+
 /// A document this browser has opened, remembered in local storage.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecentDoc {
@@ -56,6 +78,9 @@ pub struct EditorParts {
     pub content: RwSignal<String>,
     pub title_text: RwSignal<String>,
     pub status: RwSignal<Status>,
+    pub save: RwSignal<SaveState>,
+    /// Why the server refused or dropped the document, while that is the latest news.
+    pub error: RwSignal<Option<String>>,
 }
 
 #[cfg(feature = "hydrate")]

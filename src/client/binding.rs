@@ -105,7 +105,8 @@ impl TextField {
         let splice = diff::splice(&self.known, &value, caret)?;
         let mut txn = doc.transact_mut();
         if splice.delete > 0 {
-            self.text.remove_range(&mut txn, splice.start, splice.delete);
+            self.text
+                .remove_range(&mut txn, splice.start, splice.delete);
         }
         if !splice.insert.is_empty() {
             self.text.insert(&mut txn, splice.start, &splice.insert);

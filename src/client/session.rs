@@ -12,7 +12,7 @@
 
 use super::binding::{FieldElement, TextField};
 use super::recent;
-use crate::app::live::{EditorParts, Status};
+use crate::app::live::{EditorParts, SaveState, Status};
 use crate::protocol::{self, CONTENT, TITLE};
 use leptos::prelude::*;
 use std::cell::RefCell;
@@ -49,6 +49,8 @@ struct Session {
     synced: bool,
     /// Connection attempts since the last successful handshake.
     failures: u32,
+    /// Frames with changes sent on this connection and not yet confirmed durable.
+    unconfirmed: u32,
     /// An IME composition is in progress: rewriting the field now would cancel it, so remote
     /// updates wait in `held` until it ends.
     composing: bool,
@@ -73,7 +75,8 @@ impl Drop for Connection {
 }
 
 pub fn start(parts: EditorParts) {
-    let (Some(source), Some(title)) = (parts.source.get_untracked(), parts.title.get_untracked()) else {
+    let (Some(source), Some(title)) = (parts.source.get_untracked(), parts.title.get_untracked())
+    else {
         return;
     };
     let doc = protocol::new_doc();
@@ -92,6 +95,7 @@ pub fn start(parts: EditorParts) {
         socket: None,
         synced: false,
         failures: 0,
+        unconfirmed: 0,
         composing: false,
         held: Vec::new(),
     }));
@@ -115,7 +119,10 @@ fn listen(session: &Shared, field: Field) {
     let s = session.clone();
     on("input", Box::new(move |_| s.borrow_mut().local_edit(field)));
     let s = session.clone();
-    on("compositionstart", Box::new(move |_| s.borrow_mut().composing = true));
+    on(
+        "compositionstart",
+        Box::new(move |_| s.borrow_mut().composing = true),
+    );
     let s = session.clone();
     on(
         "compositionend",
@@ -157,11 +164,20 @@ fn connect(session: &Shared) {
     });
     let s = session.clone();
     let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
-        leptos::logging::log!("Tandem: connection closed ({} {})", event.code(), event.reason());
+        leptos::logging::log!(
+            "Tandem: connection closed ({} {})",
+            event.code(),
+            event.reason()
+        );
         {
             let mut session = s.borrow_mut();
             session.synced = false;
+            // Unconfirmed changes are still in the replica: the next handshake resends them.
+            session.unconfirmed = 0;
             session.parts.status.set(Status::Offline);
+            if let Some(problem) = refusal(event.code(), &event.reason()) {
+                session.parts.error.set(Some(problem));
+            }
         }
         // The handlers are dropped with the connection when the next one replaces it, not
         // here: a closure must not be freed while it runs.
@@ -182,7 +198,8 @@ fn schedule_reconnect(session: &Shared) {
     let delay = {
         let mut s = session.borrow_mut();
         s.failures = s.failures.saturating_add(1);
-        let ceiling = (BACKOFF_BASE_MS * 2f64.powi(s.failures.min(16) as i32 - 1)).min(BACKOFF_CAP_MS);
+        let ceiling =
+            (BACKOFF_BASE_MS * 2f64.powi(s.failures.min(16) as i32 - 1)).min(BACKOFF_CAP_MS);
         js_sys::Math::random() * ceiling
     };
     let s = session.clone();
@@ -197,8 +214,31 @@ fn schedule_reconnect(session: &Shared) {
 
 fn socket_url(id: &str) -> Option<String> {
     let location = web_sys::window()?.location();
-    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
-    Some(format!("{scheme}://{}/ws/{id}", location.host().ok()?))
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    Some(format!(
+        "{scheme}://{}/ws/{id}?{}={}",
+        location.host().ok()?,
+        protocol::CLIENT_PARAM,
+        protocol::CLIENT_TANDEM
+    ))
+}
+
+/// What to tell the user when the server closed the connection on purpose.
+fn refusal(code: u16, reason: &str) -> Option<String> {
+    let what = match code {
+        1011 => "The server could not store or load this document",
+        1003 | 1007 | 1008 | 1009 => "The server refused a change from this page",
+        _ => return None,
+    };
+    Some(if reason.is_empty() {
+        format!("{what}. Retrying…")
+    } else {
+        format!("{what} ({reason}). Retrying…")
+    })
 }
 
 impl Session {
@@ -221,14 +261,21 @@ impl Session {
             match message {
                 Ok(Message::Sync(SyncMessage::SyncStep1(sv))) => {
                     let update = self.doc.transact().encode_state_as_update_v1(&sv);
-                    self.send(Message::Sync(SyncMessage::SyncStep2(update)));
+                    self.send_change(Message::Sync(SyncMessage::SyncStep2(update)));
                 }
                 Ok(Message::Sync(SyncMessage::SyncStep2(update))) => {
                     self.apply_remote(&update);
                     if !self.synced {
                         self.synced = true;
                         self.failures = 0;
+                        self.parts.error.set(None);
                         self.parts.status.set(Status::Live);
+                    }
+                }
+                Ok(Message::Custom(protocol::MSG_SAVED, _)) => {
+                    self.unconfirmed = self.unconfirmed.saturating_sub(1);
+                    if self.unconfirmed == 0 {
+                        self.parts.save.set(SaveState::Saved);
                     }
                 }
                 Ok(Message::Sync(SyncMessage::Update(update))) => self.apply_remote(&update),
@@ -254,7 +301,8 @@ impl Session {
                 recent::remember(self.parts.id.as_str(), self.title.text());
             }
         }
-        self.send(Message::Sync(SyncMessage::Update(update)));
+        self.parts.save.set(SaveState::Saving);
+        self.send_change(Message::Sync(SyncMessage::Update(update)));
     }
 
     fn apply_remote(&mut self, update: &[u8]) {
@@ -280,11 +328,22 @@ impl Session {
         }
     }
 
-    fn send(&self, message: Message) {
-        if let Some(connection) = &self.socket {
-            if connection.ws.ready_state() == WebSocket::OPEN {
-                let _ = connection.ws.send_with_u8_array(&message.encode_v1());
-            }
+    /// Sends a message carrying document changes; the server confirms each such frame once
+    /// it is durable.
+    fn send_change(&mut self, message: Message) {
+        if self.send(message) {
+            self.unconfirmed += 1;
+            self.parts.save.set(SaveState::Saving);
+        }
+    }
+
+    fn send(&self, message: Message) -> bool {
+        match &self.socket {
+            Some(connection) if connection.ws.ready_state() == WebSocket::OPEN => connection
+                .ws
+                .send_with_u8_array(&message.encode_v1())
+                .is_ok(),
+            _ => false,
         }
     }
 }

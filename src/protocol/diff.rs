@@ -96,15 +96,27 @@ mod tests {
     fn typing_deleting_and_replacing() {
         assert_eq!(
             splice("helo", "hello", Some(4)),
-            Some(Splice { start: 3, delete: 0, insert: "l".into() })
+            Some(Splice {
+                start: 3,
+                delete: 0,
+                insert: "l".into()
+            })
         );
         assert_eq!(
             splice("hello", "hllo", Some(1)),
-            Some(Splice { start: 1, delete: 1, insert: "".into() })
+            Some(Splice {
+                start: 1,
+                delete: 1,
+                insert: "".into()
+            })
         );
         assert_eq!(
             splice("one two three", "one 2 three", Some(5)),
-            Some(Splice { start: 4, delete: 3, insert: "2".into() })
+            Some(Splice {
+                start: 4,
+                delete: 3,
+                insert: "2".into()
+            })
         );
     }
 
@@ -123,10 +135,24 @@ mod tests {
     fn offsets_are_utf16_and_pairs_stay_whole() {
         // 😀 is two UTF-16 units.
         let s = splice("a😀b", "a😀xb", Some(4)).unwrap();
-        assert_eq!(s, Splice { start: 3, delete: 0, insert: "x".into() });
+        assert_eq!(
+            s,
+            Splice {
+                start: 3,
+                delete: 0,
+                insert: "x".into()
+            }
+        );
         // 😀 (D83D DE00) -> 😁 (D83D DE01) share a high surrogate; the splice takes both units.
         let s = splice("x😀y", "x😁y", Some(3)).unwrap();
-        assert_eq!(s, Splice { start: 1, delete: 2, insert: "😁".into() });
+        assert_eq!(
+            s,
+            Splice {
+                start: 1,
+                delete: 2,
+                insert: "😁".into()
+            }
+        );
         // Shared low surrogate: 😀 (D83D DE00) -> 😀 (D83E DE00).
         let s = splice("x😀y", "x\u{1F600}\u{1F600}y", Some(5)).unwrap();
         assert_eq!(apply("x😀y", &s), "x😀😀y");
@@ -144,12 +170,20 @@ mod tests {
             (seed % n as u64) as usize
         };
         for _ in 0..5_000 {
-            let old: String = (0..next(8)).map(|_| alphabet[next(alphabet.len())]).collect();
-            let new: String = (0..next(8)).map(|_| alphabet[next(alphabet.len())]).collect();
+            let old: String = (0..next(8))
+                .map(|_| alphabet[next(alphabet.len())])
+                .collect();
+            let new: String = (0..next(8))
+                .map(|_| alphabet[next(alphabet.len())])
+                .collect();
             let caret = next(new.encode_utf16().count() + 1) as u32;
             for c in [None, Some(caret)] {
                 if let Some(s) = splice(&old, &new, c) {
-                    assert_eq!(apply(&old, &s), new, "{old:?} -> {new:?} caret {c:?}: {s:?}");
+                    assert_eq!(
+                        apply(&old, &s),
+                        new,
+                        "{old:?} -> {new:?} caret {c:?}: {s:?}"
+                    );
                 } else {
                     assert_eq!(old, new);
                 }

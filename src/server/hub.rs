@@ -113,7 +113,12 @@ impl Hub {
             });
             // A room whose storage failed is not reused: the next connection starts afresh
             // from what the store holds.
-            if entry.slot.room.get().is_some_and(|room| room.failed().is_cancelled()) {
+            if entry
+                .slot
+                .room
+                .get()
+                .is_some_and(|room| room.failed().is_cancelled())
+            {
                 *entry = Entry {
                     slot: Arc::default(),
                     members: 0,
@@ -142,7 +147,9 @@ impl Hub {
 
     /// The open room of `id`, if any connection is in it.
     pub fn get(&self, id: &DocId) -> Option<Arc<Room>> {
-        self.rooms().get(id).and_then(|entry| entry.slot.room.get().cloned())
+        self.rooms()
+            .get(id)
+            .and_then(|entry| entry.slot.room.get().cloned())
     }
 
     /// How many rooms are in memory.
@@ -220,7 +227,11 @@ impl Hub {
             })
         })
         .await
-        .unwrap_or_else(|join_error| Err(LoadError::Corrupt(format!("loading panicked: {join_error}"))))
+        .unwrap_or_else(|join_error| {
+            Err(LoadError::Corrupt(format!(
+                "loading panicked: {join_error}"
+            )))
+        })
     }
 
     fn leave(&self, id: &DocId, slot: &Arc<Slot>) {
@@ -230,7 +241,9 @@ impl Hub {
                 Some(entry) if Arc::ptr_eq(&entry.slot, slot) => {
                     entry.members -= 1;
                     if entry.members == 0 {
-                        rooms.remove(id).and_then(|entry| entry.slot.room.get().cloned())
+                        rooms
+                            .remove(id)
+                            .and_then(|entry| entry.slot.room.get().cloned())
                     } else {
                         None
                     }
@@ -276,7 +289,10 @@ mod tests {
     fn hub(dir: &std::path::Path) -> Hub {
         let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir, 0).unwrap());
         let journal = Journal::start(store.clone(), 64);
-        let policy = CompactionPolicy { max_updates: 100, max_bytes: 1 << 20 };
+        let policy = CompactionPolicy {
+            max_updates: 100,
+            max_bytes: 1 << 20,
+        };
         Hub::new(store, journal, policy, 16)
     }
 
@@ -311,7 +327,9 @@ mod tests {
         for join in joins {
             members.push(join.await.unwrap());
         }
-        assert!(members.iter().all(|m| Arc::ptr_eq(m.room(), members[0].room())));
+        assert!(members
+            .iter()
+            .all(|m| Arc::ptr_eq(m.room(), members[0].room())));
         assert_eq!(hub.room_count(), 1);
     }
 }

@@ -111,7 +111,10 @@ fn run(store: Arc<dyn DocStore>, mut receiver: mpsc::Receiver<Job>) {
 fn handle(store: &dyn DocStore, job: Job) {
     match job {
         Job::Append(update, completion) => {
-            let mut batch = Batch { updates: vec![update], completions: vec![completion] };
+            let mut batch = Batch {
+                updates: vec![update],
+                completions: vec![completion],
+            };
             commit(store, &mut batch);
         }
         Job::Compact(compaction) => {
@@ -141,7 +144,11 @@ fn commit(store: &dyn DocStore, batch: &mut Batch) {
         Err(error) if batch.updates.len() > 1 => {
             tracing::warn!(%error, batch = batch.updates.len(), "batch failed; storing its updates one by one");
             for (update, completion) in batch.updates.iter().zip(batch.completions.drain(..)) {
-                completion(store.append(std::slice::from_ref(update)).map(|seqs| seqs[0]));
+                completion(
+                    store
+                        .append(std::slice::from_ref(update))
+                        .map(|seqs| seqs[0]),
+                );
             }
         }
         Err(error) => {

@@ -29,12 +29,12 @@ use config::{Command, Config};
 use error::HttpError;
 use hub::Hub;
 use journal::Journal;
-use room::CompactionPolicy;
-use storage::sqlite::SqliteStore;
-use storage::{DocStore, StoreError};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use room::CompactionPolicy;
 use std::sync::Arc;
+use storage::sqlite::SqliteStore;
+use storage::{DocStore, StoreError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -83,16 +83,22 @@ impl AppState {
     }
 }
 
-/// The Leptos site settings: from the `LEPTOS_*` variables cargo-leptos sets, with the
-/// defaults that fit a binary run from the repository root.
+/// The Leptos site settings: from the `LEPTOS_*` variables cargo-leptos sets at build and
+/// run time, with the defaults that fit a binary run from the repository root.
 fn site_options() -> LeptosOptions {
-    let mut options = get_configuration(None)
-        .map(|conf| conf.leptos_options)
-        .unwrap_or_else(|_| LeptosOptions::builder().output_name("tandem").build());
-    if options.output_name.is_empty() {
-        options.output_name = "tandem".into();
-    }
-    options
+    let output_name_known = option_env!("LEPTOS_OUTPUT_NAME").is_some()
+        || std::env::var_os("LEPTOS_OUTPUT_NAME").is_some();
+    let configured = output_name_known
+        .then(|| get_configuration(None).ok())
+        .flatten()
+        .map(|conf| conf.leptos_options);
+    configured.unwrap_or_else(|| {
+        let site_root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
+        LeptosOptions::builder()
+            .output_name("tandem")
+            .site_root(site_root)
+            .build()
+    })
 }
 
 pub fn router(state: AppState) -> Router {
@@ -102,15 +108,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/new", get(new_document))
         .route("/ws/{doc}", get(websocket))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(hub.clone()),
-            {
-                let options = state.leptos.clone();
-                move || shell(options.clone())
-            },
-        )
+        .leptos_routes_with_context(&state, routes, move || provide_context(hub.clone()), {
+            let options = state.leptos.clone();
+            move || shell(options.clone())
+        })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(bad_doc_id_is_400))
         .layer(TraceLayer::new_for_http())
@@ -227,7 +228,13 @@ async fn websocket(
                 send_queue: state.config.send_queue,
                 acks,
             };
-            let session = session::run(socket, state.hub.clone(), id, settings, state.shutdown.clone());
+            let session = session::run(
+                socket,
+                state.hub.clone(),
+                id,
+                settings,
+                state.shutdown.clone(),
+            );
             state.sessions.track_future(session)
         });
     Ok(response)

@@ -200,7 +200,9 @@ impl Room {
                 // Authentication is not part of Tandem's protocol: the link is the key.
                 Message::Auth(_) => {}
                 Message::Custom(tag, _) => {
-                    return Err(CloseReason::unsupported(format!("unknown message type {tag}")))
+                    return Err(CloseReason::unsupported(format!(
+                        "unknown message type {tag}"
+                    )))
                 }
             }
         }
@@ -255,7 +257,11 @@ impl Room {
     async fn sync_step2_for(&self, sv: &StateVector) -> Result<Bytes, CloseReason> {
         let (update, applied) = {
             let state = self.lock();
-            let update = state.awareness.doc().transact().encode_state_as_update_v1(sv);
+            let update = state
+                .awareness
+                .doc()
+                .transact()
+                .encode_state_as_update_v1(sv);
             (update, state.applied)
         };
         // The answer may contain changes still on their way to disk: wait for them.
@@ -285,13 +291,20 @@ impl Room {
             let delta = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let mut txn = state.awareness.doc().transact_mut();
                 txn.apply_update(update)?;
-                let changed = txn.before_state() != txn.after_state() || !txn.delete_set().is_empty();
+                let changed =
+                    txn.before_state() != txn.after_state() || !txn.delete_set().is_empty();
                 Ok::<_, yrs::error::UpdateError>(changed.then(|| txn.encode_update_v1()))
             }));
             let delta = match delta {
                 Ok(Ok(delta)) => delta,
-                Ok(Err(e)) => return Err(CloseReason::invalid(format!("update does not apply: {e}"))),
-                Err(_) => return Err(CloseReason::invalid("update does not apply: integration failed".into())),
+                Ok(Err(e)) => {
+                    return Err(CloseReason::invalid(format!("update does not apply: {e}")))
+                }
+                Err(_) => {
+                    return Err(CloseReason::invalid(
+                        "update does not apply: integration failed".into(),
+                    ))
+                }
             };
             match delta {
                 // Nothing new, but what it repeats may still be on its way to disk.
@@ -341,7 +354,9 @@ impl Room {
                 state.last_seq = seq;
                 state.tail_updates += 1;
                 state.tail_bytes += frame.len();
-                if state.tail_updates >= self.policy.max_updates || state.tail_bytes >= self.policy.max_bytes {
+                if state.tail_updates >= self.policy.max_updates
+                    || state.tail_bytes >= self.policy.max_bytes
+                {
                     let compaction = self.compaction(&state);
                     if self.journal.try_compact(compaction) {
                         state.tail_updates = 0;
@@ -398,7 +413,9 @@ impl Room {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A poisoned lock means a panic while holding it; the replica itself is still usable
         // (updates are applied transactionally), so carry on rather than cascade the panic.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -434,10 +451,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir.path(), 0).unwrap());
         let journal = Journal::start(store.clone(), 64);
-        let loaded = Loaded { doc: protocol::new_doc(), last_seq: 0, tail_updates: 0, tail_bytes: 0 };
-        let policy = CompactionPolicy { max_updates: 1000, max_bytes: 1 << 20 };
+        let loaded = Loaded {
+            doc: protocol::new_doc(),
+            last_seq: 0,
+            tail_updates: 0,
+            tail_bytes: 0,
+        };
+        let policy = CompactionPolicy {
+            max_updates: 1000,
+            max_bytes: 1 << 20,
+        };
         let id = DocId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap();
-        Fixture { _dir: dir, store, room: Arc::new(Room::new(id, loaded, journal, policy, 16)) }
+        Fixture {
+            _dir: dir,
+            store,
+            room: Arc::new(Room::new(id, loaded, journal, policy, 16)),
+        }
     }
 
     fn update_frame(text: &str) -> Bytes {
@@ -452,7 +481,11 @@ mod tests {
     async fn an_update_is_stored_before_it_is_broadcast() {
         let f = fixture();
         let mut rx = f.room.subscribe();
-        let received = f.room.receive(1, &mut Presence::default(), &update_frame("hello")).await.unwrap();
+        let received = f
+            .room
+            .receive(1, &mut Presence::default(), &update_frame("hello"))
+            .await
+            .unwrap();
         assert!(received.stored);
         // By the time the broadcast is visible, the store has the update.
         assert_eq!(rx.try_recv().unwrap().from, 1);
@@ -464,15 +497,28 @@ mod tests {
     #[tokio::test]
     async fn sync_step1_is_answered_with_the_missing_state() {
         let f = fixture();
-        f.room.receive(1, &mut Presence::default(), &update_frame("hello")).await.unwrap();
-        let ask = encode(Message::Sync(SyncMessage::SyncStep1(StateVector::default())));
-        let received = f.room.receive(2, &mut Presence::default(), &ask).await.unwrap();
+        f.room
+            .receive(1, &mut Presence::default(), &update_frame("hello"))
+            .await
+            .unwrap();
+        let ask = encode(Message::Sync(
+            SyncMessage::SyncStep1(StateVector::default()),
+        ));
+        let received = f
+            .room
+            .receive(2, &mut Presence::default(), &ask)
+            .await
+            .unwrap();
         assert!(!received.stored);
-        let Message::Sync(SyncMessage::SyncStep2(update)) = Message::decode_v1(&received.replies[0]).unwrap() else {
+        let Message::Sync(SyncMessage::SyncStep2(update)) =
+            Message::decode_v1(&received.replies[0]).unwrap()
+        else {
             panic!("expected sync step 2");
         };
         let doc = protocol::new_doc();
-        doc.transact_mut().apply_update(Update::decode_v1(&update).unwrap()).unwrap();
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(&update).unwrap())
+            .unwrap();
         let text = doc.get_or_insert_text(protocol::CONTENT);
         assert_eq!(text.get_string(&doc.transact()), "hello");
     }
@@ -482,8 +528,14 @@ mod tests {
         let f = fixture();
         let mut rx = f.room.subscribe();
         let frame = update_frame("once");
-        f.room.receive(1, &mut Presence::default(), &frame).await.unwrap();
-        f.room.receive(1, &mut Presence::default(), &frame).await.unwrap();
+        f.room
+            .receive(1, &mut Presence::default(), &frame)
+            .await
+            .unwrap();
+        f.room
+            .receive(1, &mut Presence::default(), &frame)
+            .await
+            .unwrap();
         assert!(rx.try_recv().is_ok());
         assert!(rx.try_recv().is_err());
         assert_eq!(f.store.load(&f.room.id).unwrap().unwrap().updates.len(), 1);
@@ -501,9 +553,18 @@ mod tests {
             txn.encode_update_v1()
         };
         let frame = encode(Message::Sync(SyncMessage::Update(update)));
-        f.room.receive(1, &mut Presence::default(), &frame).await.unwrap();
-        let bad = encode(Message::Sync(SyncMessage::Update(vec![1, 1, 2, 0, 0x04, 0, 1, 0, 1, b'x', 0])));
-        let reason = f.room.receive(2, &mut Presence::default(), &bad).await.unwrap_err();
+        f.room
+            .receive(1, &mut Presence::default(), &frame)
+            .await
+            .unwrap();
+        let bad = encode(Message::Sync(SyncMessage::Update(vec![
+            1, 1, 2, 0, 0x04, 0, 1, 0, 1, b'x', 0,
+        ])));
+        let reason = f
+            .room
+            .receive(2, &mut Presence::default(), &bad)
+            .await
+            .unwrap_err();
         assert_eq!(reason.code, 1007);
         assert!(reason.reason.contains("does not apply"), "{reason:?}");
         assert_eq!(f.room.texts().1, "abc");
@@ -512,9 +573,21 @@ mod tests {
     #[tokio::test]
     async fn garbage_is_rejected_and_leaves_the_document_alone() {
         let f = fixture();
-        f.room.receive(1, &mut Presence::default(), &update_frame("kept")).await.unwrap();
-        for bad in [&b""[..], &[0, 2][..], &[0, 2, 200, 1, 2][..], &[0xff, 0xff, 0xff][..], &[0, 2, 3, 1, 2, 3][..]] {
-            let result = f.room.receive(2, &mut Presence::default(), &Bytes::copy_from_slice(bad)).await;
+        f.room
+            .receive(1, &mut Presence::default(), &update_frame("kept"))
+            .await
+            .unwrap();
+        for bad in [
+            &b""[..],
+            &[0, 2][..],
+            &[0, 2, 200, 1, 2][..],
+            &[0xff, 0xff, 0xff][..],
+            &[0, 2, 3, 1, 2, 3][..],
+        ] {
+            let result = f
+                .room
+                .receive(2, &mut Presence::default(), &Bytes::copy_from_slice(bad))
+                .await;
             assert!(result.is_err(), "{bad:?}");
         }
         assert_eq!(f.room.texts().1, "kept");

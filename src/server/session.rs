@@ -49,7 +49,8 @@ pub async fn run(
                 code: reason.code,
                 reason: reason.reason.into(),
             };
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(WsMessage::Close(Some(frame)))).await;
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(WsMessage::Close(Some(frame))))
+                .await;
             return;
         }
     };
@@ -71,7 +72,10 @@ pub async fn run(
         closing.cancel();
     };
     let mut presence = Presence::default();
-    let saved = encode(yrs::sync::Message::Custom(crate::protocol::MSG_SAVED, Vec::new()));
+    let saved = encode(yrs::sync::Message::Custom(
+        crate::protocol::MSG_SAVED,
+        Vec::new(),
+    ));
     tracing::debug!(doc = %room.id, conn, "connection opened");
 
     let reader = async {
@@ -87,25 +91,29 @@ pub async fn run(
             };
             match next {
                 None | Some(Ok(WsMessage::Close(_))) => break,
-                Some(Ok(WsMessage::Binary(frame))) => match room.receive(conn, &mut presence, &frame).await {
-                    Ok(mut received) => {
-                        if received.stored && settings.acks {
-                            received.replies.push(saved.clone());
-                        }
-                        for frame in received.replies {
-                            if replies.try_send(frame).is_err() {
-                                decide(CloseReason::lagging("reply queue full"));
+                Some(Ok(WsMessage::Binary(frame))) => {
+                    match room.receive(conn, &mut presence, &frame).await {
+                        Ok(mut received) => {
+                            if received.stored && settings.acks {
+                                received.replies.push(saved.clone());
+                            }
+                            for frame in received.replies {
+                                if replies.try_send(frame).is_err() {
+                                    decide(CloseReason::lagging("reply queue full"));
+                                }
                             }
                         }
+                        Err(reason) => {
+                            tracing::warn!(doc = %room.id, conn, code = reason.code, reason = %reason.reason, "bad message, closing connection");
+                            decide(reason);
+                        }
                     }
-                    Err(reason) => {
-                        tracing::warn!(doc = %room.id, conn, code = reason.code, reason = %reason.reason, "bad message, closing connection");
-                        decide(reason);
-                    }
-                },
+                }
                 Some(Ok(WsMessage::Text(_))) => {
                     tracing::warn!(doc = %room.id, conn, "text frame, closing connection");
-                    decide(CloseReason::unsupported("the Yjs protocol uses binary frames".into()));
+                    decide(CloseReason::unsupported(
+                        "the Yjs protocol uses binary frames".into(),
+                    ));
                 }
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
                 Some(Err(error)) => {
@@ -161,7 +169,8 @@ pub async fn run(
                 code: reason.code,
                 reason: reason.reason.into(),
             };
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
+            let _ =
+                tokio::time::timeout(CLOSE_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
     };

@@ -41,7 +41,11 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let state = AppState::open(config).expect("store opens");
         tokio::spawn(tandem::server::serve(listener, state.clone()));
-        TestServer { addr, state, data_dir }
+        TestServer {
+            addr,
+            state,
+            data_dir,
+        }
     }
 
     pub fn ws_url(&self, id: &str) -> String {
@@ -52,7 +56,10 @@ impl TestServer {
     pub async fn eventually(&self, what: &str, check: impl Fn(&AppState) -> bool) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         while !check(&self.state) {
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -84,12 +91,23 @@ fn doc_with_client(client: Option<u64>) -> Doc {
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+pub fn decode(frame: &[u8]) -> Vec<Message> {
+    let mut decoder = DecoderV1::new(Cursor::new(frame));
+    MessageReader::new(&mut decoder)
+        .map(|m| m.expect("server frames decode"))
+        .collect()
+}
+
 /// A protocol client with its own replica, like a browser tab or a stock Yjs client.
 pub struct Peer {
     pub ws: Socket,
     pub awareness: Awareness,
     /// Awareness states seen from others: client id -> latest JSON ("null" once removed).
     pub seen_presence: std::collections::HashMap<u64, String>,
+    /// Every document update received from the server, in order.
+    pub received: Vec<Vec<u8>>,
+    /// Durability acknowledgements received (Tandem clients only).
+    pub acks: usize,
 }
 
 impl Peer {
@@ -99,19 +117,42 @@ impl Peer {
     }
 
     pub async fn join_as(server: &TestServer, id: &DocId, client: Option<u64>) -> Peer {
-        let (ws, _) = tokio_tungstenite::connect_async(server.ws_url(id.as_str()))
+        Self::join_url(&server.ws_url(id.as_str()), client).await
+    }
+
+    /// Connects to a WebSocket URL and completes the handshake.
+    pub async fn join_url(url: &str, client: Option<u64>) -> Peer {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("WebSocket connects");
         let mut peer = Peer {
             ws,
             awareness: Awareness::new(doc_with_client(client)),
             seen_presence: Default::default(),
+            received: Vec::new(),
+            acks: 0,
         };
-        let sv = peer.doc().transact().state_vector();
-        peer.send(Message::Sync(SyncMessage::SyncStep1(sv))).await;
-        peer.pump_until("sync step 2", |_, m| matches!(m, Some(Message::Sync(SyncMessage::SyncStep2(_)))))
-            .await;
+        peer.handshake().await;
         peer
+    }
+
+    /// Connects again with the same replica, as a client does after losing its connection:
+    /// the handshake sends whatever the server lacks.
+    pub async fn reconnect(&mut self, url: &str) {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("WebSocket connects");
+        self.ws = ws;
+        self.handshake().await;
+    }
+
+    async fn handshake(&mut self) {
+        let sv = self.doc().transact().state_vector();
+        self.send(Message::Sync(SyncMessage::SyncStep1(sv))).await;
+        self.pump_until("sync step 2", |_, m| {
+            matches!(m, Some(Message::Sync(SyncMessage::SyncStep2(_))))
+        })
+        .await;
     }
 
     pub fn doc(&self) -> &Doc {
@@ -124,7 +165,10 @@ impl Peer {
     }
 
     pub async fn send(&mut self, message: Message) {
-        self.ws.send(WsMessage::Binary(message.encode_v1().into())).await.unwrap();
+        self.ws
+            .send(WsMessage::Binary(message.encode_v1().into()))
+            .await
+            .unwrap();
     }
 
     pub async fn send_raw(&mut self, frame: WsMessage) {
@@ -133,13 +177,21 @@ impl Peer {
 
     /// Inserts text locally and sends the update, as an editor would.
     pub async fn insert(&mut self, index: u32, chunk: &str) {
-        let update = {
-            let text = self.doc().get_or_insert_text(protocol::CONTENT);
-            let mut txn = self.doc().transact_mut();
-            text.insert(&mut txn, index, chunk);
-            txn.encode_update_v1()
-        };
+        let update = self.edit(index, 0, chunk);
         self.send(Message::Sync(SyncMessage::Update(update))).await;
+    }
+
+    /// Changes the local replica and returns the update, without sending it.
+    pub fn edit(&self, index: u32, delete: u32, insert: &str) -> Vec<u8> {
+        let text = self.doc().get_or_insert_text(protocol::CONTENT);
+        let mut txn = self.doc().transact_mut();
+        if delete > 0 {
+            text.remove_range(&mut txn, index, delete);
+        }
+        if !insert.is_empty() {
+            text.insert(&mut txn, index, insert);
+        }
+        txn.encode_update_v1()
     }
 
     pub async fn set_presence(&mut self, json: &str) {
@@ -148,8 +200,8 @@ impl Peer {
         self.send(Message::Awareness(update)).await;
     }
 
-    /// Reads and applies incoming messages until `done` holds (checked after each message and
-    /// once before reading), answering the server's sync step 1 like a real client.
+    /// Reads and applies incoming messages until `done` holds (checked once before reading
+    /// and after each message), answering the server's sync step 1 like a real client.
     pub async fn pump_until(&mut self, what: &str, done: impl Fn(&Peer, Option<&Message>) -> bool) {
         if done(self, None) {
             return;
@@ -158,15 +210,15 @@ impl Peer {
         loop {
             let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
-                .unwrap_or_else(|_| panic!("timed out waiting for {what}; text is {:?}", self.text()));
+                .unwrap_or_else(|_| {
+                    panic!("timed out waiting for {what}; text is {:?}", self.text())
+                });
             let frame = match frame {
                 Some(Ok(WsMessage::Binary(frame))) => frame,
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
                 other => panic!("connection ended while waiting for {what}: {other:?}"),
             };
-            let mut decoder = DecoderV1::new(Cursor::new(&frame));
-            let messages: Vec<Message> = MessageReader::new(&mut decoder).map(|m| m.unwrap()).collect();
-            for message in messages {
+            for message in decode(&frame) {
                 self.apply(&message).await;
                 if done(self, Some(&message)) {
                     return;
@@ -175,29 +227,44 @@ impl Peer {
         }
     }
 
+    /// Applies one frame from the server.
+    pub async fn handle_frame(&mut self, frame: &[u8]) {
+        for message in decode(frame) {
+            self.apply(&message).await;
+        }
+    }
+
     async fn apply(&mut self, message: &Message) {
         match message {
             Message::Sync(SyncMessage::SyncStep1(sv)) => {
                 let update = self.doc().transact().encode_state_as_update_v1(sv);
-                self.send(Message::Sync(SyncMessage::SyncStep2(update))).await;
+                self.send(Message::Sync(SyncMessage::SyncStep2(update)))
+                    .await;
             }
-            Message::Sync(SyncMessage::SyncStep2(update)) | Message::Sync(SyncMessage::Update(update)) => {
+            Message::Sync(SyncMessage::SyncStep2(update))
+            | Message::Sync(SyncMessage::Update(update)) => {
+                self.received.push(update.clone());
                 let update = Update::decode_v1(update).unwrap();
                 self.doc().transact_mut().apply_update(update).unwrap();
             }
             Message::Awareness(update) => {
                 for (client, entry) in &update.clients {
-                    self.seen_presence.insert(client.get(), entry.json.to_string());
+                    self.seen_presence
+                        .insert(client.get(), entry.json.to_string());
                 }
                 self.awareness.apply_update(update.clone()).unwrap();
             }
+            Message::Custom(protocol::MSG_SAVED, _) => self.acks += 1,
             _ => {}
         }
     }
 
     pub async fn wait_for_text(&mut self, expected: &str) {
         let expected = expected.to_string();
-        self.pump_until(&format!("text {expected:?}"), move |p, _| p.text() == expected).await;
+        self.pump_until(&format!("text {expected:?}"), move |p, _| {
+            p.text() == expected
+        })
+        .await;
     }
 
     /// Reads until the server closes the connection; returns the close code.
@@ -218,6 +285,90 @@ impl Peer {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
         // Drain until the server acknowledges, so the server has seen the close.
-        let _ = tokio::time::timeout(PATIENCE, async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
+        let _ = tokio::time::timeout(PATIENCE, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+}
+
+/// The real `tandem` executable, started as a child process on an ephemeral loopback port.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    pub fn start(data_dir: &std::path::Path) -> ServerProcess {
+        Self::start_with_args(data_dir, &[])
+    }
+
+    pub fn start_with_args(data_dir: &std::path::Path, args: &[&str]) -> ServerProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("tandem starts");
+        let stdout = child.stdout.take().unwrap();
+        let (found, wait) = std::sync::mpsc::channel();
+        // Read the announced address, then keep draining so the server never blocks on a
+        // full pipe.
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let addr = line[at + "listening on http://".len()..]
+                        .split(|c: char| c.is_whitespace() || c == '\u{1b}')
+                        .next()
+                        .unwrap()
+                        .to_string();
+                    if let Some(found) = found.take() {
+                        let _ = found.send(addr);
+                    }
+                }
+            }
+        });
+        let addr = wait
+            .recv_timeout(PATIENCE)
+            .expect("the server announces its address")
+            .parse()
+            .unwrap();
+        ServerProcess { child, addr }
+    }
+
+    pub fn ws_url(&self, id: &DocId) -> String {
+        format!("ws://{}/ws/{id}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns how long that took and
+    /// whether it exited successfully.
+    pub fn terminate(mut self) -> (Duration, bool) {
+        let started = std::time::Instant::now();
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        (started.elapsed(), status.success())
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

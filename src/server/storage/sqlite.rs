@@ -73,7 +73,9 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Engine(format!("could not enable WAL mode (got {mode})")));
+        return Err(StoreError::Engine(format!(
+            "could not enable WAL mode (got {mode})"
+        )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -112,7 +114,8 @@ impl DocStore for SqliteStore {
             meta,
         };
         {
-            let mut query = txn.prepare_cached("SELECT seq, data FROM updates WHERE doc = ?1 ORDER BY seq")?;
+            let mut query =
+                txn.prepare_cached("SELECT seq, data FROM updates WHERE doc = ?1 ORDER BY seq")?;
             let mut rows = query.query([doc.as_str()])?;
             while let Some(row) = rows.next()? {
                 stored.last_seq = row.get(0)?;
@@ -133,7 +136,8 @@ impl DocStore for SqliteStore {
                 "INSERT INTO documents (id, title, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
                  ON CONFLICT(id) DO UPDATE SET title = excluded.title, updated_at = excluded.updated_at",
             )?;
-            let mut insert = txn.prepare_cached("INSERT INTO updates (doc, data) VALUES (?1, ?2)")?;
+            let mut insert =
+                txn.prepare_cached("INSERT INTO updates (doc, data) VALUES (?1, ?2)")?;
             for update in updates {
                 upsert.execute(params![update.doc.as_str(), update.title, now])?;
                 insert.execute(params![update.doc.as_str(), update.data])?;
@@ -179,7 +183,10 @@ impl DocStore for SqliteStore {
 pub fn backup_data_dir(data_dir: &Path, destination: &Path) -> Result<(), StoreError> {
     let path = data_dir.join(DB_FILE);
     if !path.exists() {
-        return Err(StoreError::Engine(format!("no database at {}", path.display())));
+        return Err(StoreError::Engine(format!(
+            "no database at {}",
+            path.display()
+        )));
     }
     if destination.exists() {
         return Err(StoreError::Engine(format!(
@@ -237,8 +244,15 @@ mod tests {
             .unwrap();
         let loaded = store.load(&a).unwrap().unwrap();
         assert_eq!(loaded.snapshot.as_deref(), Some(&b"S"[..]));
-        assert_eq!(loaded.updates, vec![b"3".to_vec()], "only what came after the snapshot");
-        assert_eq!(store.load(&b).unwrap().unwrap().updates, vec![b"x".to_vec()]);
+        assert_eq!(
+            loaded.updates,
+            vec![b"3".to_vec()],
+            "only what came after the snapshot"
+        );
+        assert_eq!(
+            store.load(&b).unwrap().unwrap().updates,
+            vec![b"x".to_vec()]
+        );
     }
 
     #[test]
@@ -250,14 +264,23 @@ mod tests {
             store.append(&[update(&a, b"kept")]).unwrap();
         }
         let store = SqliteStore::open(dir.path(), 0).unwrap();
-        assert_eq!(store.load(&a).unwrap().unwrap().updates, vec![b"kept".to_vec()]);
+        assert_eq!(
+            store.load(&a).unwrap().unwrap().updates,
+            vec![b"kept".to_vec()]
+        );
 
         let copy = dir.path().join("copy");
         std::fs::create_dir(&copy).unwrap();
         backup_data_dir(dir.path(), &copy.join(DB_FILE)).unwrap();
         let restored = SqliteStore::open(&copy, 0).unwrap();
-        assert_eq!(restored.load(&a).unwrap().unwrap().updates, vec![b"kept".to_vec()]);
-        assert!(backup_data_dir(dir.path(), &copy.join(DB_FILE)).is_err(), "never overwrites");
+        assert_eq!(
+            restored.load(&a).unwrap().unwrap().updates,
+            vec![b"kept".to_vec()]
+        );
+        assert!(
+            backup_data_dir(dir.path(), &copy.join(DB_FILE)).is_err(),
+            "never overwrites"
+        );
     }
 
     #[test]
@@ -269,6 +292,9 @@ mod tests {
         let big = vec![7u8; 256 * 1024];
         let error = store.append(&[update(&a, &big)]).unwrap_err();
         assert!(error.to_string().contains("full"), "{error}");
-        assert_eq!(store.load(&a).unwrap().unwrap().updates, vec![b"small".to_vec()]);
+        assert_eq!(
+            store.load(&a).unwrap().unwrap().updates,
+            vec![b"small".to_vec()]
+        );
     }
 }
