@@ -1,10 +1,13 @@
 import { defineConfig } from '@playwright/test';
 import path from 'node:path';
+import os from 'node:os';
 
 /** The server under test: the debug build that `cargo leptos build` leaves in target/. */
 const root = path.resolve(__dirname, '..');
 const port = Number(process.env.TANDEM_E2E_PORT ?? 3100);
 export const baseURL = `http://127.0.0.1:${port}`;
+/** A fresh store for every run, away from the repository's own ./data. */
+const dataDir = path.join(os.tmpdir(), `tandem-e2e-${port}-${Date.now()}`);
 
 export default defineConfig({
   testDir: './tests',
@@ -32,7 +35,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `${process.env.TANDEM_BIN ?? path.join(root, 'target/debug/tandem')} --addr 127.0.0.1:${port}`,
+    command: `${process.env.TANDEM_BIN ?? path.join(root, 'target/debug/tandem')} --addr 127.0.0.1:${port} --data-dir ${dataDir}`,
     cwd: root,
     url: `${baseURL}/healthz`,
     // TANDEM_E2E_REUSE=1 runs the tests against a server you started yourself.

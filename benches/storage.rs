@@ -1,0 +1,174 @@
+//! Storage figures, rerunnable by anyone:
+//!
+//! ```sh
+//! cargo bench --no-default-features --features ssr --bench storage
+//! ```
+//!
+//! 1. Updates persisted per second through the real room + journal path (apply, group
+//!    commit with `synchronous = FULL`, broadcast), for 1 writer and for many at once.
+//! 2. The automerge-paper trace (259,778 single-character updates) stored one update per
+//!    row: the database size, then the time to load it cold (a new store, nothing cached
+//!    in the process) before and after compaction, and the size after.
+//!
+//! It prints figures; it asserts nothing beyond the texts being right.
+
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tandem::doc_id::DocId;
+use tandem::protocol;
+use tandem::server::hub::Hub;
+use tandem::server::journal::Journal;
+use tandem::server::room::CompactionPolicy;
+use tandem::server::storage::sqlite::SqliteStore;
+use tandem::server::storage::{DocStore, NewUpdate};
+use yrs::sync::{Message, SyncMessage};
+use yrs::updates::encoder::Encode;
+use yrs::{Text, Transact};
+
+fn hub(dir: &std::path::Path) -> (Hub, Arc<SqliteStore>) {
+    let store = Arc::new(SqliteStore::open(dir, 0).unwrap());
+    let journal = Journal::start(store.clone(), 4096);
+    let policy = CompactionPolicy {
+        max_updates: 1000,
+        max_bytes: 4 << 20,
+    };
+    (Hub::new(store.clone(), journal, policy, 1024), store)
+}
+
+fn id(n: usize) -> DocId {
+    DocId::from_random_bytes((n as u128).to_le_bytes())
+}
+
+async fn throughput(writers: usize, per_writer: usize) -> (f64, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _) = hub(dir.path());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                // Four writers share each document, as people do.
+                let member = hub.join(id(w / 4)).await.unwrap();
+                let author = protocol::new_doc();
+                let text = author.get_or_insert_text(protocol::CONTENT);
+                let mut presence = Default::default();
+                for i in 0..per_writer {
+                    let update = {
+                        let mut txn = author.transact_mut();
+                        text.insert(&mut txn, i as u32, "x");
+                        txn.encode_update_v1()
+                    };
+                    let frame = Bytes::from(Message::Sync(SyncMessage::Update(update)).encode_v1());
+                    member
+                        .room()
+                        .receive(w as u64, &mut presence, &frame)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    (
+        (writers * per_writer) as f64 / elapsed.as_secs_f64(),
+        elapsed,
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct Trace {
+    #[serde(rename = "endContent")]
+    end_content: String,
+    txns: Vec<TraceTxn>,
+}
+#[derive(serde::Deserialize)]
+struct TraceTxn {
+    patches: Vec<(u32, u32, String)>,
+}
+
+async fn cold_load(dir: &std::path::Path, doc: &DocId, expected: &str) -> Duration {
+    let started = Instant::now();
+    let (hub, _) = hub(dir);
+    let snapshot = hub.snapshot(doc).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(snapshot.content, expected);
+    elapsed
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+#[tokio::main]
+async fn main() {
+    println!(
+        "== updates persisted per second (apply + group commit + broadcast, synchronous=FULL)"
+    );
+    for (writers, each) in [(1, 2_000), (16, 500), (64, 250), (256, 100)] {
+        let (rate, elapsed) = throughput(writers, each).await;
+        println!("{writers:>4} concurrent writers x {each:>5} updates: {rate:>9.0} updates/s ({elapsed:.2?})");
+    }
+
+    println!("\n== automerge-paper: 259,778 single-character updates, one row each");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/traces/automerge-paper.json.gz"
+    );
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let trace: Trace = serde_json::from_reader(flate2::read::GzDecoder::new(file)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let doc = id(1);
+    {
+        let store = SqliteStore::open(dir.path(), 0).unwrap();
+        let author = protocol::new_doc();
+        let text = author.get_or_insert_text(protocol::CONTENT);
+        let mut batch = Vec::with_capacity(10_000);
+        let started = Instant::now();
+        for txn in &trace.txns {
+            let mut t = author.transact_mut();
+            for (at, delete, insert) in &txn.patches {
+                if *delete > 0 {
+                    text.remove_range(&mut t, *at, *delete);
+                }
+                if !insert.is_empty() {
+                    text.insert(&mut t, *at, insert);
+                }
+            }
+            batch.push(NewUpdate {
+                doc: doc.clone(),
+                data: t.encode_update_v1(),
+                title: String::new(),
+            });
+            if batch.len() == 10_000 {
+                store.append(&batch).unwrap();
+                batch.clear();
+            }
+        }
+        store.append(&batch).unwrap();
+        println!("stored in {:.2?}", started.elapsed());
+        println!(
+            "database before compaction: {}",
+            mib(store.disk_size().unwrap())
+        );
+    }
+    let before = cold_load(dir.path(), &doc, &trace.end_content).await;
+    println!("cold load, uncompacted (snapshot + 259,778-update log): {before:.2?}");
+
+    {
+        let (hub, store) = hub(dir.path());
+        let started = Instant::now();
+        drop(hub.join(doc.clone()).await.unwrap()); // load, then unload: compaction
+        hub.journal().flush().await;
+        println!("load + compaction on unload: {:.2?}", started.elapsed());
+        println!(
+            "database after compaction: {}",
+            mib(store.disk_size().unwrap())
+        );
+    }
+    let after = cold_load(dir.path(), &doc, &trace.end_content).await;
+    println!("cold load, compacted (one snapshot): {after:.2?}");
+}
