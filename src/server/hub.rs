@@ -186,13 +186,15 @@ impl Hub {
             tracing::error!(doc = %id, %error, "document could not be loaded; refusing its room");
         })?;
         tracing::debug!(doc = %id, tail = loaded.tail_updates, "room opened");
-        Ok(Arc::new(Room::new(
+        let room = Arc::new(Room::new(
             id,
             loaded,
             self.inner.journal.clone(),
             self.inner.policy,
             self.inner.fanout_capacity,
-        )))
+        ));
+        tokio::spawn(sweep_presence(Arc::downgrade(&room)));
+        Ok(room)
     }
 
     /// Reads a document from the store and rebuilds its replica, on a blocking thread.
@@ -259,6 +261,17 @@ impl Hub {
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<DocId, Entry>> {
         self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Expires silent presence in a room for as long as the room is in memory.
+pub async fn sweep_presence(room: std::sync::Weak<Room>) {
+    let mut every = tokio::time::interval(super::room::PRESENCE_SWEEP);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(room) = room.upgrade() else { break };
+        room.expire_presence();
     }
 }
 

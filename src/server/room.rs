@@ -44,6 +44,23 @@ pub struct Presence {
     pub awareness_clients: HashSet<ClientID>,
 }
 
+/// Awareness states not renewed for this long are removed: a client that vanished without
+/// a word (a closed laptop, a dead network) stops showing as present.
+pub const PRESENCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a room looks for expired awareness states.
+pub const PRESENCE_SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Awareness time from tokio's clock, so that expiry follows `tokio::time::pause` in tests.
+struct TokioClock {
+    start: tokio::time::Instant,
+}
+
+impl yrs::sync::Clock for TokioClock {
+    fn now(&self) -> yrs::sync::Timestamp {
+        self.start.elapsed().as_millis() as yrs::sync::Timestamp
+    }
+}
+
 /// When the stored log of a document is merged into its snapshot.
 #[derive(Debug, Clone, Copy)]
 pub struct CompactionPolicy {
@@ -83,6 +100,8 @@ pub struct Room {
     durable: watch::Sender<u64>,
     /// Cancelled when storing failed; the reason is in `State::failure`.
     failed: CancellationToken,
+    /// Origin of the awareness clock.
+    opened: tokio::time::Instant,
 }
 
 struct State {
@@ -106,10 +125,11 @@ impl Room {
         fanout_capacity: usize,
     ) -> Self {
         let (updates, _) = broadcast::channel(fanout_capacity.max(1));
+        let opened = tokio::time::Instant::now();
         Room {
             id,
             state: Mutex::new(State {
-                awareness: Awareness::new(loaded.doc),
+                awareness: Awareness::with_clock(loaded.doc, TokioClock { start: opened }),
                 applied: 0,
                 last_seq: loaded.last_seq,
                 tail_updates: loaded.tail_updates,
@@ -121,6 +141,7 @@ impl Room {
             policy,
             durable: watch::Sender::new(0),
             failed: CancellationToken::new(),
+            opened,
         }
     }
 
@@ -224,6 +245,35 @@ impl Room {
         drop(state);
         if let Ok(removal) = removal {
             self.publish(from, encode(Message::Awareness(removal)));
+        }
+    }
+
+    /// Removes awareness states that were not renewed within [`PRESENCE_TIMEOUT`] and
+    /// tells everyone. yrs keeps the timestamps but no timer; the room's sweeper calls this.
+    pub fn expire_presence(&self) {
+        let now = self.opened.elapsed().as_millis() as yrs::sync::Timestamp;
+        let timeout = PRESENCE_TIMEOUT.as_millis() as yrs::sync::Timestamp;
+        let mut state = self.lock();
+        let expired: Vec<ClientID> = state
+            .awareness
+            .iter()
+            .filter(|(_, client)| {
+                client.data.is_some() && now.saturating_sub(client.last_updated) >= timeout
+            })
+            .map(|(id, _)| id)
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        for client in &expired {
+            state.awareness.remove_state(*client);
+        }
+        let removal = state.awareness.update_with_clients(expired.iter().copied());
+        drop(state);
+        tracing::debug!(doc = %self.id, count = expired.len(), "expired silent presence");
+        if let Ok(removal) = removal {
+            // From no connection: everyone must hear it.
+            self.publish(ConnId::MAX, encode(Message::Awareness(removal)));
         }
     }
 
@@ -568,6 +618,94 @@ mod tests {
         assert_eq!(reason.code, 1007);
         assert!(reason.reason.contains("does not apply"), "{reason:?}");
         assert_eq!(f.room.texts().1, "abc");
+    }
+
+    fn presence_frame(client: u64, clock: u32, json: &str) -> Bytes {
+        let mut clients = std::collections::HashMap::new();
+        clients.insert(
+            ClientID::new(client),
+            yrs::sync::awareness::AwarenessUpdateEntry {
+                clock,
+                json: json.into(),
+            },
+        );
+        encode(Message::Awareness(yrs::sync::AwarenessUpdate { clients }))
+    }
+
+    fn removed_clients(frame: &Bytes) -> Vec<u64> {
+        let Message::Awareness(update) = Message::decode_v1(frame).unwrap() else {
+            return vec![];
+        };
+        update
+            .clients
+            .iter()
+            .filter(|(_, e)| &*e.json == "null")
+            .map(|(c, _)| c.get())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_presence_expires_after_30_seconds_and_renewed_presence_stays() {
+        let f = fixture();
+        let mut rx = f.room.subscribe();
+        let (mut silent, mut renewing) = (Presence::default(), Presence::default());
+        f.room
+            .receive(
+                1,
+                &mut silent,
+                &presence_frame(11, 1, r#"{"user":{"name":"Silent"}}"#),
+            )
+            .await
+            .unwrap();
+        f.room
+            .receive(
+                2,
+                &mut renewing,
+                &presence_frame(22, 1, r#"{"user":{"name":"Renewing"}}"#),
+            )
+            .await
+            .unwrap();
+        while rx.try_recv().is_ok() {}
+
+        let sweeper = tokio::spawn(super::super::hub::sweep_presence(Arc::downgrade(&f.room)));
+        tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+        f.room
+            .receive(
+                2,
+                &mut renewing,
+                &presence_frame(22, 2, r#"{"user":{"name":"Renewing"}}"#),
+            )
+            .await
+            .unwrap();
+        let _ = rx.try_recv();
+        tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+        assert!(rx.try_recv().is_err(), "nothing expires before 30 s");
+
+        // Past 30 s: the silent one is removed, and the removal is broadcast.
+        tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+        let removal = rx.try_recv().expect("a removal was broadcast");
+        assert_eq!(removal_clients_sorted(&removal.frame), vec![11]);
+        let present: Vec<u64> = f
+            .room
+            .lock()
+            .awareness
+            .iter()
+            .filter(|(_, s)| s.data.is_some())
+            .map(|(c, _)| c.get())
+            .collect();
+        assert_eq!(present, vec![22], "the renewed state stays");
+
+        // Without renewal, the other goes too, 30 s after its last word.
+        tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+        let removal = rx.try_recv().expect("a second removal");
+        assert_eq!(removal_clients_sorted(&removal.frame), vec![22]);
+        sweeper.abort();
+    }
+
+    fn removal_clients_sorted(frame: &Bytes) -> Vec<u64> {
+        let mut clients = removed_clients(frame);
+        clients.sort();
+        clients
     }
 
     #[tokio::test]
