@@ -6,10 +6,11 @@
 //! because an HTML parser drops the first newline after `<textarea>`).
 
 use super::document::{load_document, DocSnapshot};
-use super::live::{self, EditorParts, SaveState, Status};
+use super::live::{self, EditorParts, PeerBadge, SaveState, Status};
 use crate::doc_id::DocId;
 use crate::markdown;
-use leptos::html::{Input, Textarea};
+use crate::protocol::presence::{initials, safe_color, User, PALETTE};
+use leptos::html::{Div, Input, Textarea};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -69,6 +70,9 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
     let status = RwSignal::new(Status::Connecting);
     let save = RwSignal::new(SaveState::Saved);
     let error = RwSignal::new(None::<String>);
+    let peers = RwSignal::new(Vec::<PeerBadge>::new());
+    let me = RwSignal::new(User::default());
+    let carets = NodeRef::<Div>::new();
     let preview = Memo::new(move |_| markdown::render(&content.read()));
     let copied = RwSignal::new(false);
 
@@ -82,6 +86,9 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
         status,
         save,
         error,
+        peers,
+        me,
+        carets,
     };
     let attached = StoredValue::new(false);
     Effect::new(move |_| {
@@ -115,6 +122,69 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                     autocomplete="off"
                     data-testid="title"
                 />
+                <ul class="peers" data-testid="peers" aria-label="People in this document">
+                    <For
+                        each=move || peers.get()
+                        key=|peer| (peer.client, peer.name.clone(), peer.color.clone())
+                        children=|peer| {
+                            let color = safe_color(&peer.color).unwrap_or("#888888").to_string();
+                            let label = if peer.me { format!("{} (you)", peer.name) } else { peer.name.clone() };
+                            view! {
+                                <li
+                                    class="peer"
+                                    class:me=peer.me
+                                    data-testid="peer"
+                                    data-name=peer.name.clone()
+                                    data-color=color.clone()
+                                    data-me=peer.me.to_string()
+                                    title=label.clone()
+                                    aria-label=label
+                                    style=format!("--peer:{color}")
+                                >
+                                    {initials(&peer.name)}
+                                </li>
+                            }
+                        }
+                    />
+                </ul>
+                <details class="profile" data-testid="profile">
+                    <summary class="button">"You"</summary>
+                    <div class="profile-panel">
+                        <label>
+                            "Your name"
+                            <input
+                                data-testid="my-name"
+                                maxlength="40"
+                                prop:value=move || me.read().name.clone()
+                                on:input=move |ev| me.update(|u| u.name = event_target_value(&ev))
+                            />
+                        </label>
+                        <div class="swatches" role="group" aria-label="Your colour">
+                            {PALETTE
+                                .iter()
+                                .map(|color| {
+                                    let color = color.to_string();
+                                    let pick = color.clone();
+                                    let current = color.clone();
+                                    view! {
+                                        <button
+                                            class="swatch"
+                                            data-testid="swatch"
+                                            data-color=color.clone()
+                                            aria-label=format!("Colour {color}")
+                                            aria-pressed=move || (me.read().color == current).to_string()
+                                            style=format!("--swatch:{color}")
+                                            on:click=move |_| me.update(|u| {
+                                                u.color = pick.clone();
+                                                u.color_light = Some(format!("{pick}33"));
+                                            })
+                                        ></button>
+                                    }
+                                })
+                                .collect_view()}
+                        </div>
+                    </div>
+                </details>
                 <span class="status" data-status=move || status.get().key() data-testid="status" role="status">
                     {move || status.get().label()}
                 </span>
@@ -140,16 +210,19 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                 </p>
             </Show>
             <div class="panes">
-                <textarea
-                    class="source"
-                    node_ref=source
-                    inner_html=source_html
-                    spellcheck="false"
-                    autocomplete="off"
-                    aria-label="Markdown source"
-                    placeholder="Write Markdown here…"
-                    data-testid="source"
-                ></textarea>
+                <div class="source-wrap">
+                    <textarea
+                        class="source"
+                        node_ref=source
+                        inner_html=source_html
+                        spellcheck="false"
+                        autocomplete="off"
+                        aria-label="Markdown source"
+                        placeholder="Write Markdown here…"
+                        data-testid="source"
+                    ></textarea>
+                    <div class="carets" node_ref=carets aria-hidden="true" data-testid="carets"></div>
+                </div>
                 <article class="preview" data-testid="preview" inner_html=move || preview.get()></article>
             </div>
         </div>

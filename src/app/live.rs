@@ -7,7 +7,8 @@
 
 use super::document::DocSnapshot;
 use crate::doc_id::DocId;
-use leptos::html::{Input, Textarea};
+use crate::protocol::presence::User;
+use leptos::html::{Div, Input, Textarea};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +59,17 @@ impl SaveState {
     }
 }
 
+/// Someone in the document, as the header shows them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerBadge {
+    /// Their awareness client id.
+    pub client: u64,
+    pub name: String,
+    pub color: String,
+    /// This page itself.
+    pub me: bool,
+}
+
 /// A document this browser has opened, remembered in local storage.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecentDoc {
@@ -81,6 +93,12 @@ pub struct EditorParts {
     pub save: RwSignal<SaveState>,
     /// Why the server refused or dropped the document, while that is the latest news.
     pub error: RwSignal<Option<String>>,
+    /// Everyone in the document now, this page included.
+    pub peers: RwSignal<Vec<PeerBadge>>,
+    /// This person's name and colour; the header edits it, the client publishes it.
+    pub me: RwSignal<User>,
+    /// The layer over the source that shows the others' carets and selections.
+    pub carets: NodeRef<Div>,
 }
 
 #[cfg(feature = "hydrate")]

@@ -3,9 +3,11 @@
 //! # Layout
 //! - [`home`]: `/`, what Tandem is, the New document button and the recently opened documents.
 //! - [`editor`]: `/d/{id}`, the title, status, source editor and live preview.
+//! - [`carets`]: the layer that shows other people's carets and selections.
 //! - [`document`]: the server function that hands a page its document's current state.
 //! - [`live`]: the seam to the browser-only client (a no-op in the server build).
 
+pub mod carets;
 pub mod document;
 pub mod editor;
 pub mod home;

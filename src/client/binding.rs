@@ -50,7 +50,7 @@ impl FieldElement {
             FieldElement::Line(e) => e.set_selection_range_with_direction(start, end, direction),
         };
     }
-    fn element(&self) -> &web_sys::Element {
+    pub fn element(&self) -> &web_sys::Element {
         match self {
             FieldElement::Area(e) => e.unchecked_ref(),
             FieldElement::Line(e) => e.unchecked_ref(),
@@ -91,6 +91,19 @@ impl TextField {
 
     pub fn element(&self) -> &FieldElement {
         &self.element
+    }
+
+    /// The selection as (anchor, head): the head is where the caret is.
+    pub fn anchor_and_head(&self) -> Option<(u32, u32)> {
+        let (start, end) = self.element.selection()?;
+        Some(match self.element.selection_direction().as_deref() {
+            Some("backward") => (end, start),
+            _ => (start, end),
+        })
+    }
+
+    pub fn shared_text(&self) -> &TextRef {
+        &self.text
     }
 
     pub fn text(&self) -> &str {

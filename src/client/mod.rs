@@ -5,8 +5,10 @@
 //!   changes keep the caret where it was relative to the text.
 //! - [`session`]: one open document: replica, fields, socket, reconnection.
 //! - [`recent`]: the documents this browser has opened, kept in local storage.
+//! - [`identity`]: this person's name and colour, kept in local storage.
 
 mod binding;
+mod identity;
 mod recent;
 mod session;
 

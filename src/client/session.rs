@@ -11,8 +11,10 @@
 //! jittered delay, so a thousand pages do not return in the same instant.
 
 use super::binding::{FieldElement, TextField};
-use super::recent;
-use crate::app::live::{EditorParts, SaveState, Status};
+use super::{identity, recent};
+use crate::app::carets::{overlay_html, RemoteCaret};
+use crate::app::live::{EditorParts, PeerBadge, SaveState, Status};
+use crate::protocol::presence::{sticky_at, Cursor, PresenceState, RelativePosition, User};
 use crate::protocol::{self, CONTENT, TITLE};
 use leptos::prelude::*;
 use std::cell::RefCell;
@@ -20,16 +22,20 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
-use yrs::encoding::read::Cursor;
-use yrs::sync::{Message, MessageReader, SyncMessage};
+use yrs::encoding::read::Cursor as ReadCursor;
+use yrs::sync::{Awareness, Message, MessageReader, SyncMessage};
 use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, ReadTxn, Transact, Update};
+use yrs::{Assoc, Doc, ReadTxn, Transact, Update};
 
 /// First reconnection delay ceiling, in milliseconds.
 const BACKOFF_BASE_MS: f64 = 250.0;
 /// Largest reconnection delay ceiling, in milliseconds.
 const BACKOFF_CAP_MS: f64 = 10_000.0;
+/// At most one presence message per this many milliseconds.
+const PRESENCE_THROTTLE_MS: f64 = 50.0;
+/// Presence is renewed this often so the server does not expire it (it does after 30 s).
+const PRESENCE_RENEW_MS: i32 = 15_000;
 
 type Shared = Rc<RefCell<Session>>;
 
@@ -55,6 +61,12 @@ struct Session {
     /// updates wait in `held` until it ends.
     composing: bool,
     held: Vec<Vec<u8>>,
+    /// Everyone's presence, this page's own included; shares the replica with `doc`.
+    awareness: Awareness,
+    /// A presence message is scheduled (see [`PRESENCE_THROTTLE_MS`]).
+    presence_pending: bool,
+    /// When presence was last sent, in milliseconds since the epoch.
+    presence_sent_at: f64,
 }
 
 /// A socket and the handlers it calls, dropped together.
@@ -86,6 +98,8 @@ pub fn start(parts: EditorParts) {
     let content = TextField::new(FieldElement::Area(source), &doc, CONTENT);
     let title = TextField::new(FieldElement::Line(title), &doc, TITLE);
     recent::remember(parts.id.as_str(), title.text());
+    let awareness = Awareness::with_clock(doc.clone(), || js_sys::Date::now() as u64);
+    let me = parts.me;
 
     let session = Rc::new(RefCell::new(Session {
         parts,
@@ -98,10 +112,98 @@ pub fn start(parts: EditorParts) {
         unconfirmed: 0,
         composing: false,
         held: Vec::new(),
+        awareness,
+        presence_pending: false,
+        presence_sent_at: 0.0,
     }));
     listen(&session, Field::Content);
     listen(&session, Field::Title);
+    listen_presence(&session);
+    // The header edits `me`; every change is remembered and published at once.
+    me.set(identity::load());
+    let s = session.clone();
+    Effect::new(move |_| {
+        let user = me.get();
+        identity::save(&user);
+        s.borrow_mut().publish_presence();
+    });
     connect(&session);
+}
+
+/// Wires everything that moves this person's caret, the renewal timer and `pagehide`.
+fn listen_presence(session: &Shared) {
+    let (source, layer) = {
+        let s = session.borrow();
+        let source = s.content.element().event_target().clone();
+        (source, s.parts.carets.get_untracked())
+    };
+    for event in [
+        "keyup",
+        "mouseup",
+        "select",
+        "focus",
+        "input",
+        "selectionchange",
+    ] {
+        let s = session.clone();
+        let closure = Closure::<dyn FnMut()>::new(move || presence_changed(&s));
+        let _ = source.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
+        closure.forget();
+    }
+    // Keep the caret layer scrolled with the text it draws on.
+    if let Some(layer) = layer {
+        let s = session.clone();
+        let closure = Closure::<dyn FnMut()>::new(move || {
+            let top = s.borrow().content.element().element().scroll_top();
+            layer.set_scroll_top(top);
+        });
+        let _ = source.add_event_listener_with_callback("scroll", closure.as_ref().unchecked_ref());
+        closure.forget();
+    }
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let s = session.clone();
+    let renew = Closure::<dyn FnMut()>::new(move || s.borrow_mut().publish_presence());
+    let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(
+        renew.as_ref().unchecked_ref(),
+        PRESENCE_RENEW_MS,
+    );
+    renew.forget();
+    // Leaving: say so at once rather than let the others wait for the socket to close.
+    let s = session.clone();
+    let leave = Closure::<dyn FnMut()>::new(move || s.borrow_mut().leave());
+    let _ = window.add_event_listener_with_callback("pagehide", leave.as_ref().unchecked_ref());
+    leave.forget();
+    // Re-measure the caret layer when the page changes size.
+    let s = session.clone();
+    let resize = Closure::<dyn FnMut()>::new(move || s.borrow().render_carets());
+    let _ = window.add_event_listener_with_callback("resize", resize.as_ref().unchecked_ref());
+    resize.forget();
+}
+
+/// Sends this person's presence soon, at most once per [`PRESENCE_THROTTLE_MS`].
+fn presence_changed(session: &Shared) {
+    let delay = {
+        let mut s = session.borrow_mut();
+        if s.presence_pending {
+            return;
+        }
+        s.presence_pending = true;
+        (s.presence_sent_at + PRESENCE_THROTTLE_MS - js_sys::Date::now()).max(0.0)
+    };
+    let s = session.clone();
+    let send = Closure::once_into_js(move || {
+        let mut s = s.borrow_mut();
+        s.presence_pending = false;
+        s.publish_presence();
+    });
+    if let Some(window) = web_sys::window() {
+        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+            send.unchecked_ref(),
+            delay as i32,
+        );
+    }
 }
 
 /// Wires a field's input and composition events to the session.
@@ -175,6 +277,7 @@ fn connect(session: &Shared) {
             // Unconfirmed changes are still in the replica: the next handshake resends them.
             session.unconfirmed = 0;
             session.parts.status.set(Status::Offline);
+            session.forget_others();
             if let Some(problem) = refusal(event.code(), &event.reason()) {
                 session.parts.error.set(Some(problem));
             }
@@ -255,7 +358,7 @@ impl Session {
     }
 
     fn on_frame(&mut self, frame: &[u8]) {
-        let mut decoder = DecoderV1::new(Cursor::new(frame));
+        let mut decoder = DecoderV1::new(ReadCursor::new(frame));
         let messages: Vec<_> = MessageReader::new(&mut decoder).collect();
         for message in messages {
             match message {
@@ -270,6 +373,12 @@ impl Session {
                         self.failures = 0;
                         self.parts.error.set(None);
                         self.parts.status.set(Status::Live);
+                        self.publish_presence();
+                    }
+                }
+                Ok(Message::Awareness(update)) => {
+                    if self.awareness.apply_update(update).is_ok() {
+                        self.refresh_presence();
                     }
                 }
                 Ok(Message::Custom(protocol::MSG_SAVED, _)) => {
@@ -295,7 +404,10 @@ impl Session {
         };
         let Some(update) = update else { return };
         match field {
-            Field::Content => self.parts.content.set(self.content.text().to_string()),
+            Field::Content => {
+                self.parts.content.set(self.content.text().to_string());
+                self.render_carets();
+            }
             Field::Title => {
                 self.parts.title_text.set(self.title.text().to_string());
                 recent::remember(self.parts.id.as_str(), self.title.text());
@@ -321,11 +433,146 @@ impl Session {
         }
         if self.content.refresh(&self.doc, content_selection) {
             self.parts.content.set(self.content.text().to_string());
+            self.render_carets();
         }
         if self.title.refresh(&self.doc, title_selection) {
             self.parts.title_text.set(self.title.text().to_string());
             recent::remember(self.parts.id.as_str(), self.title.text());
         }
+    }
+
+    /// This person's presence: who they are and where their caret is in the source.
+    fn local_presence(&self) -> PresenceState {
+        let cursor = self.content.anchor_and_head().map(|(anchor, head)| {
+            let txn = self.doc.transact();
+            let text = self.content.shared_text();
+            Cursor {
+                anchor: RelativePosition::from_sticky(&sticky_at(text, &txn, anchor, Assoc::After)),
+                head: RelativePosition::from_sticky(&sticky_at(text, &txn, head, Assoc::After)),
+            }
+        });
+        PresenceState {
+            user: Some(self.parts.me.get_untracked()),
+            cursor,
+        }
+    }
+
+    /// Publishes this person's presence now (also renewing it for the server's expiry).
+    fn publish_presence(&mut self) {
+        let Ok(json) = serde_json::to_string(&self.local_presence()) else {
+            return;
+        };
+        self.awareness.set_local_state_raw(json);
+        self.presence_sent_at = js_sys::Date::now();
+        let me = self.awareness.client_id();
+        if let Ok(update) = self.awareness.update_with_clients([me]) {
+            self.send(Message::Awareness(update));
+        }
+        self.refresh_presence();
+    }
+
+    /// The page is going away: withdraw this person's presence and close the socket.
+    fn leave(&mut self) {
+        self.awareness.clean_local_state();
+        let me = self.awareness.client_id();
+        if let Ok(update) = self.awareness.update_with_clients([me]) {
+            self.send(Message::Awareness(update));
+        }
+        self.socket = None;
+    }
+
+    /// Without a connection, others' presence is stale: drop it until they are heard again.
+    fn forget_others(&mut self) {
+        let me = self.awareness.client_id();
+        let others: Vec<_> = self
+            .awareness
+            .iter()
+            .filter(|(id, state)| *id != me && state.data.is_some())
+            .map(|(id, _)| id)
+            .collect();
+        for id in others {
+            self.awareness.remove_state(id);
+        }
+        self.refresh_presence();
+    }
+
+    /// Updates the header's people and the caret layer from the awareness states.
+    fn refresh_presence(&self) {
+        let me = self.awareness.client_id();
+        let mut peers: Vec<PeerBadge> = self
+            .awareness
+            .iter()
+            .filter_map(|(id, state)| {
+                let presence: PresenceState = serde_json::from_str(state.data.as_deref()?).ok()?;
+                let user = presence.user.unwrap_or_default();
+                Some(PeerBadge {
+                    client: id.get(),
+                    name: if user.name.trim().is_empty() {
+                        "Anonymous".into()
+                    } else {
+                        user.name
+                    },
+                    color: user.color,
+                    me: id == me,
+                })
+            })
+            .collect();
+        peers.sort_by(|a, b| {
+            b.me.cmp(&a.me)
+                .then_with(|| a.name.cmp(&b.name))
+                .then(a.client.cmp(&b.client))
+        });
+        if self.parts.peers.with_untracked(|current| current != &peers) {
+            self.parts.peers.set(peers);
+        }
+        self.render_carets();
+    }
+
+    /// Redraws the others' carets and selections over the source.
+    fn render_carets(&self) {
+        let Some(layer) = self.parts.carets.get_untracked() else {
+            return;
+        };
+        let me = self.awareness.client_id();
+        let txn = self.doc.transact();
+        let carets: Vec<RemoteCaret> = self
+            .awareness
+            .iter()
+            .filter(|(id, _)| *id != me)
+            .filter_map(|(id, state)| {
+                let presence: PresenceState = serde_json::from_str(state.data.as_deref()?).ok()?;
+                let cursor = presence.cursor?;
+                let resolve = |position: &RelativePosition| {
+                    position
+                        .to_sticky()?
+                        .get_offset(&txn)
+                        .map(|offset| offset.index)
+                };
+                let user: User = presence.user.unwrap_or_default();
+                Some(RemoteCaret {
+                    client: id.get(),
+                    name: user.name,
+                    color: user.color,
+                    anchor: resolve(&cursor.anchor)?,
+                    head: resolve(&cursor.head)?,
+                })
+            })
+            .collect();
+        if carets.is_empty() {
+            layer.set_inner_html("");
+            return;
+        }
+        let source = self.content.element().element();
+        let _ = layer.set_attribute(
+            "style",
+            &format!(
+                "width:{}px;height:{}px",
+                source.client_width(),
+                source.client_height()
+            ),
+        );
+        layer.set_inner_html(&overlay_html(self.content.text(), &carets));
+        layer.set_scroll_top(source.scroll_top());
     }
 
     /// Sends a message carrying document changes; the server confirms each such frame once

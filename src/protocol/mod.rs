@@ -2,6 +2,7 @@
 //! speaks beside the standard Yjs protocol.
 //!
 //! # Layout
+//! - [`presence`]: who is here and where, in the awareness shape Yjs editors use.
 //! - [`diff`]: turns "the text before" and "the text after" an edit into one splice, the
 //!   minimal yrs operation for a browser edit.
 //!
@@ -11,6 +12,7 @@
 //! and [`TITLE`].
 
 pub mod diff;
+pub mod presence;
 
 use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, Transact};
 
