@@ -19,7 +19,7 @@ use tandem::doc_id::DocId;
 use tandem::protocol;
 use tandem::server::hub::Hub;
 use tandem::server::journal::Journal;
-use tandem::server::room::CompactionPolicy;
+use tandem::server::room::RoomPolicy;
 use tandem::server::storage::sqlite::SqliteStore;
 use tandem::server::storage::{DocStore, NewUpdate};
 use yrs::sync::{Message, SyncMessage};
@@ -29,9 +29,10 @@ use yrs::{Text, Transact};
 fn hub(dir: &std::path::Path) -> (Hub, Arc<SqliteStore>) {
     let store = Arc::new(SqliteStore::open(dir, 0).unwrap());
     let journal = Journal::start(store.clone(), 4096);
-    let policy = CompactionPolicy {
-        max_updates: 1000,
-        max_bytes: 4 << 20,
+    let policy = RoomPolicy {
+        compact_after_updates: 1000,
+        compact_after_bytes: 4 << 20,
+        max_doc_bytes: usize::MAX,
     };
     (Hub::new(store.clone(), journal, policy, 1024), store)
 }

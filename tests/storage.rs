@@ -11,7 +11,7 @@ use tandem::doc_id::DocId;
 use tandem::protocol;
 use tandem::server::hub::Hub;
 use tandem::server::journal::Journal;
-use tandem::server::room::CompactionPolicy;
+use tandem::server::room::RoomPolicy;
 use tandem::server::storage::sqlite::{SqliteStore, DB_FILE};
 use tandem::server::storage::{DocStore, NewUpdate};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -22,9 +22,10 @@ use yrs::{GetString, ReadTxn, Text, Transact, Update};
 fn hub_over(dir: &std::path::Path, max_updates: usize) -> (Hub, Arc<dyn DocStore>) {
     let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir, 0).unwrap());
     let journal = Journal::start(store.clone(), 1024);
-    let policy = CompactionPolicy {
-        max_updates,
-        max_bytes: usize::MAX,
+    let policy = RoomPolicy {
+        compact_after_updates: max_updates,
+        compact_after_bytes: usize::MAX,
+        max_doc_bytes: usize::MAX,
     };
     (Hub::new(store.clone(), journal, policy, 64), store)
 }

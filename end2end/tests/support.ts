@@ -33,3 +33,41 @@ export async function typeAt(page: Page, offset: number, text: string, delay = 0
   await placeCaret(page, offset);
   await page.keyboard.type(text, { delay });
 }
+
+/** A Tandem server of a test's own, so the test can stop and start it. */
+export class OwnServer {
+  private process: import('node:child_process').ChildProcess | null = null;
+  readonly url: string;
+  constructor(readonly port: number, readonly dataDir: string) {
+    this.url = `http://127.0.0.1:${port}`;
+  }
+
+  async start() {
+    const { spawn } = await import('node:child_process');
+    const path = await import('node:path');
+    const root = path.resolve(__dirname, '..', '..');
+    const bin = process.env.TANDEM_BIN ?? path.join(root, 'target/debug/tandem');
+    this.process = spawn(bin, ['--addr', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir], {
+      cwd: root,
+      stdio: 'ignore',
+      env: { ...process.env, RUST_LOG: 'warn' },
+    });
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      try {
+        if ((await fetch(`${this.url}/healthz`)).ok) return;
+      } catch {}
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('server did not become healthy');
+  }
+
+  async stop() {
+    const child = this.process;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+    this.process = null;
+  }
+}

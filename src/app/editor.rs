@@ -71,6 +71,7 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
     let save = RwSignal::new(SaveState::Saved);
     let error = RwSignal::new(None::<String>);
     let peers = RwSignal::new(Vec::<PeerBadge>::new());
+    let retry_in = RwSignal::new(None::<u32>);
     let me = RwSignal::new(User::default());
     let carets = NodeRef::<Div>::new();
     let preview = Memo::new(move |_| markdown::render(&content.read()));
@@ -86,6 +87,7 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
         status,
         save,
         error,
+        retry_in,
         peers,
         me,
         carets,
@@ -186,7 +188,12 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                     </div>
                 </details>
                 <span class="status" data-status=move || status.get().key() data-testid="status" role="status">
-                    {move || status.get().label()}
+                    {move || match (status.get(), retry_in.get()) {
+                        (Status::Offline, Some(seconds)) => {
+                            format!("{}. Reconnecting in {seconds} s…", status.get().label())
+                        }
+                        (status, _) => status.label().to_string(),
+                    }}
                 </span>
                 <span
                     class="saved"

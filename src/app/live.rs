@@ -25,7 +25,7 @@ impl Status {
         match self {
             Status::Connecting => "Connecting…",
             Status::Live => "Live",
-            Status::Offline => "Offline",
+            Status::Offline => "Offline — your changes are kept on this device",
         }
     }
     pub fn key(self) -> &'static str {
@@ -93,6 +93,8 @@ pub struct EditorParts {
     pub save: RwSignal<SaveState>,
     /// Why the server refused or dropped the document, while that is the latest news.
     pub error: RwSignal<Option<String>>,
+    /// Seconds until the next connection attempt, while one is scheduled.
+    pub retry_in: RwSignal<Option<u32>>,
     /// Everyone in the document now, this page included.
     pub peers: RwSignal<Vec<PeerBadge>>,
     /// This person's name and colour; the header edits it, the client publishes it.

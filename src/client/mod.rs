@@ -6,9 +6,11 @@
 //! - [`session`]: one open document: replica, fields, socket, reconnection.
 //! - [`recent`]: the documents this browser has opened, kept in local storage.
 //! - [`identity`]: this person's name and colour, kept in local storage.
+//! - [`offline`]: each open document's state, kept in the browser for offline edits.
 
 mod binding;
 mod identity;
+mod offline;
 mod recent;
 mod session;
 

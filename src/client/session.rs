@@ -11,7 +11,7 @@
 //! jittered delay, so a thousand pages do not return in the same instant.
 
 use super::binding::{FieldElement, TextField};
-use super::{identity, recent};
+use super::{identity, offline, recent};
 use crate::app::carets::{overlay_html, RemoteCaret};
 use crate::app::live::{EditorParts, PeerBadge, SaveState, Status};
 use crate::protocol::presence::{sticky_at, Cursor, PresenceState, RelativePosition, User};
@@ -36,6 +36,14 @@ const BACKOFF_CAP_MS: f64 = 10_000.0;
 const PRESENCE_THROTTLE_MS: f64 = 50.0;
 /// Presence is renewed this often so the server does not expire it (it does after 30 s).
 const PRESENCE_RENEW_MS: i32 = 15_000;
+/// How often the page asks the server whether the line is alive.
+const HEARTBEAT_MS: f64 = 15_000.0;
+/// A connection the server has not spoken on for this long is given up as dead.
+const DEAD_AFTER_MS: f64 = 45_000.0;
+/// How often the watchdog, the countdown and the offline copy are looked after.
+const TICK_MS: i32 = 500;
+/// The offline copy is written at most this long after a change.
+const SAVE_LOCALLY_AFTER_MS: f64 = 1_000.0;
 
 type Shared = Rc<RefCell<Session>>;
 
@@ -67,6 +75,13 @@ struct Session {
     presence_pending: bool,
     /// When presence was last sent, in milliseconds since the epoch.
     presence_sent_at: f64,
+    /// The scheduled reconnection: its timer and when it fires.
+    retry: Option<(i32, f64)>,
+    /// When the server last said anything on this connection, and when we last pinged.
+    heard_at: f64,
+    pinged_at: f64,
+    /// The offline copy is older than the replica since this moment.
+    unsaved_since: Option<f64>,
 }
 
 /// A socket and the handlers it calls, dropped together.
@@ -95,6 +110,12 @@ pub fn start(parts: EditorParts) {
     if let Ok(update) = Update::decode_v1(&parts.snapshot.update_bytes()) {
         let _ = doc.transact_mut().apply_update(update);
     }
+    // Edits made here while offline, perhaps in a tab since closed: merged, never swapped in.
+    if let Some(kept) = offline::load(parts.id.as_str()) {
+        if let Ok(update) = Update::decode_v1(&kept) {
+            let _ = doc.transact_mut().apply_update(update);
+        }
+    }
     let content = TextField::new(FieldElement::Area(source), &doc, CONTENT);
     let title = TextField::new(FieldElement::Line(title), &doc, TITLE);
     recent::remember(parts.id.as_str(), title.text());
@@ -115,7 +136,12 @@ pub fn start(parts: EditorParts) {
         awareness,
         presence_pending: false,
         presence_sent_at: 0.0,
+        retry: None,
+        heard_at: 0.0,
+        pinged_at: 0.0,
+        unsaved_since: Some(0.0),
     }));
+    keep_watch(&session);
     listen(&session, Field::Content);
     listen(&session, Field::Title);
     listen_presence(&session);
@@ -271,20 +297,12 @@ fn connect(session: &Shared) {
             event.code(),
             event.reason()
         );
-        {
-            let mut session = s.borrow_mut();
-            session.synced = false;
-            // Unconfirmed changes are still in the replica: the next handshake resends them.
-            session.unconfirmed = 0;
-            session.parts.status.set(Status::Offline);
-            session.forget_others();
-            if let Some(problem) = refusal(event.code(), &event.reason()) {
-                session.parts.error.set(Some(problem));
-            }
+        if let Some(problem) = refusal(event.code(), &event.reason()) {
+            s.borrow().parts.error.set(Some(problem));
         }
         // The handlers are dropped with the connection when the next one replaces it, not
         // here: a closure must not be freed while it runs.
-        schedule_reconnect(&s);
+        connection_lost(&s, false);
     });
     ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -297,21 +315,134 @@ fn connect(session: &Shared) {
     });
 }
 
+/// The connection is gone (closed, or found dead): show it, forget stale presence and
+/// schedule the next attempt. `drop_socket` is false inside the socket's own handlers, which
+/// must not be freed while they run.
+fn connection_lost(session: &Shared, drop_socket: bool) {
+    {
+        let mut s = session.borrow_mut();
+        if drop_socket {
+            s.socket = None;
+        }
+        s.synced = false;
+        // Unconfirmed changes are still in the replica: the next handshake resends them.
+        s.unconfirmed = 0;
+        s.parts.status.set(Status::Offline);
+        s.forget_others();
+    }
+    schedule_reconnect(session);
+}
+
+/// Schedules the next connection attempt after a fully jittered exponential delay: a
+/// random time up to a ceiling that doubles with each failure (from a quarter of a second to
+/// ten seconds), so the clients of a restarted server come back spread out, not at once.
 fn schedule_reconnect(session: &Shared) {
     let delay = {
         let mut s = session.borrow_mut();
+        if s.retry.is_some() {
+            return;
+        }
         s.failures = s.failures.saturating_add(1);
         let ceiling =
             (BACKOFF_BASE_MS * 2f64.powi(s.failures.min(16) as i32 - 1)).min(BACKOFF_CAP_MS);
         js_sys::Math::random() * ceiling
     };
     let s = session.clone();
-    let retry = Closure::once_into_js(move || connect(&s));
+    let retry = Closure::once_into_js(move || {
+        s.borrow_mut().retry = None;
+        connect(&s);
+    });
     if let Some(window) = web_sys::window() {
-        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+        if let Ok(timer) = window.set_timeout_with_callback_and_timeout_and_arguments_0(
             retry.unchecked_ref(),
             delay as i32,
-        );
+        ) {
+            session.borrow_mut().retry = Some((timer, js_sys::Date::now() + delay));
+        }
+    }
+}
+
+/// Connects at once if the page is not connected: the browser says it is online again, or
+/// the tab became visible. A scheduled attempt is cancelled in favour of this one.
+fn reconnect_now(session: &Shared) {
+    {
+        let mut s = session.borrow_mut();
+        let busy = s
+            .socket
+            .as_ref()
+            .is_some_and(|c| matches!(c.ws.ready_state(), WebSocket::OPEN | WebSocket::CONNECTING));
+        if busy {
+            return;
+        }
+        if let (Some((timer, _)), Some(window)) = (s.retry.take(), web_sys::window()) {
+            window.clear_timeout_with_handle(timer);
+        }
+    }
+    connect(session);
+}
+
+/// The page's clock: every [`TICK_MS`] it pings the server when due, gives up a connection
+/// the server has gone silent on, updates the reconnection countdown and writes the offline
+/// copy when it is behind. Also wires `online` and `visibilitychange`.
+fn keep_watch(session: &Shared) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let s = session.clone();
+    let tick = Closure::<dyn FnMut()>::new(move || {
+        let now = js_sys::Date::now();
+        let dead = {
+            let mut session = s.borrow_mut();
+            let open = session
+                .socket
+                .as_ref()
+                .is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN);
+            if open && now - session.pinged_at >= HEARTBEAT_MS {
+                session.pinged_at = now;
+                session.send(Message::Custom(protocol::MSG_PING, Vec::new()));
+            }
+            let countdown = session
+                .retry
+                .map(|(_, at)| ((at - now).max(0.0) / 1000.0).ceil() as u32);
+            if session.parts.retry_in.get_untracked() != countdown {
+                session.parts.retry_in.set(countdown);
+            }
+            if session
+                .unsaved_since
+                .is_some_and(|since| now - since >= SAVE_LOCALLY_AFTER_MS)
+            {
+                session.save_locally();
+            }
+            open && now - session.heard_at >= DEAD_AFTER_MS
+        };
+        if dead {
+            leptos::logging::warn!("Tandem: the server has been silent for 45 s; reconnecting");
+            connection_lost(&s, true);
+        }
+    });
+    let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(
+        tick.as_ref().unchecked_ref(),
+        TICK_MS,
+    );
+    tick.forget();
+
+    let s = session.clone();
+    let online = Closure::<dyn FnMut()>::new(move || reconnect_now(&s));
+    let _ = window.add_event_listener_with_callback("online", online.as_ref().unchecked_ref());
+    online.forget();
+    if let Some(document) = window.document() {
+        let s = session.clone();
+        let visible = Closure::<dyn FnMut()>::new(move || {
+            let shown = web_sys::window()
+                .and_then(|w| w.document())
+                .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
+            if shown {
+                reconnect_now(&s);
+            }
+        });
+        let _ = document
+            .add_event_listener_with_callback("visibilitychange", visible.as_ref().unchecked_ref());
+        visible.forget();
     }
 }
 
@@ -353,11 +484,15 @@ impl Session {
     }
 
     fn on_open(&mut self) {
+        let now = js_sys::Date::now();
+        self.heard_at = now;
+        self.pinged_at = now;
         let sv = self.doc.transact().state_vector();
         self.send(Message::Sync(SyncMessage::SyncStep1(sv)));
     }
 
     fn on_frame(&mut self, frame: &[u8]) {
+        self.heard_at = js_sys::Date::now();
         let mut decoder = DecoderV1::new(ReadCursor::new(frame));
         let messages: Vec<_> = MessageReader::new(&mut decoder).collect();
         for message in messages {
@@ -403,6 +538,7 @@ impl Session {
             Field::Title => self.title.local_change(&self.doc),
         };
         let Some(update) = update else { return };
+        self.unsaved_since.get_or_insert(js_sys::Date::now());
         match field {
             Field::Content => {
                 self.parts.content.set(self.content.text().to_string());
@@ -431,6 +567,7 @@ impl Session {
         if let Err(error) = self.doc.transact_mut().apply_update(decoded) {
             leptos::logging::warn!("Tandem: update did not apply: {error}");
         }
+        self.unsaved_since.get_or_insert(js_sys::Date::now());
         if self.content.refresh(&self.doc, content_selection) {
             self.parts.content.set(self.content.text().to_string());
             self.render_carets();
@@ -471,8 +608,20 @@ impl Session {
         self.refresh_presence();
     }
 
-    /// The page is going away: withdraw this person's presence and close the socket.
+    /// Writes the replica to the browser's storage for offline use.
+    fn save_locally(&mut self) {
+        let state = self
+            .doc
+            .transact()
+            .encode_state_as_update_v1(&yrs::StateVector::default());
+        offline::save(self.parts.id.as_str(), &state);
+        self.unsaved_since = None;
+    }
+
+    /// The page is going away: keep its state, withdraw this person's presence and close
+    /// the socket.
     fn leave(&mut self) {
+        self.save_locally();
         self.awareness.clean_local_state();
         let me = self.awareness.client_id();
         if let Ok(update) = self.awareness.update_with_clients([me]) {

@@ -20,6 +20,12 @@ use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, Transact};
 /// a frame it sent are durable. Yjs uses types 0 to 3; stock clients never ask for this one.
 pub const MSG_SAVED: u8 = 100;
 
+/// Message type of the heartbeat Tandem's client sends; the server answers [`MSG_PONG`].
+/// Browsers hide WebSocket pings from pages, so a page needs its own to notice a dead line.
+pub const MSG_PING: u8 = 101;
+/// The server's answer to [`MSG_PING`].
+pub const MSG_PONG: u8 = 102;
+
 /// Query parameter with which Tandem's own client asks for its extra messages.
 pub const CLIENT_PARAM: &str = "client";
 /// Its value.

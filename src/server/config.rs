@@ -45,6 +45,39 @@ pub struct Config {
     #[arg(long, env = "TANDEM_MAX_MESSAGE_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_message_bytes: usize,
 
+    /// Largest document, in bytes of its stored form; a change that would exceed it is refused
+    /// (close 1009 with the reason) and the document stays as it was.
+    #[arg(long, env = "TANDEM_MAX_DOC_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_doc_bytes: usize,
+
+    /// Open WebSocket connections allowed from one client address.
+    #[arg(long, env = "TANDEM_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64)]
+    pub max_connections_per_address: usize,
+
+    /// New WebSocket connections per second allowed from one client address (bursts of twice
+    /// that); beyond it the upgrade is answered 429.
+    #[arg(
+        long,
+        env = "TANDEM_MAX_NEW_CONNECTIONS_PER_SECOND",
+        default_value_t = 20
+    )]
+    pub max_new_connections_per_second: u32,
+
+    /// Messages per second allowed on one connection (bursts of twice that); beyond it the
+    /// connection is closed with 1008.
+    #[arg(long, env = "TANDEM_MAX_MESSAGES_PER_SECOND", default_value_t = 300)]
+    pub max_messages_per_second: u32,
+
+    /// Other origins (like https://notes.example.com) whose pages may open WebSockets here,
+    /// comma-separated. The server's own origin is always allowed.
+    #[arg(long, env = "TANDEM_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Refuse WebSocket upgrades without an Origin header (by default non-browser clients,
+    /// which send none, are let in).
+    #[arg(long, env = "TANDEM_REQUIRE_ORIGIN")]
+    pub require_origin: bool,
+
     /// Messages each connection may have waiting to be sent. A connection whose queue
     /// overflows is closed with 1013 so that it reconnects and resynchronises.
     #[arg(long, env = "TANDEM_SEND_QUEUE", default_value_t = 512)]

@@ -27,6 +27,8 @@ pub mod close_code {
     pub const INTERNAL: u16 = 1011;
     /// The connection fell behind; reconnecting resynchronises it.
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// The peer stopped answering pings.
+    pub const NO_HEARTBEAT: u16 = 4000;
 }
 
 impl CloseReason {
@@ -61,6 +63,12 @@ impl CloseReason {
     pub fn internal(reason: impl Into<String>) -> Self {
         Self::new(close_code::INTERNAL, reason)
     }
+    pub fn policy(reason: impl Into<String>) -> Self {
+        Self::new(close_code::POLICY, reason)
+    }
+    pub fn silent() -> Self {
+        Self::new(close_code::NO_HEARTBEAT, "no answer to pings")
+    }
 }
 
 /// An error answered over plain HTTP.
@@ -68,12 +76,18 @@ impl CloseReason {
 pub enum HttpError {
     #[error("malformed document id: {0}")]
     BadDocId(#[from] crate::doc_id::DocIdError),
+    #[error("origin {0:?} may not open connections here")]
+    ForbiddenOrigin(String),
+    #[error("{0}")]
+    Limited(#[from] super::limits::Refusal),
 }
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let status = match self {
             HttpError::BadDocId(_) => StatusCode::BAD_REQUEST,
+            HttpError::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
+            HttpError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
         };
         tracing::info!(%status, error = %self, "request refused");
         (status, self.to_string()).into_response()

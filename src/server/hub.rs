@@ -6,7 +6,7 @@
 //! two first connections to a document share one load, never two.
 
 use super::journal::Journal;
-use super::room::{CompactionPolicy, ConnId, Loaded, Room};
+use super::room::{ConnId, Loaded, Room, RoomPolicy};
 use super::storage::{DocStore, StoreError};
 use crate::doc_id::DocId;
 use crate::protocol;
@@ -30,7 +30,7 @@ struct Inner {
     rooms: Mutex<HashMap<DocId, Entry>>,
     store: Arc<dyn DocStore>,
     journal: Journal,
-    policy: CompactionPolicy,
+    policy: RoomPolicy,
     /// Capacity of each room's broadcast ring.
     fanout_capacity: usize,
     /// Source of connection ids, unique for the life of the process.
@@ -84,7 +84,7 @@ impl Hub {
     pub fn new(
         store: Arc<dyn DocStore>,
         journal: Journal,
-        policy: CompactionPolicy,
+        policy: RoomPolicy,
         fanout_capacity: usize,
     ) -> Self {
         Hub {
@@ -205,6 +205,7 @@ impl Hub {
             let Some(stored) = store.load(&id)? else {
                 return Ok(Loaded {
                     doc,
+                    snapshot_bytes: 0,
                     last_seq: 0,
                     tail_updates: 0,
                     tail_bytes: 0,
@@ -223,6 +224,7 @@ impl Hub {
             }
             Ok(Loaded {
                 doc,
+                snapshot_bytes: stored.snapshot.as_ref().map_or(0, Vec::len),
                 last_seq: stored.last_seq,
                 tail_updates,
                 tail_bytes,
@@ -302,9 +304,10 @@ mod tests {
     fn hub(dir: &std::path::Path) -> Hub {
         let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir, 0).unwrap());
         let journal = Journal::start(store.clone(), 64);
-        let policy = CompactionPolicy {
-            max_updates: 100,
-            max_bytes: 1 << 20,
+        let policy = RoomPolicy {
+            compact_after_updates: 100,
+            compact_after_bytes: 1 << 20,
+            max_doc_bytes: usize::MAX,
         };
         Hub::new(store, journal, policy, 16)
     }

@@ -6,6 +6,7 @@
 //! - [`room`]: one document's replica, presence and fan-out; sans-IO protocol handling.
 //! - [`session`]: one WebSocket connection: reader, writer, bounded queues, cleanup.
 //! - [`journal`]: group commit of accepted updates, before they are broadcast.
+//! - [`limits`]: connections and message rates one client may use.
 //! - [`storage`]: the `DocStore` trait and its SQLite implementation.
 //! - [`error`]: close codes and HTTP errors.
 
@@ -13,13 +14,15 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod journal;
+pub mod limits;
 pub mod room;
 pub mod session;
 pub mod storage;
 
 use crate::app::{shell, App};
 use crate::doc_id::DocId;
-use axum::extract::{Path, Query, Request, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, Request, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -31,7 +34,9 @@ use hub::Hub;
 use journal::Journal;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use room::CompactionPolicy;
+use limits::{LimitSettings, Limits};
+use room::RoomPolicy;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use storage::sqlite::SqliteStore;
 use storage::{DocStore, StoreError};
@@ -51,6 +56,7 @@ pub struct AppState {
     /// Tracks WebSocket sessions, which outlive the HTTP connection that upgraded them, so
     /// that shutdown can wait for them to close.
     pub sessions: TaskTracker,
+    pub limits: Arc<Limits>,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {
@@ -69,16 +75,23 @@ impl AppState {
         tracing::info!(path = %store.path().display(), "document store open");
         let store: Arc<dyn DocStore> = Arc::new(store);
         let journal = Journal::start(store.clone(), JOURNAL_QUEUE);
-        let policy = CompactionPolicy {
-            max_updates: config.compact_after_updates.max(1),
-            max_bytes: config.compact_after_bytes.max(1),
+        let policy = RoomPolicy {
+            compact_after_updates: config.compact_after_updates.max(1),
+            compact_after_bytes: config.compact_after_bytes.max(1),
+            max_doc_bytes: config.max_doc_bytes.max(1),
         };
+        let limits = Limits::new(LimitSettings {
+            connections_per_address: config.max_connections_per_address.max(1),
+            new_connections_per_second: config.max_new_connections_per_second.max(1),
+            messages_per_second: config.max_messages_per_second.max(1),
+        });
         Ok(AppState {
             hub: Hub::new(store, journal, policy, config.send_queue * 2),
             config: Arc::new(config),
             leptos: site_options(),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            limits,
         })
     }
 }
@@ -125,9 +138,12 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
     let sessions = state.sessions.clone();
     let hub = state.hub.clone();
     let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await?;
     sessions.close();
     if tokio::time::timeout(std::time::Duration::from_secs(8), sessions.wait())
         .await
@@ -214,9 +230,15 @@ async fn websocket(
     Path(raw): Path<String>,
     Query(params): Query<SocketParams>,
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, HttpError> {
     let id = DocId::parse(&raw)?;
+    check_origin(&headers, &state.config)?;
+    let admission = state.limits.admit(peer.ip()).inspect_err(|refusal| {
+        tracing::info!(address = %peer.ip(), %refusal, "connection refused");
+    })?;
     let acks = params.client.as_deref() == Some(crate::protocol::CLIENT_TANDEM);
     let limit = state.config.max_message_bytes;
     let response = upgrade
@@ -227,6 +249,8 @@ async fn websocket(
             let settings = session::SessionSettings {
                 send_queue: state.config.send_queue,
                 acks,
+                messages: state.limits.message_limiter(),
+                admission,
             };
             let session = session::run(
                 socket,
@@ -238,6 +262,39 @@ async fn websocket(
             state.sessions.track_future(session)
         });
     Ok(response)
+}
+
+/// A browser page may open a WebSocket here only from this server's own origin or an allowed
+/// one; otherwise any web page could write into documents whose links its visitors know.
+/// Clients without an `Origin` (not browsers) are let in unless the configuration says no.
+fn check_origin(headers: &HeaderMap, config: &Config) -> Result<(), HttpError> {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        return if config.require_origin {
+            Err(HttpError::ForbiddenOrigin("(none)".into()))
+        } else {
+            Ok(())
+        };
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or_default();
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let same_origin = !authority.is_empty() && authority.eq_ignore_ascii_case(host);
+    let allowed = config
+        .allowed_origins
+        .iter()
+        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin));
+    if same_origin || allowed {
+        Ok(())
+    } else {
+        tracing::info!(%origin, "WebSocket from a foreign origin refused");
+        Err(HttpError::ForbiddenOrigin(origin.to_string()))
+    }
 }
 
 /// The editor page renders its own "not a valid link" view; this gives that page the 400

@@ -61,16 +61,21 @@ impl yrs::sync::Clock for TokioClock {
     }
 }
 
-/// When the stored log of a document is merged into its snapshot.
+/// When the stored log of a document is merged into its snapshot, and how large a document
+/// may grow.
 #[derive(Debug, Clone, Copy)]
-pub struct CompactionPolicy {
-    pub max_updates: usize,
-    pub max_bytes: usize,
+pub struct RoomPolicy {
+    pub compact_after_updates: usize,
+    pub compact_after_bytes: usize,
+    /// Largest document, in bytes of its stored form (snapshot plus log).
+    pub max_doc_bytes: usize,
 }
 
 /// How a room starts: its replica and what the store holds beyond the snapshot.
 pub struct Loaded {
     pub doc: Doc,
+    /// Bytes of the stored snapshot.
+    pub snapshot_bytes: usize,
     /// Log position of the newest stored update.
     pub last_seq: i64,
     pub tail_updates: usize,
@@ -95,7 +100,7 @@ pub struct Room {
     /// capacity behind learns it has lagged and is closed, rather than holding memory.
     updates: broadcast::Sender<Broadcast>,
     journal: Journal,
-    policy: CompactionPolicy,
+    policy: RoomPolicy,
     /// Sequence number of the newest change known to be durable; see `State::applied`.
     durable: watch::Sender<u64>,
     /// Cancelled when storing failed; the reason is in `State::failure`.
@@ -113,6 +118,12 @@ struct State {
     /// Updates and bytes stored since the last compaction.
     tail_updates: usize,
     tail_bytes: usize,
+    /// Size of the document's stored form: the snapshot plus the log since.
+    stored_bytes: usize,
+    /// The last sync step 2 answered, for the state vector it answered and the replica version
+    /// it came from: when many clients join at once they mostly ask the same question, and the
+    /// document is encoded once per version rather than once per joiner.
+    last_answer: Option<(u64, StateVector, Bytes)>,
     failure: Option<String>,
 }
 
@@ -121,7 +132,7 @@ impl Room {
         id: DocId,
         loaded: Loaded,
         journal: Journal,
-        policy: CompactionPolicy,
+        policy: RoomPolicy,
         fanout_capacity: usize,
     ) -> Self {
         let (updates, _) = broadcast::channel(fanout_capacity.max(1));
@@ -134,6 +145,8 @@ impl Room {
                 last_seq: loaded.last_seq,
                 tail_updates: loaded.tail_updates,
                 tail_bytes: loaded.tail_bytes,
+                stored_bytes: loaded.snapshot_bytes + loaded.tail_bytes,
+                last_answer: None,
                 failure: None,
             }),
             updates,
@@ -305,18 +318,30 @@ impl Room {
     }
 
     async fn sync_step2_for(&self, sv: &StateVector) -> Result<Bytes, CloseReason> {
-        let (update, applied) = {
-            let state = self.lock();
-            let update = state
-                .awareness
-                .doc()
-                .transact()
-                .encode_state_as_update_v1(sv);
-            (update, state.applied)
+        let (answer, applied) = {
+            let mut state = self.lock();
+            let applied = state.applied;
+            let cached = match &state.last_answer {
+                Some((version, asked, answer)) if *version == applied && asked == sv => {
+                    Some(answer.clone())
+                }
+                _ => None,
+            };
+            let answer = cached.unwrap_or_else(|| {
+                let update = state
+                    .awareness
+                    .doc()
+                    .transact()
+                    .encode_state_as_update_v1(sv);
+                let answer = encode(Message::Sync(SyncMessage::SyncStep2(update)));
+                state.last_answer = Some((applied, sv.clone(), answer.clone()));
+                answer
+            });
+            (answer, applied)
         };
         // The answer may contain changes still on their way to disk: wait for them.
         self.durable_at(applied).await?;
-        Ok(encode(Message::Sync(SyncMessage::SyncStep2(update))))
+        Ok(answer)
     }
 
     /// Applies an update, stores what it changed and then broadcasts it. What is stored and
@@ -335,6 +360,14 @@ impl Room {
             let mut state = self.lock();
             if let Some(failure) = &state.failure {
                 return Err(CloseReason::internal(format!("storage failed: {failure}")));
+            }
+            // An update is never smaller than what it adds, so this refuses every change that
+            // could push the document past its limit, before anything is applied.
+            if state.stored_bytes + bytes.len() > self.policy.max_doc_bytes {
+                return Err(CloseReason::too_big(format!(
+                    "document would exceed its size limit of {} bytes",
+                    self.policy.max_doc_bytes
+                )));
             }
             // yrs reports malformed updates as errors, but a panic deep inside integration
             // must still not take the process down.
@@ -404,13 +437,16 @@ impl Room {
                 state.last_seq = seq;
                 state.tail_updates += 1;
                 state.tail_bytes += frame.len();
-                if state.tail_updates >= self.policy.max_updates
-                    || state.tail_bytes >= self.policy.max_bytes
+                state.stored_bytes += frame.len();
+                if state.tail_updates >= self.policy.compact_after_updates
+                    || state.tail_bytes >= self.policy.compact_after_bytes
                 {
                     let compaction = self.compaction(&state);
+                    let snapshot_bytes = compaction.snapshot.len();
                     if self.journal.try_compact(compaction) {
                         state.tail_updates = 0;
                         state.tail_bytes = 0;
+                        state.stored_bytes = snapshot_bytes;
                     }
                 }
                 drop(state);
@@ -503,13 +539,15 @@ mod tests {
         let journal = Journal::start(store.clone(), 64);
         let loaded = Loaded {
             doc: protocol::new_doc(),
+            snapshot_bytes: 0,
             last_seq: 0,
             tail_updates: 0,
             tail_bytes: 0,
         };
-        let policy = CompactionPolicy {
-            max_updates: 1000,
-            max_bytes: 1 << 20,
+        let policy = RoomPolicy {
+            compact_after_updates: 1000,
+            compact_after_bytes: 1 << 20,
+            max_doc_bytes: usize::MAX,
         };
         let id = DocId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap();
         Fixture {
@@ -571,6 +609,46 @@ mod tests {
             .unwrap();
         let text = doc.get_or_insert_text(protocol::CONTENT);
         assert_eq!(text.get_string(&doc.transact()), "hello");
+    }
+
+    #[tokio::test]
+    async fn joiners_asking_the_same_share_one_encoded_answer() {
+        let f = fixture();
+        f.room
+            .receive(1, &mut Presence::default(), &update_frame("shared"))
+            .await
+            .unwrap();
+        let ask = encode(Message::Sync(
+            SyncMessage::SyncStep1(StateVector::default()),
+        ));
+        let first = f
+            .room
+            .receive(2, &mut Presence::default(), &ask)
+            .await
+            .unwrap()
+            .replies
+            .remove(0);
+        let second = f
+            .room
+            .receive(3, &mut Presence::default(), &ask)
+            .await
+            .unwrap()
+            .replies
+            .remove(0);
+        assert_eq!(first.as_ptr(), second.as_ptr(), "encoded once, shared");
+        // A new version is encoded anew.
+        f.room
+            .receive(1, &mut Presence::default(), &update_frame("more"))
+            .await
+            .unwrap();
+        let third = f
+            .room
+            .receive(4, &mut Presence::default(), &ask)
+            .await
+            .unwrap()
+            .replies
+            .remove(0);
+        assert_ne!(first.as_ptr(), third.as_ptr());
     }
 
     #[tokio::test]

@@ -11,8 +11,9 @@ use super::error::CloseReason;
 use super::hub::Hub;
 use super::room::{encode, Presence};
 use crate::doc_id::DocId;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use axum::extract::ws::{CloseFrame, Message as WsMessage};
 use bytes::Bytes;
+use futures_util::{Sink, Stream};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,6 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 /// How long one frame may take to leave before the peer is deemed not to be reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the server pings each connection.
+pub const PING_EVERY: Duration = Duration::from_secs(30);
+/// A connection silent for this long (no pong, no message) is closed as dead.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 /// How long closing may take once decided.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -29,16 +34,28 @@ pub struct SessionSettings {
     pub send_queue: usize,
     /// The client is Tandem's own and wants to know when its changes are durable.
     pub acks: bool,
+    /// Incoming messages allowed per second; beyond it the connection is closed with 1008.
+    pub messages: governor::DefaultDirectRateLimiter,
+    /// This connection's place in its address's count; held for the session's life.
+    pub admission: super::limits::Admission,
 }
 
 /// Runs a connection to the document `id` until either side ends it or `shutdown` fires.
-pub async fn run(
-    mut socket: WebSocket,
+///
+/// `socket` is anything that carries WebSocket messages both ways: axum's `WebSocket` in the
+/// server, plain channels in tests.
+pub async fn run<S>(
+    mut socket: S,
     hub: Hub,
     id: DocId,
     settings: SessionSettings,
     shutdown: CancellationToken,
-) {
+) where
+    S: Stream<Item = Result<WsMessage, axum::Error>>
+        + Sink<WsMessage, Error = axum::Error>
+        + Send
+        + Unpin,
+{
     let member = match hub.join(id.clone()).await {
         Ok(member) => member,
         Err(error) => {
@@ -72,6 +89,8 @@ pub async fn run(
         closing.cancel();
     };
     let mut presence = Presence::default();
+    // When the peer was last heard from (any frame, pongs included).
+    let heard = Mutex::new(tokio::time::Instant::now());
     let saved = encode(yrs::sync::Message::Custom(
         crate::protocol::MSG_SAVED,
         Vec::new(),
@@ -89,6 +108,14 @@ pub async fn run(
                 }
                 next = stream.next() => next,
             };
+            *heard.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+            if matches!(next, Some(Ok(WsMessage::Binary(_) | WsMessage::Text(_))))
+                && settings.messages.check().is_err()
+            {
+                tracing::warn!(doc = %room.id, conn, "message rate exceeded, closing connection");
+                decide(CloseReason::policy("too many messages; slow down"));
+                break;
+            }
             match next {
                 None | Some(Ok(WsMessage::Close(_))) => break,
                 Some(Ok(WsMessage::Binary(frame))) => {
@@ -106,6 +133,7 @@ pub async fn run(
                         Err(reason) => {
                             tracing::warn!(doc = %room.id, conn, code = reason.code, reason = %reason.reason, "bad message, closing connection");
                             decide(reason);
+                            break;
                         }
                     }
                 }
@@ -114,6 +142,7 @@ pub async fn run(
                     decide(CloseReason::unsupported(
                         "the Yjs protocol uses binary frames".into(),
                     ));
+                    break;
                 }
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
                 Some(Err(error)) => {
@@ -132,10 +161,24 @@ pub async fn run(
     };
 
     let writer = async {
+        let mut pings =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         loop {
             let frame = tokio::select! {
                 biased;
                 _ = closing.cancelled() => break,
+                _ = pings.tick() => {
+                    let silent_for = heard.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+                    if silent_for >= SILENCE_LIMIT {
+                        tracing::info!(doc = %room.id, conn, ?silent_for, "peer stopped answering pings, closing");
+                        decide(CloseReason::silent());
+                        break;
+                    }
+                    match tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Ping(Bytes::new()))).await {
+                        Ok(Ok(())) => continue,
+                        _ => break,
+                    }
+                }
                 frame = queued.recv() => match frame {
                     Some(frame) => frame,
                     None => break,
@@ -179,4 +222,5 @@ pub async fn run(
     room.leave(conn, &presence);
     tracing::debug!(doc = %room.id, conn, "connection closed");
     drop(member);
+    drop(settings);
 }
