@@ -23,7 +23,7 @@ use yrs::encoding::read::Cursor;
 use yrs::sync::{Message, MessageReader, SyncMessage};
 use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
-use yrs::{GetString, ReadTxn, Text, Transact, Update};
+use yrs::{GetString, Text, Transact};
 
 struct Server {
     child: std::process::Child,
@@ -103,7 +103,11 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn join(addr: &str, doc: &DocId) -> (Socket, yrs::Doc) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/{doc}"))
+    join_url(&format!("ws://{addr}/ws/{doc}")).await
+}
+
+async fn join_url(url: &str) -> (Socket, yrs::Doc) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("connect");
     let replica = protocol::new_doc();
@@ -169,7 +173,9 @@ async fn main() {
     println!("\n== 50 clients joining a 5 MB document at once");
     let big = DocId::from_random_bytes([7; 16]);
     {
-        let (mut ws, replica) = join(&server.addr, &big).await;
+        // Written as Tandem's own client, which is told when each update is durable.
+        let (mut ws, replica) =
+            join_url(&format!("ws://{}/ws/{big}?client=tandem", server.addr)).await;
         let text = replica.get_or_insert_text(protocol::CONTENT);
         let line =
             "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\n";
@@ -189,13 +195,23 @@ async fn main() {
             .await
             .unwrap();
         }
-        // A second client confirms the server has it all.
-        let (_, check) = join(&server.addr, &big).await;
-        let len = check
-            .get_or_insert_text(protocol::CONTENT)
-            .get_string(&check.transact())
-            .len();
-        println!("document size: {:.1} MB of text", len as f64 / 1e6);
+        let mut saved = 0;
+        while saved < 20 {
+            match tokio::time::timeout(Duration::from_secs(120), ws.next()).await {
+                Ok(Some(Ok(WsMessage::Binary(frame)))) => {
+                    let mut decoder = DecoderV1::new(Cursor::new(&frame));
+                    saved += MessageReader::new(&mut decoder)
+                        .filter(|m| matches!(m, Ok(Message::Custom(protocol::MSG_SAVED, _))))
+                        .count();
+                }
+                Ok(Some(Ok(_))) => {}
+                other => panic!("writing the document failed: {other:?}"),
+            }
+        }
+        println!(
+            "document size: {:.1} MB of text, stored",
+            text.get_string(&replica.transact()).len() as f64 / 1e6
+        );
         let _ = ws.close(None).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;

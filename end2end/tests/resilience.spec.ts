@@ -89,3 +89,26 @@ test('offline text survives a closed tab and reaches the other person later', as
   await a.context.close();
   await b.context.close();
 });
+
+test('a silent, dead connection is noticed within 45 seconds even when alone', async ({ browser }) => {
+  test.setTimeout(120_000);
+  const id = newDocId();
+  const a = await open(browser, server, id);
+  await placeCaret(a.page, 0);
+  await a.page.keyboard.type('alone here');
+  await expect(a.page.getByTestId('saved')).toHaveAttribute('data-saved', 'saved');
+
+  // The server stops answering without closing anything: only the page's heartbeat can tell.
+  server.freeze();
+  const frozenAt = Date.now();
+  await expect(a.page.getByTestId('status')).toHaveAttribute('data-status', 'offline', { timeout: 60_000 });
+  expect(Date.now() - frozenAt).toBeLessThan(50_000);
+  await a.page.keyboard.type(', still writing');
+
+  server.thaw();
+  await expect(a.page.getByTestId('status')).toHaveAttribute('data-status', 'live', { timeout: 30_000 });
+  const b = await open(browser, server, id);
+  await expect(source(b.page)).toHaveValue('alone here, still writing');
+  await a.context.close();
+  await b.context.close();
+});

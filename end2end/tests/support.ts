@@ -62,7 +62,17 @@ export class OwnServer {
     throw new Error('server did not become healthy');
   }
 
+  /** Freezes the process: its sockets stay open but nothing answers, like a dead line. */
+  freeze() {
+    this.process?.kill('SIGSTOP');
+  }
+
+  thaw() {
+    this.process?.kill('SIGCONT');
+  }
+
   async stop() {
+    this.thaw();
     const child = this.process;
     if (!child || child.exitCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));

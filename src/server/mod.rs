@@ -242,6 +242,9 @@ async fn websocket(
     let acks = params.client.as_deref() == Some(crate::protocol::CLIENT_TANDEM);
     let limit = state.config.max_message_bytes;
     let response = upgrade
+        // Buffers start small and grow only for large messages: an idle connection costs little.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_failed_upgrade(|error| tracing::info!(%error, "WebSocket upgrade failed"))
