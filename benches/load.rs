@@ -23,7 +23,7 @@ use yrs::encoding::read::Cursor;
 use yrs::sync::{Message, MessageReader, SyncMessage};
 use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
-use yrs::{GetString, Text, Transact};
+use yrs::{GetString, ReadTxn, Text, Transact, Update};
 
 struct Server {
     child: std::process::Child,

@@ -19,6 +19,8 @@ cargo leptos build
 
 echo "==> Rust tests"
 cargo test --no-default-features --features ssr 2>&1 | tee "$logs/cargo.txt"
+# The benchmarks are not run here (they print figures, they judge nothing), only compiled.
+cargo test --no-default-features --features ssr --benches --no-run
 
 echo "==> Playwright tests"
 (cd end2end && npx playwright test) 2>&1 | tee "$logs/playwright.txt"
