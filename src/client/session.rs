@@ -40,6 +40,9 @@ const PRESENCE_RENEW_MS: i32 = 15_000;
 const HEARTBEAT_MS: f64 = 15_000.0;
 /// A connection the server has not spoken on for this long is given up as dead.
 const DEAD_AFTER_MS: f64 = 45_000.0;
+/// An attempt still connecting after this long is abandoned and retried: a server that accepts
+/// the TCP connection but never answers must not leave the page waiting forever.
+const CONNECT_TIMEOUT_MS: f64 = 10_000.0;
 /// How often the watchdog, the countdown and the offline copy are looked after.
 const TICK_MS: i32 = 500;
 /// The offline copy is written at most this long after a change.
@@ -77,6 +80,8 @@ struct Session {
     presence_sent_at: f64,
     /// The scheduled reconnection: its timer and when it fires.
     retry: Option<(i32, f64)>,
+    /// When the current connection attempt started.
+    connecting_since: f64,
     /// When the server last said anything on this connection, and when we last pinged.
     heard_at: f64,
     pinged_at: f64,
@@ -137,6 +142,7 @@ pub fn start(parts: EditorParts) {
         presence_pending: false,
         presence_sent_at: 0.0,
         retry: None,
+        connecting_since: 0.0,
         heard_at: 0.0,
         pinged_at: 0.0,
         unsaved_since: Some(0.0),
@@ -280,6 +286,7 @@ fn connect(session: &Shared) {
         }
     };
     ws.set_binary_type(BinaryType::Arraybuffer);
+    session.borrow_mut().connecting_since = js_sys::Date::now();
 
     let s = session.clone();
     let on_open = Closure::<dyn FnMut()>::new(move || s.borrow_mut().on_open());
@@ -413,10 +420,14 @@ fn keep_watch(session: &Shared) {
             {
                 session.save_locally();
             }
-            open && now - session.heard_at >= DEAD_AFTER_MS
+            let stuck = session.socket.as_ref().is_some_and(|c| {
+                c.ws.ready_state() == WebSocket::CONNECTING
+                    && now - session.connecting_since >= CONNECT_TIMEOUT_MS
+            });
+            stuck || (open && now - session.heard_at >= DEAD_AFTER_MS)
         };
         if dead {
-            leptos::logging::warn!("Tandem: the server has been silent for 45 s; reconnecting");
+            leptos::logging::warn!("Tandem: the server is not answering; reconnecting");
             connection_lost(&s, true);
         }
     });
