@@ -80,16 +80,8 @@ async fn throughput(writers: usize, per_writer: usize) -> (f64, Duration) {
     )
 }
 
-#[derive(serde::Deserialize)]
-struct Trace {
-    #[serde(rename = "endContent")]
-    end_content: String,
-    txns: Vec<TraceTxn>,
-}
-#[derive(serde::Deserialize)]
-struct TraceTxn {
-    patches: Vec<(u32, u32, String)>,
-}
+#[path = "../tests/common/trace.rs"]
+mod trace;
 
 async fn cold_load(dir: &std::path::Path, doc: &DocId, expected: &str) -> Duration {
     let started = Instant::now();
@@ -115,40 +107,25 @@ async fn main() {
     }
 
     println!("\n== automerge-paper: 259,778 single-character updates, one row each");
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/traces/automerge-paper.json.gz"
-    );
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let trace: Trace = serde_json::from_reader(flate2::read::GzDecoder::new(file)).unwrap();
+    let trace = trace::load("automerge-paper.json.gz");
     let dir = tempfile::tempdir().unwrap();
     let doc = id(1);
     {
         let store = SqliteStore::open(dir.path(), 0).unwrap();
         let author = protocol::new_doc();
-        let text = author.get_or_insert_text(protocol::CONTENT);
         let mut batch = Vec::with_capacity(10_000);
         let started = Instant::now();
-        for txn in &trace.txns {
-            let mut t = author.transact_mut();
-            for (at, delete, insert) in &txn.patches {
-                if *delete > 0 {
-                    text.remove_range(&mut t, *at, *delete);
-                }
-                if !insert.is_empty() {
-                    text.insert(&mut t, *at, insert);
-                }
-            }
+        trace::replay(&trace, &author, protocol::CONTENT, |update| {
             batch.push(NewUpdate {
                 doc: doc.clone(),
-                data: t.encode_update_v1(),
+                data: update,
                 title: String::new(),
             });
             if batch.len() == 10_000 {
                 store.append(&batch).unwrap();
                 batch.clear();
             }
-        }
+        });
         store.append(&batch).unwrap();
         println!("stored in {:.2?}", started.elapsed());
         println!(

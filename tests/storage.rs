@@ -139,52 +139,21 @@ proptest! {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct Trace {
-    #[serde(rename = "endContent")]
-    end_content: String,
-    txns: Vec<TraceTxn>,
-}
-
-#[derive(serde::Deserialize)]
-struct TraceTxn {
-    patches: Vec<(u32, u32, String)>,
-}
-
 /// The real editing history of a paper: 259,778 single-character edits, each stored as its
 /// own update, then compacted and reloaded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_automerge_paper_trace_survives_storage_and_compaction() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/traces/automerge-paper.json.gz"
-    );
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let trace: Trace = serde_json::from_reader(flate2::read::GzDecoder::new(file)).unwrap();
-    // Positions in the trace count Unicode code points; this trace is ASCII, where they
-    // equal the document's UTF-16 offsets.
-    assert!(trace.end_content.is_ascii());
-
+    let trace = common::trace::load("automerge-paper.json.gz");
     let dir = tempfile::tempdir().unwrap();
     let (hub, store) = hub_over(dir.path(), usize::MAX);
     let id = random_id();
     let author = protocol::new_doc();
-    let content = author.get_or_insert_text(protocol::CONTENT);
     let mut batch = Vec::new();
     let mut count = 0;
-    for txn in &trace.txns {
-        let mut t = author.transact_mut();
-        for (at, delete, insert) in &txn.patches {
-            if *delete > 0 {
-                content.remove_range(&mut t, *at, *delete);
-            }
-            if !insert.is_empty() {
-                content.insert(&mut t, *at, insert);
-            }
-        }
+    common::trace::replay(&trace, &author, protocol::CONTENT, |update| {
         batch.push(NewUpdate {
             doc: id.clone(),
-            data: t.encode_update_v1(),
+            data: update,
             title: String::new(),
         });
         count += 1;
@@ -192,7 +161,7 @@ async fn the_automerge_paper_trace_survives_storage_and_compaction() {
             store.append(&batch).unwrap();
             batch.clear();
         }
-    }
+    });
     store.append(&batch).unwrap();
     assert_eq!(count, 259_778);
     assert_eq!(store.load(&id).unwrap().unwrap().updates.len(), 259_778);
@@ -388,6 +357,7 @@ async fn tandem_clients_are_told_when_changes_are_durable_and_stock_clients_are_
     // Acknowledged means stored.
     assert_eq!(rows(server.data_dir.path(), &id).len(), 1);
 
+    stock.wait_for_text("one").await;
     stock.insert(3, " two").await;
     ours.wait_for_text("one two").await;
     // The stock client sees only standard messages.

@@ -2,6 +2,8 @@
 //! speak the Yjs wire protocol over real WebSockets (tokio-tungstenite + yrs).
 #![allow(dead_code)]
 
+pub mod trace;
+
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::time::Duration;
