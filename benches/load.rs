@@ -70,12 +70,7 @@ impl Server {
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        rss_kib(self.child.id())
     }
 
     /// User plus system CPU time of the server so far.
@@ -97,6 +92,19 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Resident memory of process `pid` in KiB, from /proc (0 once it is gone).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 type Socket =
@@ -223,15 +231,7 @@ async fn main() {
         let peak = peak.clone();
         tokio::spawn(async move {
             for _ in 0..2400 {
-                if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                    if let Some(kib) = status
-                        .lines()
-                        .find_map(|l| l.strip_prefix("VmRSS:"))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                    {
-                        peak.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
+                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
         })

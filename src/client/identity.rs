@@ -4,13 +4,9 @@ use crate::protocol::presence::{generated_identity, safe_color, User};
 
 const KEY: &str = "tandem.identity";
 
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok()?
-}
-
 /// The remembered identity, or a newly generated one (remembered from now on).
 pub fn load() -> User {
-    let stored: Option<User> = storage()
+    let stored: Option<User> = super::local_storage()
         .and_then(|s| s.get_item(KEY).ok().flatten())
         .and_then(|json| serde_json::from_str(&json).ok())
         .filter(|user: &User| !user.name.trim().is_empty() && safe_color(&user.color).is_some());
@@ -23,7 +19,7 @@ pub fn load() -> User {
 }
 
 pub fn save(user: &User) {
-    if let (Some(storage), Ok(json)) = (storage(), serde_json::to_string(user)) {
+    if let (Some(storage), Ok(json)) = (super::local_storage(), serde_json::to_string(user)) {
         let _ = storage.set_item(KEY, &json);
     }
 }

@@ -29,6 +29,11 @@ pub fn attach_editor(parts: EditorParts) {
     session::start(parts);
 }
 
+/// The browser's local storage, where the client keeps what must outlive the page.
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
 /// Copies the page's address to the clipboard; returns whether a copy was attempted.
 pub fn copy_link() -> bool {
     let Some(window) = web_sys::window() else {

@@ -13,10 +13,6 @@ const INDEX: &str = "tandem.docs";
 pub const MAX_DOCS: usize = 20;
 pub const MAX_BYTES: usize = 1024 * 1024;
 
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok()?
-}
-
 fn index(storage: &web_sys::Storage) -> Vec<String> {
     storage
         .get_item(INDEX)
@@ -28,7 +24,9 @@ fn index(storage: &web_sys::Storage) -> Vec<String> {
 
 /// The stored state of document `id`, if any.
 pub fn load(id: &str) -> Option<Vec<u8>> {
-    let encoded = storage()?.get_item(&format!("{PREFIX}{id}")).ok()??;
+    let encoded = super::local_storage()?
+        .get_item(&format!("{PREFIX}{id}"))
+        .ok()??;
     base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .ok()
@@ -36,7 +34,9 @@ pub fn load(id: &str) -> Option<Vec<u8>> {
 
 /// Stores the state of document `id`, newest first, within the bounds.
 pub fn save(id: &str, state: &[u8]) {
-    let Some(storage) = storage() else { return };
+    let Some(storage) = super::local_storage() else {
+        return;
+    };
     let key = format!("{PREFIX}{id}");
     if state.len() > MAX_BYTES {
         // Too large to keep here; an old, smaller copy would only mislead.

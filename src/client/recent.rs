@@ -8,12 +8,8 @@ use crate::app::live::RecentDoc;
 const KEY: &str = "tandem.recent";
 const LIMIT: usize = 50;
 
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok()?
-}
-
 pub fn recent_documents() -> Vec<RecentDoc> {
-    storage()
+    super::local_storage()
         .and_then(|s| s.get_item(KEY).ok().flatten())
         .and_then(|json| serde_json::from_str(&json).ok())
         .unwrap_or_default()
@@ -21,7 +17,9 @@ pub fn recent_documents() -> Vec<RecentDoc> {
 
 /// Records that `id` was opened (or renamed) now.
 pub fn remember(id: &str, title: &str) {
-    let Some(storage) = storage() else { return };
+    let Some(storage) = super::local_storage() else {
+        return;
+    };
     let mut docs = recent_documents();
     docs.retain(|doc| doc.id != id);
     docs.insert(

@@ -612,10 +612,7 @@ impl Session {
         };
         self.awareness.set_local_state_raw(json);
         self.presence_sent_at = js_sys::Date::now();
-        let me = self.awareness.client_id();
-        if let Ok(update) = self.awareness.update_with_clients([me]) {
-            self.send(Message::Awareness(update));
-        }
+        self.send_own_presence();
         self.refresh_presence();
     }
 
@@ -629,15 +626,20 @@ impl Session {
         self.unsaved_since = None;
     }
 
+    /// Sends this page's own awareness state (or its removal) to the server.
+    fn send_own_presence(&self) {
+        let me = self.awareness.client_id();
+        if let Ok(update) = self.awareness.update_with_clients([me]) {
+            self.send(Message::Awareness(update));
+        }
+    }
+
     /// The page is going away: keep its state, withdraw this person's presence and close
     /// the socket.
     fn leave(&mut self) {
         self.save_locally();
         self.awareness.clean_local_state();
-        let me = self.awareness.client_id();
-        if let Ok(update) = self.awareness.update_with_clients([me]) {
-            self.send(Message::Awareness(update));
-        }
+        self.send_own_presence();
         self.socket = None;
     }
 

@@ -62,12 +62,7 @@ pub async fn run<S>(
             // The room refuses rather than serve an empty document that would then be
             // written over the stored one. The error itself was logged where it happened.
             let reason = CloseReason::internal(format!("document could not be loaded: {error}"));
-            let frame = CloseFrame {
-                code: reason.code,
-                reason: reason.reason.into(),
-            };
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(WsMessage::Close(Some(frame))))
-                .await;
+            send_close(&mut socket, reason).await;
             return;
         }
     };
@@ -208,12 +203,7 @@ pub async fn run<S>(
         let reason = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
         let reason = reason.or_else(|| shutdown.is_cancelled().then(CloseReason::going_away));
         if let Some(reason) = reason {
-            let frame = CloseFrame {
-                code: reason.code,
-                reason: reason.reason.into(),
-            };
-            let _ =
-                tokio::time::timeout(CLOSE_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
+            send_close(&mut sink, reason).await;
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
     };
@@ -223,4 +213,16 @@ pub async fn run<S>(
     tracing::debug!(doc = %room.id, conn, "connection closed");
     drop(member);
     drop(settings);
+}
+
+/// Sends a close frame with `reason`, giving up after [`CLOSE_TIMEOUT`].
+async fn send_close<S>(sink: &mut S, reason: CloseReason)
+where
+    S: Sink<WsMessage> + Unpin,
+{
+    let frame = CloseFrame {
+        code: reason.code,
+        reason: reason.reason.into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
 }
