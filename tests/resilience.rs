@@ -259,6 +259,7 @@ async fn a_connection_that_stops_answering_pings_is_closed() {
         compact_after_updates: 100,
         compact_after_bytes: 1 << 20,
         max_doc_bytes: usize::MAX,
+        presence: Default::default(),
     };
     let hub = Hub::new(store, journal, policy, 64);
     let limits = Limits::new(LimitSettings {

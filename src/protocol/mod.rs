@@ -5,14 +5,18 @@
 //! - [`presence`]: who is here and where, in the awareness shape Yjs editors use.
 //! - [`diff`]: turns "the text before" and "the text after" an edit into one splice, the
 //!   minimal yrs operation for a browser edit.
+//! - [`wire`]: the frame codec, one message per WebSocket frame.
+//! - [`close`]: the WebSocket close codes the server sends and the page explains.
 //!
 //! A document is a yrs [`Doc`] counting offsets in UTF-16 code units, the unit of JavaScript
 //! strings, so that positions from a browser's `selectionStart` or from a stock Yjs client mean
 //! the same character on every replica. It holds two texts: [`CONTENT`], the Markdown source,
 //! and [`TITLE`].
 
+pub mod close;
 pub mod diff;
 pub mod presence;
+pub mod wire;
 
 use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, Transact};
 
@@ -46,6 +50,14 @@ pub fn new_doc() -> Doc {
     doc.get_or_insert_text(CONTENT);
     doc.get_or_insert_text(TITLE);
     doc
+}
+
+/// The title alone: reading it must not build the whole Markdown source, which can be
+/// megabytes, on every change.
+pub fn read_title<T: ReadTxn>(txn: &T) -> String {
+    txn.get_text(TITLE)
+        .map(|text| text.get_string(txn))
+        .unwrap_or_default()
 }
 
 /// The title and Markdown source of a document as plain strings.

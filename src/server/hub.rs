@@ -6,6 +6,7 @@
 //! two first connections to a document share one load, never two.
 
 use super::journal::Journal;
+use super::redact::doc_tag;
 use super::room::{ConnId, Loaded, Room, RoomPolicy};
 use super::storage::{DocStore, StoreError};
 use crate::doc_id::DocId;
@@ -173,7 +174,7 @@ impl Hub {
         let update = loaded
             .doc
             .transact()
-            .encode_state_as_update_v1(&yrs::StateVector::default());
+            .encode_diff_v1(&yrs::StateVector::default());
         Ok(Snapshot {
             title,
             content,
@@ -183,9 +184,9 @@ impl Hub {
 
     async fn load(&self, id: DocId) -> Result<Arc<Room>, LoadError> {
         let loaded = self.read(id.clone()).await.inspect_err(|error| {
-            tracing::error!(doc = %id, %error, "document could not be loaded; refusing its room");
+            tracing::error!(doc = %doc_tag(&id), %error, "document could not be loaded; refusing its room");
         })?;
-        tracing::debug!(doc = %id, tail = loaded.tail_updates, "room opened");
+        tracing::debug!(doc = %doc_tag(&id), tail = loaded.tail_updates, "room opened");
         let room = Arc::new(Room::new(
             id,
             loaded,
@@ -256,7 +257,7 @@ impl Hub {
             }
         };
         if let Some(room) = unloaded {
-            tracing::debug!(doc = %id, "room closed");
+            tracing::debug!(doc = %doc_tag(id), "room closed");
             room.unload();
         }
     }
@@ -266,14 +267,15 @@ impl Hub {
     }
 }
 
-/// Expires silent presence in a room for as long as the room is in memory.
+/// Expires silent presence and overdue pending updates in a room for as long as the room is
+/// in memory.
 pub async fn sweep_presence(room: std::sync::Weak<Room>) {
     let mut every = tokio::time::interval(super::room::PRESENCE_SWEEP);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
         let Some(room) = room.upgrade() else { break };
-        room.expire_presence();
+        room.sweep();
     }
 }
 
@@ -308,6 +310,7 @@ mod tests {
             compact_after_updates: 100,
             compact_after_bytes: 1 << 20,
             max_doc_bytes: usize::MAX,
+            presence: Default::default(),
         };
         Hub::new(store, journal, policy, 16)
     }

@@ -9,12 +9,14 @@
 //! - [`limits`]: connections and message rates one client may use.
 //! - [`storage`]: the `DocStore` trait and its SQLite implementation.
 //! - [`error`]: close codes and HTTP errors.
+//! - [`redact`]: what logs may say about a document.
 
 pub mod config;
 pub mod error;
 pub mod hub;
 pub mod journal;
 pub mod limits;
+pub mod redact;
 pub mod room;
 pub mod session;
 pub mod storage;
@@ -79,6 +81,7 @@ impl AppState {
             compact_after_updates: config.compact_after_updates.max(1),
             compact_after_bytes: config.compact_after_bytes.max(1),
             max_doc_bytes: config.max_doc_bytes.max(1),
+            presence: room::PresenceLimits::default(),
         };
         let limits = Limits::new(LimitSettings {
             connections_per_address: config.max_connections_per_address.max(1),

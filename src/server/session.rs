@@ -84,21 +84,29 @@ pub async fn run<S>(
         closing.cancel();
     };
     let mut presence = Presence::default();
+    let expelled = presence.expelled.clone();
     // When the peer was last heard from (any frame, pongs included).
     let heard = Mutex::new(tokio::time::Instant::now());
     let saved = encode(yrs::sync::Message::Custom(
         crate::protocol::MSG_SAVED,
         Vec::new(),
     ));
-    tracing::debug!(doc = %room.id, conn, "connection opened");
+    tracing::debug!(doc = %room.tag, conn, "connection opened");
 
     let reader = async {
         loop {
             let next = tokio::select! {
                 _ = closing.cancelled() => break,
                 _ = room.failed().cancelled() => {
-                    let failure = room.failure().unwrap_or_default();
-                    decide(CloseReason::internal(format!("storage failed: {failure}")));
+                    let failure = room.failure().unwrap_or_else(|| "the document failed".into());
+                    decide(CloseReason::internal(failure));
+                    break;
+                }
+                _ = expelled.cancelled() => {
+                    tracing::info!(doc = %room.tag, conn, "update waited too long for what it depends on, closing");
+                    decide(CloseReason::invalid(
+                        "an update depends on changes this document never received".into(),
+                    ));
                     break;
                 }
                 next = stream.next() => next,
@@ -107,7 +115,7 @@ pub async fn run<S>(
             if matches!(next, Some(Ok(WsMessage::Binary(_) | WsMessage::Text(_))))
                 && settings.messages.check().is_err()
             {
-                tracing::warn!(doc = %room.id, conn, "message rate exceeded, closing connection");
+                tracing::warn!(doc = %room.tag, conn, "message rate exceeded, closing connection");
                 decide(CloseReason::policy("too many messages; slow down"));
                 break;
             }
@@ -116,6 +124,14 @@ pub async fn run<S>(
                 Some(Ok(WsMessage::Binary(frame))) => {
                     match room.receive(conn, &mut presence, &frame).await {
                         Ok(mut received) => {
+                            // Large answers count as more messages: asking for the whole
+                            // document again and again runs out of allowance.
+                            let extra = std::num::NonZeroU32::new(received.cost);
+                            if extra.is_some_and(|n| settings.messages.check_n(n) != Ok(Ok(()))) {
+                                tracing::warn!(doc = %room.tag, conn, cost = received.cost, "expensive requests beyond the message rate, closing connection");
+                                decide(CloseReason::policy("too many requests; slow down"));
+                                break;
+                            }
                             if received.stored && settings.acks {
                                 received.replies.push(saved.clone());
                             }
@@ -126,14 +142,14 @@ pub async fn run<S>(
                             }
                         }
                         Err(reason) => {
-                            tracing::warn!(doc = %room.id, conn, code = reason.code, reason = %reason.reason, "bad message, closing connection");
+                            tracing::warn!(doc = %room.tag, conn, code = reason.code, reason = %reason.reason, "bad message, closing connection");
                             decide(reason);
                             break;
                         }
                     }
                 }
                 Some(Ok(WsMessage::Text(_))) => {
-                    tracing::warn!(doc = %room.id, conn, "text frame, closing connection");
+                    tracing::warn!(doc = %room.tag, conn, "text frame, closing connection");
                     decide(CloseReason::unsupported(
                         "the Yjs protocol uses binary frames".into(),
                     ));
@@ -143,10 +159,10 @@ pub async fn run<S>(
                 Some(Err(error)) => {
                     let text = error.to_string();
                     if text.contains("too long") || text.contains("Space limit") {
-                        tracing::warn!(doc = %room.id, conn, %text, "message too big, closing connection");
+                        tracing::warn!(doc = %room.tag, conn, %text, "message too big, closing connection");
                         decide(CloseReason::too_big("message too big"));
                     } else {
-                        tracing::debug!(doc = %room.id, conn, %text, "connection error");
+                        tracing::debug!(doc = %room.tag, conn, %text, "connection error");
                     }
                     break;
                 }
@@ -165,7 +181,7 @@ pub async fn run<S>(
                 _ = pings.tick() => {
                     let silent_for = heard.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
                     if silent_for >= SILENCE_LIMIT {
-                        tracing::info!(doc = %room.id, conn, ?silent_for, "peer stopped answering pings, closing");
+                        tracing::info!(doc = %room.tag, conn, ?silent_for, "peer stopped answering pings, closing");
                         decide(CloseReason::silent());
                         break;
                     }
@@ -182,7 +198,7 @@ pub async fn run<S>(
                     Ok(update) if update.from == conn => continue,
                     Ok(update) => update.frame,
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::info!(doc = %room.id, conn, missed, "connection fell behind, closing");
+                        tracing::info!(doc = %room.tag, conn, missed, "connection fell behind, closing");
                         decide(CloseReason::lagging("fell behind; reconnect to resync"));
                         break;
                     }
@@ -193,7 +209,7 @@ pub async fn run<S>(
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => break,
                 Err(_) => {
-                    tracing::info!(doc = %room.id, conn, "peer is not reading, closing");
+                    tracing::info!(doc = %room.tag, conn, "peer is not reading, closing");
                     decide(CloseReason::lagging("not reading"));
                     break;
                 }
@@ -210,7 +226,7 @@ pub async fn run<S>(
 
     tokio::join!(reader, writer);
     room.leave(conn, &presence);
-    tracing::debug!(doc = %room.id, conn, "connection closed");
+    tracing::debug!(doc = %room.tag, conn, "connection closed");
     drop(member);
     drop(settings);
 }

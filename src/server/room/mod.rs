@@ -1,31 +1,45 @@
-//! One open document: its replica, its awareness, its durability and its fan-out.
+//! One open document: its replica, its presence, its durability and its fan-out.
+//!
+//! # Layout
+//! - this module: the room's state and the dispatch of one frame from one connection.
+//! - [`durability`]: applying an update, storing it, and only then broadcasting it.
+//! - [`presence`]: awareness states, owned by the connections that set them, bounded.
+//! - [`pending`]: updates waiting for what they depend on, bounded in bytes and time.
+//! - [`shape`]: refusing updates that would make a text into something else.
 //!
 //! Protocol handling here is sans-IO: [`Room::receive`] takes the bytes of one frame from one
 //! connection and returns the replies for that connection; nothing here owns a socket.
 //!
-//! An accepted update goes through three steps, always in this order: it is applied to the
-//! replica, stored by the [`Journal`], and only then broadcast, from the journal's commit
-//! callback. So whatever anyone has seen is on disk, even after a `kill -9`. Answers that
-//! reveal the replica (sync step 2) likewise wait until what they contain is durable.
+//! **What one frame can cost.** A frame holds exactly one message ([`protocol::wire`]). A sync
+//! step 1 is answered with at most one encoding of the document (shared by everyone asking the
+//! same question of the same version); an awareness query with one encoding of everyone's
+//! presence (shared until it changes); an update is checked, decoded and integrated once, and
+//! what it changed is encoded once for storage and fan-out. Each answer reports its size as a
+//! cost, which the session charges against the connection's message rate, so asking for the
+//! whole document over and over runs out of allowance quickly.
 //!
-//! If storing fails, the room is failed: it accepts no more changes, its connections are
-//! closed with 1011, and the next connection loads the document afresh from the store.
+//! If storing fails or integration panics, the room is failed: it accepts no more changes, its
+//! connections are closed with 1011, and the next connection loads the document afresh from
+//! the store.
+
+mod durability;
+pub mod pending;
+pub mod presence;
+pub mod shape;
+
+pub use presence::{Presence, PresenceLimits, PRESENCE_SWEEP, PRESENCE_TIMEOUT};
 
 use super::error::CloseReason;
 use super::journal::Journal;
-use super::storage::{Compaction, NewUpdate, StoreError};
+use super::redact::{doc_tag, DocTag};
 use crate::doc_id::DocId;
-use crate::protocol;
+use crate::protocol::{self, wire};
 use bytes::Bytes;
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
-use yrs::encoding::read::Cursor;
-use yrs::sync::{Awareness, Message, MessageReader, SyncMessage};
-use yrs::updates::decoder::{Decode, DecoderV1};
-use yrs::updates::encoder::Encode;
-use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update};
+use yrs::sync::{Message, SyncMessage};
+use yrs::{Doc, ReadTxn, StateVector, Transact};
 
 /// Identifies a connection within the process, so a broadcast can skip its own sender.
 pub type ConnId = u64;
@@ -37,30 +51,6 @@ pub struct Broadcast {
     pub frame: Bytes,
 }
 
-/// What a connection introduced into the room, so that leaving can undo it.
-#[derive(Debug, Default)]
-pub struct Presence {
-    /// Awareness client ids this connection has set a state for.
-    pub awareness_clients: HashSet<ClientID>,
-}
-
-/// Awareness states not renewed for this long are removed: a client that vanished without
-/// a word (a closed laptop, a dead network) stops showing as present.
-pub const PRESENCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-/// How often a room looks for expired awareness states.
-pub const PRESENCE_SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Awareness time from tokio's clock, so that expiry follows `tokio::time::pause` in tests.
-struct TokioClock {
-    start: tokio::time::Instant,
-}
-
-impl yrs::sync::Clock for TokioClock {
-    fn now(&self) -> yrs::sync::Timestamp {
-        self.start.elapsed().as_millis() as yrs::sync::Timestamp
-    }
-}
-
 /// When the stored log of a document is merged into its snapshot, and how large a document
 /// may grow.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +59,7 @@ pub struct RoomPolicy {
     pub compact_after_bytes: usize,
     /// Largest document, in bytes of its stored form (snapshot plus log).
     pub max_doc_bytes: usize,
+    pub presence: PresenceLimits,
 }
 
 /// How a room starts: its replica and what the store holds beyond the snapshot.
@@ -89,10 +80,18 @@ pub struct Received {
     pub replies: Vec<Bytes>,
     /// The frame carried document changes, and they are now durable.
     pub stored: bool,
+    /// What answering cost, in messages' worth, beyond the message itself: large answers
+    /// count as many messages against the connection's rate (see [`COST_UNIT_BYTES`]).
+    pub cost: u32,
 }
+
+/// An answer this large counts as one more message against the sender's rate.
+pub const COST_UNIT_BYTES: usize = 64 * 1024;
 
 pub struct Room {
     pub id: DocId,
+    /// The id as it may appear in logs (a keyed hash: the id itself is a capability).
+    pub tag: DocTag,
     /// The replica and bookkeeping. A std mutex: every operation on it is short and
     /// synchronous, and it is never held across an `.await`.
     state: Mutex<State>,
@@ -101,16 +100,19 @@ pub struct Room {
     updates: broadcast::Sender<Broadcast>,
     journal: Journal,
     policy: RoomPolicy,
+    presence_limits: PresenceLimits,
     /// Sequence number of the newest change known to be durable; see `State::applied`.
     durable: watch::Sender<u64>,
-    /// Cancelled when storing failed; the reason is in `State::failure`.
+    /// Cancelled when the room stops accepting changes; the reason is in `State::failure`.
     failed: CancellationToken,
-    /// Origin of the awareness clock.
-    opened: tokio::time::Instant,
+    /// Where compactions are encoded: off the journal thread and outside the state lock.
+    runtime: tokio::runtime::Handle,
 }
 
 struct State {
-    awareness: Awareness,
+    doc: Doc,
+    presence: presence::Registry,
+    pending: pending::PendingUpdates,
     /// Sequence number of the newest change applied to the replica (counted from 0 at load).
     applied: u64,
     /// Log position of the newest stored update of this document.
@@ -120,10 +122,13 @@ struct State {
     tail_bytes: usize,
     /// Size of the document's stored form: the snapshot plus the log since.
     stored_bytes: usize,
+    /// A compaction is being encoded or stored; another waits for the next trigger.
+    compacting: bool,
     /// The last sync step 2 answered, for the state vector it answered and the replica version
     /// it came from: when many clients join at once they mostly ask the same question, and the
     /// document is encoded once per version rather than once per joiner.
     last_answer: Option<(u64, StateVector, Bytes)>,
+    /// Why the room stopped accepting changes, as its editors are told.
     failure: Option<String>,
 }
 
@@ -136,25 +141,29 @@ impl Room {
         fanout_capacity: usize,
     ) -> Self {
         let (updates, _) = broadcast::channel(fanout_capacity.max(1));
-        let opened = tokio::time::Instant::now();
         Room {
+            tag: doc_tag(&id),
             id,
             state: Mutex::new(State {
-                awareness: Awareness::with_clock(loaded.doc, TokioClock { start: opened }),
+                doc: loaded.doc,
+                presence: presence::Registry::default(),
+                pending: pending::PendingUpdates::default(),
                 applied: 0,
                 last_seq: loaded.last_seq,
                 tail_updates: loaded.tail_updates,
                 tail_bytes: loaded.tail_bytes,
                 stored_bytes: loaded.snapshot_bytes + loaded.tail_bytes,
+                compacting: false,
                 last_answer: None,
                 failure: None,
             }),
             updates,
             journal,
+            presence_limits: policy.presence,
             policy,
             durable: watch::Sender::new(0),
             failed: CancellationToken::new(),
-            opened,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -162,27 +171,30 @@ impl Room {
         self.updates.subscribe()
     }
 
-    /// Fires when the room stops accepting changes because storage failed.
+    /// Fires when the room stops accepting changes (storage failed, or the replica did).
     pub fn failed(&self) -> &CancellationToken {
         &self.failed
     }
 
-    /// Why storage failed, once it has.
+    /// Why the room failed, once it has.
     pub fn failure(&self) -> Option<String> {
         self.lock().failure.clone()
     }
 
+    /// Stops the room: no more changes, every editor closed with 1011 and `reason`, and the
+    /// next connection loads the document afresh.
+    fn fail(&self, state: &mut State, reason: String) {
+        tracing::error!(doc = %self.tag, %reason, "room failed; its editors are closed and the next join reloads it");
+        state.failure.get_or_insert(reason);
+        self.failed.cancel();
+    }
+
     /// The frames a new connection receives first: the room's state vector (sync step 1) and,
-    /// when anyone is present, everyone's awareness state.
+    /// when anyone is present, everyone's presence.
     pub fn greeting(&self) -> Vec<Bytes> {
-        let state = self.lock();
-        let sv = state.awareness.doc().transact().state_vector();
+        let sv = self.lock().doc.transact().state_vector();
         let mut frames = vec![encode(Message::Sync(SyncMessage::SyncStep1(sv)))];
-        if let Ok(update) = state.awareness.update() {
-            if !update.clients.is_empty() {
-                frames.push(encode(Message::Awareness(update)));
-            }
-        }
+        frames.extend(self.everyone_present());
         frames
     }
 
@@ -194,127 +206,52 @@ impl Room {
         presence: &mut Presence,
         frame: &Bytes,
     ) -> Result<Received, CloseReason> {
-        let messages = decode_frame(frame)?;
+        let message = wire::decode(frame).map_err(|e| CloseReason::invalid(e.to_string()))?;
         let mut received = Received::default();
-        for message in messages {
-            match message {
-                Message::Sync(SyncMessage::SyncStep1(sv)) => {
-                    let reply = self.sync_step2_for(&sv).await?;
-                    received.replies.push(reply);
+        match message {
+            Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                let reply = self.sync_step2_for(&sv).await?;
+                received.cost = (reply.len() / COST_UNIT_BYTES) as u32;
+                received.replies.push(reply);
+            }
+            Message::Sync(SyncMessage::SyncStep2(update))
+            | Message::Sync(SyncMessage::Update(update)) => {
+                self.apply_update(from, presence, &update).await?;
+                received.stored = true;
+            }
+            Message::Awareness(update) => self.receive_presence(from, presence, update)?,
+            Message::AwarenessQuery => {
+                if let Some(everyone) = self.everyone_present() {
+                    received.cost = (everyone.len() / COST_UNIT_BYTES) as u32;
+                    received.replies.push(everyone);
                 }
-                Message::Sync(SyncMessage::SyncStep2(update))
-                | Message::Sync(SyncMessage::Update(update)) => {
-                    self.apply_update(from, &update).await?;
-                    received.stored = true;
-                }
-                Message::Awareness(update) => {
-                    let mut state = self.lock();
-                    for (client, entry) in &update.clients {
-                        if &*entry.json == "null" {
-                            presence.awareness_clients.remove(client);
-                        } else {
-                            presence.awareness_clients.insert(*client);
-                        }
-                    }
-                    let changed = state
-                        .awareness
-                        .apply_update_summary(update)
-                        .map_err(|e| CloseReason::invalid(format!("bad awareness update: {e}")))?;
-                    drop(state);
-                    if changed.is_some() {
-                        self.publish(from, frame.clone());
-                    }
-                }
-                Message::AwarenessQuery => {
-                    let state = self.lock();
-                    if let Ok(update) = state.awareness.update() {
-                        received.replies.push(encode(Message::Awareness(update)));
-                    }
-                }
-                // Authentication is not part of Tandem's protocol: the link is the key.
-                Message::Auth(_) => {}
-                Message::Custom(tag, _) => {
-                    return Err(CloseReason::unsupported(format!(
-                        "unknown message type {tag}"
-                    )))
-                }
+            }
+            // Authentication is not part of Tandem's protocol: the link is the key.
+            Message::Auth(_) => {}
+            Message::Custom(protocol::MSG_PING, _) => {
+                received.replies.push(pong());
+            }
+            Message::Custom(tag, _) => {
+                return Err(CloseReason::unsupported(format!(
+                    "unknown message type {tag}"
+                )))
             }
         }
         Ok(received)
     }
 
-    /// Removes the awareness states a departing connection introduced and tells the others.
-    pub fn leave(&self, from: ConnId, presence: &Presence) {
-        if presence.awareness_clients.is_empty() {
-            return;
-        }
-        let mut state = self.lock();
-        for client in &presence.awareness_clients {
-            state.awareness.remove_state(*client);
-        }
-        let removal = state
-            .awareness
-            .update_with_clients(presence.awareness_clients.iter().copied());
-        drop(state);
-        if let Ok(removal) = removal {
-            self.publish(from, encode(Message::Awareness(removal)));
-        }
-    }
-
-    /// Removes awareness states that were not renewed within [`PRESENCE_TIMEOUT`] and
-    /// tells everyone. yrs keeps the timestamps but no timer; the room's sweeper calls this.
-    pub fn expire_presence(&self) {
-        let now = self.opened.elapsed().as_millis() as yrs::sync::Timestamp;
-        let timeout = PRESENCE_TIMEOUT.as_millis() as yrs::sync::Timestamp;
-        let mut state = self.lock();
-        let expired: Vec<ClientID> = state
-            .awareness
-            .iter()
-            .filter(|(_, client)| {
-                client.data.is_some() && now.saturating_sub(client.last_updated) >= timeout
-            })
-            .map(|(id, _)| id)
-            .collect();
-        if expired.is_empty() {
-            return;
-        }
-        for client in &expired {
-            state.awareness.remove_state(*client);
-        }
-        let removal = state.awareness.update_with_clients(expired.iter().copied());
-        drop(state);
-        tracing::debug!(doc = %self.id, count = expired.len(), "expired silent presence");
-        if let Ok(removal) = removal {
-            // From no connection: everyone must hear it.
-            self.publish(ConnId::MAX, encode(Message::Awareness(removal)));
-        }
-    }
-
-    /// Called when the last connection has left: merges the stored log into a snapshot so
-    /// the next load is short.
-    pub fn unload(&self) {
-        let state = self.lock();
-        if state.failure.is_none() && state.tail_updates > 0 {
-            let compaction = self.compaction(&state);
-            drop(state);
-            if !self.journal.try_compact(compaction) {
-                tracing::debug!(doc = %self.id, "journal busy; compaction left for later");
-            }
-        }
-    }
-
     /// The document's title and text, for server-side rendering.
     pub fn texts(&self) -> (String, String) {
-        protocol::read_texts(&self.lock().awareness.doc().transact())
+        protocol::read_texts(&self.lock().doc.transact())
     }
 
-    /// The whole document as one update, for a page to start its replica from.
+    /// The whole document as one update, for a page to start its replica from. Never
+    /// includes updates still waiting for what they depend on.
     pub fn full_update(&self) -> Vec<u8> {
         self.lock()
-            .awareness
-            .doc()
+            .doc
             .transact()
-            .encode_state_as_update_v1(&StateVector::default())
+            .encode_diff_v1(&StateVector::default())
     }
 
     async fn sync_step2_for(&self, sv: &StateVector) -> Result<Bytes, CloseReason> {
@@ -328,11 +265,7 @@ impl Room {
                 _ => None,
             };
             let answer = cached.unwrap_or_else(|| {
-                let update = state
-                    .awareness
-                    .doc()
-                    .transact()
-                    .encode_state_as_update_v1(sv);
+                let update = state.doc.transact().encode_diff_v1(sv);
                 let answer = encode(Message::Sync(SyncMessage::SyncStep2(update)));
                 state.last_answer = Some((applied, sv.clone(), answer.clone()));
                 answer
@@ -344,180 +277,29 @@ impl Room {
         Ok(answer)
     }
 
-    /// Applies an update, stores what it changed and then broadcasts it. What is stored and
-    /// broadcast is the transaction's own delta, not the bytes received: a reconnecting
-    /// client's sync step 2 repeats much that the room already has.
-    async fn apply_update(self: &Arc<Self>, from: ConnId, bytes: &[u8]) -> Result<(), CloseReason> {
-        let update = Update::decode_v1(bytes)
-            .map_err(|e| CloseReason::invalid(format!("undecodable update: {e}")))?;
-        // Reserve the journal slot before applying, so an applied change is always stored.
-        let slot = self
-            .journal
-            .reserve()
-            .await
-            .ok_or_else(|| CloseReason::internal("storage has stopped"))?;
-        let (sequence, stored) = {
-            let mut state = self.lock();
-            if let Some(failure) = &state.failure {
-                return Err(CloseReason::internal(format!("storage failed: {failure}")));
-            }
-            // An update is never smaller than what it adds, so this refuses every change that
-            // could push the document past its limit, before anything is applied.
-            if state.stored_bytes + bytes.len() > self.policy.max_doc_bytes {
-                return Err(CloseReason::too_big(format!(
-                    "document would exceed its size limit of {} bytes",
-                    self.policy.max_doc_bytes
-                )));
-            }
-            // yrs reports malformed updates as errors, but a panic deep inside integration
-            // must still not take the process down.
-            let delta = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut txn = state.awareness.doc().transact_mut();
-                txn.apply_update(update)?;
-                let changed =
-                    txn.before_state() != txn.after_state() || !txn.delete_set().is_empty();
-                Ok::<_, yrs::error::UpdateError>(changed.then(|| txn.encode_update_v1()))
-            }));
-            let delta = match delta {
-                Ok(Ok(delta)) => delta,
-                Ok(Err(e)) => {
-                    return Err(CloseReason::invalid(format!("update does not apply: {e}")))
-                }
-                Err(_) => {
-                    return Err(CloseReason::invalid(
-                        "update does not apply: integration failed".into(),
-                    ))
-                }
-            };
-            match delta {
-                // Nothing new, but what it repeats may still be on its way to disk.
-                None => (state.applied, None),
-                Some(delta) => {
-                    state.applied += 1;
-                    let sequence = state.applied;
-                    let title = protocol::read_texts(&state.awareness.doc().transact()).0;
-                    let frame = encode(Message::Sync(SyncMessage::Update(delta.clone())));
-                    let (done, stored) = oneshot::channel();
-                    let room = self.clone();
-                    slot.append(
-                        NewUpdate {
-                            doc: self.id.clone(),
-                            data: delta,
-                            title,
-                        },
-                        Box::new(move |result| room.committed(sequence, from, frame, result, done)),
-                    );
-                    (sequence, Some(stored))
-                }
-            }
-        };
-        match stored {
-            None => self.durable_at(sequence).await,
-            Some(stored) => match stored.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) => Err(CloseReason::internal(format!("storage failed: {error}"))),
-                Err(_) => Err(CloseReason::internal("storage has stopped")),
-            },
-        }
-    }
-
-    /// Runs on the journal thread once an update's fate is known, in the order updates were
-    /// applied.
-    fn committed(
-        &self,
-        sequence: u64,
-        from: ConnId,
-        frame: Bytes,
-        result: Result<i64, StoreError>,
-        done: oneshot::Sender<Result<(), StoreError>>,
-    ) {
-        match result {
-            Ok(seq) => {
-                let mut state = self.lock();
-                state.last_seq = seq;
-                state.tail_updates += 1;
-                state.tail_bytes += frame.len();
-                state.stored_bytes += frame.len();
-                if state.tail_updates >= self.policy.compact_after_updates
-                    || state.tail_bytes >= self.policy.compact_after_bytes
-                {
-                    let compaction = self.compaction(&state);
-                    let snapshot_bytes = compaction.snapshot.len();
-                    if self.journal.try_compact(compaction) {
-                        state.tail_updates = 0;
-                        state.tail_bytes = 0;
-                        state.stored_bytes = snapshot_bytes;
-                    }
-                }
-                drop(state);
-                self.durable.send_if_modified(|durable| {
-                    let advanced = sequence > *durable;
-                    *durable = (*durable).max(sequence);
-                    advanced
-                });
-                self.publish(from, frame);
-                let _ = done.send(Ok(()));
-            }
-            Err(error) => {
-                tracing::error!(doc = %self.id, %error, "storing an update failed; the room stops accepting changes");
-                self.lock().failure.get_or_insert_with(|| error.to_string());
-                self.failed.cancel();
-                let _ = done.send(Err(error));
-            }
-        }
-    }
-
-    /// Waits until every change up to `sequence` is durable, or storage fails.
-    async fn durable_at(&self, sequence: u64) -> Result<(), CloseReason> {
-        let mut durable = self.durable.subscribe();
-        tokio::select! {
-            result = durable.wait_for(|d| *d >= sequence) => result
-                .map(|_| ())
-                .map_err(|_| CloseReason::internal("storage has stopped")),
-            _ = self.failed.cancelled() => Err(CloseReason::internal(format!(
-                "storage failed: {}",
-                self.failure().unwrap_or_default()
-            ))),
-        }
-    }
-
-    fn compaction(&self, state: &State) -> Compaction {
-        let txn = state.awareness.doc().transact();
-        Compaction {
-            doc: self.id.clone(),
-            snapshot: txn.encode_state_as_update_v1(&StateVector::default()),
-            upto: state.last_seq,
-            title: protocol::read_texts(&txn).0,
-        }
-    }
-
     fn publish(&self, from: ConnId, frame: Bytes) {
         // An error only means nobody is subscribed, which is fine.
         let _ = self.updates.send(Broadcast { from, frame });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A poisoned lock means a panic while holding it; the replica itself is still usable
-        // (updates are applied transactionally), so carry on rather than cascade the panic.
+        // A poisoned lock means a panic while holding it. Integration runs under
+        // `catch_unwind` and fails the room itself; anything else left the state consistent.
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-fn decode_frame(frame: &[u8]) -> Result<Vec<Message>, CloseReason> {
-    let mut decoder = DecoderV1::new(Cursor::new(frame));
-    let messages = MessageReader::new(&mut decoder)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CloseReason::invalid(format!("undecodable message: {e}")))?;
-    if messages.is_empty() {
-        return Err(CloseReason::invalid("empty or truncated message".into()));
-    }
-    Ok(messages)
+pub fn encode(message: Message) -> Bytes {
+    Bytes::from(wire::encode(&message))
 }
 
-pub fn encode(message: Message) -> Bytes {
-    Bytes::from(message.encode_v1())
+/// The answer to a page's heartbeat.
+fn pong() -> Bytes {
+    static PONG: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    PONG.get_or_init(|| encode(Message::Custom(protocol::MSG_PONG, Vec::new())))
+        .clone()
 }
 
 #[cfg(test)]
@@ -525,6 +307,8 @@ mod tests {
     use super::*;
     use crate::server::storage::sqlite::SqliteStore;
     use crate::server::storage::DocStore;
+    use yrs::updates::decoder::Decode;
+    use yrs::{ClientID, Update};
     use yrs::{GetString, Text};
 
     struct Fixture {
@@ -548,6 +332,7 @@ mod tests {
             compact_after_updates: 1000,
             compact_after_bytes: 1 << 20,
             max_doc_bytes: usize::MAX,
+            presence: PresenceLimits::default(),
         };
         let id = DocId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap();
         Fixture {
@@ -763,14 +548,11 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_secs(8)).await;
         let removal = rx.try_recv().expect("a removal was broadcast");
         assert_eq!(removal_clients_sorted(&removal.frame), vec![11]);
-        let present: Vec<u64> = f
-            .room
-            .lock()
-            .awareness
-            .iter()
-            .filter(|(_, s)| s.data.is_some())
-            .map(|(c, _)| c.get())
-            .collect();
+        let everyone = f.room.everyone_present().expect("someone is present");
+        let Message::Awareness(present) = Message::decode_v1(&everyone).unwrap() else {
+            panic!("an awareness message");
+        };
+        let present: Vec<u64> = present.clients.keys().map(|c| c.get()).collect();
         assert_eq!(present, vec![22], "the renewed state stays");
 
         // Without renewal, the other goes too, 30 s after its last word.

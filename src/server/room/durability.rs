@@ -1,0 +1,263 @@
+//! Applying an update, storing it, and only then broadcasting it.
+//!
+//! An accepted update goes through three steps, always in this order: it is applied to the
+//! replica, stored by the [`Journal`], and only then broadcast, from the journal's commit
+//! callback. So whatever anyone has seen is on disk, even after a `kill -9`. Answers that
+//! reveal the replica (sync step 2) likewise wait until what they contain is durable.
+//!
+//! Compaction (merging the stored log into one snapshot) encodes the whole document, which
+//! for a large one takes a while: it runs on a blocking thread, outside the room's lock and
+//! off the journal thread, so neither this room's editors nor other rooms' commits wait for it.
+
+use super::pending::{self, PendingError};
+use super::shape;
+use super::{ConnId, Presence, Room, State};
+use crate::protocol::{self, wire};
+use crate::server::error::CloseReason;
+use crate::server::storage::{Compaction, NewUpdate, StoreError};
+use bytes::Bytes;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use yrs::sync::{Message, SyncMessage};
+use yrs::updates::decoder::Decode;
+use yrs::{ReadTxn, StateVector, Transact, Update};
+
+impl Room {
+    /// Applies an update, stores what it changed and then broadcasts it. What is stored and
+    /// broadcast is the transaction's own delta, not the bytes received: a reconnecting
+    /// client's sync step 2 repeats much that the room already has, and blocks that wait for
+    /// missing dependencies are held back (see [`pending`]).
+    pub(super) async fn apply_update(
+        self: &Arc<Self>,
+        from: ConnId,
+        presence: &Presence,
+        bytes: &[u8],
+    ) -> Result<(), CloseReason> {
+        shape::check(bytes, &[protocol::CONTENT, protocol::TITLE])
+            .map_err(|e| CloseReason::invalid(e.to_string()))?;
+        let update = Update::decode_v1(bytes)
+            .map_err(|e| CloseReason::invalid(format!("undecodable update: {e}")))?;
+        // Reserve the journal slot before applying, so an applied change is always stored.
+        let slot = self
+            .journal
+            .reserve()
+            .await
+            .ok_or_else(|| CloseReason::internal("storage has stopped"))?;
+        let (sequence, stored) = {
+            let mut state = self.lock();
+            if let Some(failure) = &state.failure {
+                return Err(CloseReason::internal(failure.clone()));
+            }
+            // An update is never smaller than what it adds, so this refuses every change that
+            // could push the document past its limit, before anything is applied.
+            if state.stored_bytes + state.pending.bytes() + bytes.len() > self.policy.max_doc_bytes
+            {
+                return Err(CloseReason::too_big(format!(
+                    "document would exceed its size limit of {} bytes",
+                    self.policy.max_doc_bytes
+                )));
+            }
+            let delta = match self.integrate(&mut state, from, presence, update) {
+                Ok(delta) => delta,
+                Err(Integration::Refused(reason)) => return Err(reason),
+                Err(Integration::Panicked) => {
+                    self.fail(
+                        &mut state,
+                        "the document's replica failed; reopen the document".into(),
+                    );
+                    return Err(CloseReason::internal(
+                        "the document's replica failed; reopen the document",
+                    ));
+                }
+            };
+            match delta {
+                // Nothing new, but what it repeats may still be on its way to disk.
+                None => (state.applied, None),
+                Some(delta) => {
+                    state.applied += 1;
+                    let sequence = state.applied;
+                    let title = protocol::read_title(&state.doc.transact());
+                    let frame = encode_update(&delta);
+                    let (done, stored) = oneshot::channel();
+                    let room = self.clone();
+                    slot.append(
+                        NewUpdate {
+                            doc: self.id.clone(),
+                            data: delta,
+                            title,
+                        },
+                        Box::new(move |result| room.committed(sequence, from, frame, result, done)),
+                    );
+                    (sequence, Some(stored))
+                }
+            }
+        };
+        match stored {
+            None => self.durable_at(sequence).await,
+            Some(stored) => match stored.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(CloseReason::internal(format!("storage failed: {error}"))),
+                Err(_) => Err(CloseReason::internal("storage has stopped")),
+            },
+        }
+    }
+
+    /// Integrates `update` and whatever held updates it unblocks, in one transaction, and
+    /// returns the change to store and broadcast. yrs reports malformed updates as errors; a
+    /// panic deep inside integration is caught here and fails the room, because the replica
+    /// may be half-changed.
+    fn integrate(
+        &self,
+        state: &mut State,
+        from: ConnId,
+        presence: &Presence,
+        update: Update,
+    ) -> Result<Option<Vec<u8>>, Integration> {
+        let State { doc, pending, .. } = state;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut txn = doc.transact_mut();
+            txn.apply_update(update).map_err(|e| {
+                Integration::Refused(CloseReason::invalid(format!("update does not apply: {e}")))
+            })?;
+            let waiting = pending::take(&mut txn);
+            pending.retry(&mut txn);
+            if let Some((blocks, missing)) = waiting {
+                pending
+                    .hold(from, blocks, missing, &presence.expelled)
+                    .map_err(|e: PendingError| {
+                        Integration::Refused(CloseReason::invalid(e.to_string()))
+                    })?;
+            }
+            let changed = txn.before_state() != txn.after_state() || !txn.delete_set().is_empty();
+            Ok(changed.then(|| txn.encode_update_v1()))
+        }));
+        outcome.unwrap_or(Err(Integration::Panicked))
+    }
+
+    /// Drops updates that waited too long for what they depend on; their senders are closed.
+    pub(super) fn expire_pending(&self, state: &mut State, now: tokio::time::Instant) {
+        let expired = state.pending.expire(now);
+        if expired > 0 {
+            tracing::info!(doc = %self.tag, expired, "updates waited too long for what they depend on; their senders are closed");
+        }
+    }
+
+    /// Runs on the journal thread once an update's fate is known, in the order updates were
+    /// applied.
+    fn committed(
+        self: &Arc<Self>,
+        sequence: u64,
+        from: ConnId,
+        frame: Bytes,
+        result: Result<i64, StoreError>,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    ) {
+        match result {
+            Ok(seq) => {
+                let compact = {
+                    let mut state = self.lock();
+                    state.last_seq = seq;
+                    state.tail_updates += 1;
+                    state.tail_bytes += frame.len();
+                    state.stored_bytes += frame.len();
+                    let due = state.tail_updates >= self.policy.compact_after_updates
+                        || state.tail_bytes >= self.policy.compact_after_bytes;
+                    let start = due && !state.compacting && state.failure.is_none();
+                    state.compacting |= start;
+                    start
+                };
+                if compact {
+                    self.compact_in_background();
+                }
+                self.durable.send_if_modified(|durable| {
+                    let advanced = sequence > *durable;
+                    *durable = (*durable).max(sequence);
+                    advanced
+                });
+                self.publish(from, frame);
+                let _ = done.send(Ok(()));
+            }
+            Err(error) => {
+                let mut state = self.lock();
+                self.fail(&mut state, format!("storage failed: {error}"));
+                drop(state);
+                let _ = done.send(Err(error));
+            }
+        }
+    }
+
+    /// Encodes a snapshot on a blocking thread and hands it to the journal. The snapshot may
+    /// include changes logged after `upto`; loading applies those again, which changes
+    /// nothing (updates are idempotent).
+    fn compact_in_background(self: &Arc<Self>) {
+        let room = self.clone();
+        self.runtime.spawn_blocking(move || {
+            let (doc, upto, tail_updates, tail_bytes) = {
+                let state = room.lock();
+                (
+                    state.doc.clone(),
+                    state.last_seq,
+                    state.tail_updates,
+                    state.tail_bytes,
+                )
+            };
+            let compaction = {
+                let txn = doc.transact();
+                Compaction {
+                    doc: room.id.clone(),
+                    snapshot: txn.encode_diff_v1(&StateVector::default()),
+                    upto,
+                    title: protocol::read_title(&txn),
+                }
+            };
+            let snapshot_bytes = compaction.snapshot.len();
+            let accepted = room.journal.try_compact(compaction);
+            let mut state = room.lock();
+            state.compacting = false;
+            if accepted {
+                // What was logged while the snapshot was encoded stays in the tail.
+                state.tail_updates = state.tail_updates.saturating_sub(tail_updates);
+                state.tail_bytes = state.tail_bytes.saturating_sub(tail_bytes);
+                state.stored_bytes = snapshot_bytes + state.tail_bytes;
+            }
+        });
+    }
+
+    /// Waits until every change up to `sequence` is durable, or the room fails.
+    pub(super) async fn durable_at(&self, sequence: u64) -> Result<(), CloseReason> {
+        let mut durable = self.durable.subscribe();
+        tokio::select! {
+            result = durable.wait_for(|d| *d >= sequence) => result
+                .map(|_| ())
+                .map_err(|_| CloseReason::internal("storage has stopped")),
+            _ = self.failed.cancelled() => Err(CloseReason::internal(
+                self.failure().unwrap_or_else(|| "the document failed".into()),
+            )),
+        }
+    }
+
+    /// Called when the last connection has left: merges the stored log into a snapshot so
+    /// the next load is short.
+    pub fn unload(self: &Arc<Self>) {
+        let start = {
+            let mut state = self.lock();
+            let start = state.failure.is_none() && state.tail_updates > 0 && !state.compacting;
+            state.compacting |= start;
+            start
+        };
+        if start {
+            self.compact_in_background();
+        }
+    }
+}
+
+enum Integration {
+    Refused(CloseReason),
+    Panicked,
+}
+
+fn encode_update(delta: &[u8]) -> Bytes {
+    Bytes::from(wire::encode(&Message::Sync(SyncMessage::Update(
+        delta.to_vec(),
+    ))))
+}

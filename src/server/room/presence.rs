@@ -1,0 +1,405 @@
+//! Who is in a room and where: the awareness states, owned by the connections that set them.
+//!
+//! yrs's `Awareness` keeps every state it ever saw (removed ones too) and lets anyone change
+//! anyone's entry, which a server facing strangers cannot afford. So the room keeps its own
+//! small registry and speaks the standard awareness messages (`AwarenessUpdate`) around it:
+//! - each state is parsed as a JSON object of bounded size and re-encoded from what was
+//!   parsed, so nothing is relayed as received;
+//! - a client id belongs to the connection that introduced it: only that connection may renew
+//!   or remove it, and touching another's is a policy violation (close 1008);
+//! - a connection may hold a few client ids and a room a bounded number; removed entries are
+//!   forgotten at once, so nothing accumulates.
+
+use super::{encode, ConnId, Room};
+use crate::server::error::CloseReason;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+use yrs::sync::awareness::AwarenessUpdateEntry;
+use yrs::sync::{AwarenessUpdate, Message};
+use yrs::ClientID;
+
+/// Awareness states not renewed for this long are removed: a client that vanished without
+/// a word (a closed laptop, a dead network) stops showing as present.
+pub const PRESENCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a room looks for expired awareness states (and expired pending updates).
+pub const PRESENCE_SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How much presence one connection and one room may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct PresenceLimits {
+    /// Client ids one connection may introduce (a browser tab uses one).
+    pub per_connection: usize,
+    /// Client ids present in one room at once.
+    pub per_room: usize,
+    /// Largest JSON text of one state, in bytes.
+    pub state_bytes: usize,
+}
+
+impl Default for PresenceLimits {
+    fn default() -> Self {
+        PresenceLimits {
+            per_connection: 4,
+            per_room: 1024,
+            state_bytes: 8 * 1024,
+        }
+    }
+}
+
+/// What a connection introduced into the room, so that leaving can undo it.
+#[derive(Debug, Default)]
+pub struct Presence {
+    /// Awareness client ids this connection has set a state for and still owns.
+    pub awareness_clients: std::collections::HashSet<ClientID>,
+    /// Cancelled when the room refuses this connection outside of a frame it sent: an update
+    /// of its waited too long for what it depends on.
+    pub expelled: tokio_util::sync::CancellationToken,
+}
+
+struct Entry {
+    owner: ConnId,
+    clock: u32,
+    /// The state as re-encoded by the server.
+    json: Arc<str>,
+    renewed: tokio::time::Instant,
+}
+
+/// The room's presence states.
+#[derive(Default)]
+pub(super) struct Registry {
+    entries: HashMap<ClientID, Entry>,
+    /// Bumped on every change, so the encoded list of everyone can be shared until it changes.
+    version: u64,
+    everyone: Option<(u64, Bytes)>,
+}
+
+const NULL: &str = "null";
+
+impl Registry {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Applies what connection `from` says about presence; returns the accepted entries,
+    /// re-encoded, for the others.
+    fn accept(
+        &mut self,
+        from: ConnId,
+        presence: &mut Presence,
+        update: AwarenessUpdate,
+        limits: PresenceLimits,
+    ) -> Result<AwarenessUpdate, CloseReason> {
+        if update.clients.len() > limits.per_connection {
+            return Err(CloseReason::policy(format!(
+                "at most {} presence entries per connection",
+                limits.per_connection
+            )));
+        }
+        let now = tokio::time::Instant::now();
+        let mut accepted = HashMap::new();
+        for (client, entry) in update.clients {
+            if let Some(existing) = self.entries.get(&client) {
+                if existing.owner != from {
+                    return Err(CloseReason::policy(format!(
+                        "presence {client} belongs to another connection"
+                    )));
+                }
+            }
+            if &*entry.json == NULL {
+                if let Some(existing) = self.entries.get(&client) {
+                    if entry.clock >= existing.clock {
+                        self.entries.remove(&client);
+                        presence.awareness_clients.remove(&client);
+                        accepted.insert(client, removal(entry.clock));
+                    }
+                }
+                continue;
+            }
+            let json = reencode(&entry.json, limits.state_bytes)?;
+            match self.entries.get_mut(&client) {
+                Some(existing) => {
+                    // A stale or repeated state changes nothing (y-protocols keeps the newer).
+                    if entry.clock <= existing.clock {
+                        continue;
+                    }
+                    existing.clock = entry.clock;
+                    existing.json = json.clone();
+                    existing.renewed = now;
+                }
+                None => {
+                    if presence.awareness_clients.len() >= limits.per_connection {
+                        return Err(CloseReason::policy(format!(
+                            "at most {} presence entries per connection",
+                            limits.per_connection
+                        )));
+                    }
+                    if self.entries.len() >= limits.per_room {
+                        return Err(CloseReason::policy(format!(
+                            "this document already shows {} people",
+                            limits.per_room
+                        )));
+                    }
+                    self.entries.insert(
+                        client,
+                        Entry {
+                            owner: from,
+                            clock: entry.clock,
+                            json: json.clone(),
+                            renewed: now,
+                        },
+                    );
+                    presence.awareness_clients.insert(client);
+                }
+            }
+            accepted.insert(
+                client,
+                AwarenessUpdateEntry {
+                    clock: entry.clock,
+                    json,
+                },
+            );
+        }
+        if !accepted.is_empty() {
+            self.version += 1;
+        }
+        Ok(AwarenessUpdate { clients: accepted })
+    }
+
+    /// Removes `clients` (all owned by one departing connection, or expired) and returns the
+    /// removal message for everyone else.
+    fn remove(&mut self, clients: impl IntoIterator<Item = ClientID>) -> AwarenessUpdate {
+        let mut removed = HashMap::new();
+        for client in clients {
+            if let Some(entry) = self.entries.remove(&client) {
+                removed.insert(client, removal(entry.clock.saturating_add(1)));
+            }
+        }
+        if !removed.is_empty() {
+            self.version += 1;
+        }
+        AwarenessUpdate { clients: removed }
+    }
+
+    /// Everyone's state as one message, encoded once per version and shared.
+    fn everyone(&mut self) -> Option<Bytes> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        if let Some((version, frame)) = &self.everyone {
+            if *version == self.version {
+                return Some(frame.clone());
+            }
+        }
+        let clients = self
+            .entries
+            .iter()
+            .map(|(client, entry)| {
+                (
+                    *client,
+                    AwarenessUpdateEntry {
+                        clock: entry.clock,
+                        json: entry.json.clone(),
+                    },
+                )
+            })
+            .collect();
+        let frame = encode(Message::Awareness(AwarenessUpdate { clients }));
+        self.everyone = Some((self.version, frame.clone()));
+        Some(frame)
+    }
+
+    fn expired(&self, now: tokio::time::Instant) -> Vec<(ClientID, ConnId)> {
+        self.entries
+            .iter()
+            .filter(|(_, entry)| now.saturating_duration_since(entry.renewed) >= PRESENCE_TIMEOUT)
+            .map(|(client, entry)| (*client, entry.owner))
+            .collect()
+    }
+}
+
+fn removal(clock: u32) -> AwarenessUpdateEntry {
+    AwarenessUpdateEntry {
+        clock,
+        json: NULL.into(),
+    }
+}
+
+/// Parses a state as a JSON object and writes it back out: whatever else rode along (a second
+/// value, invalid UTF-16 escapes, duplicate keys) is gone, and size is bounded before parsing.
+fn reencode(json: &str, max_bytes: usize) -> Result<Arc<str>, CloseReason> {
+    if json.len() > max_bytes {
+        return Err(CloseReason::too_big(format!(
+            "a presence state may have at most {max_bytes} bytes"
+        )));
+    }
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+        .map_err(|e| CloseReason::invalid(format!("presence is not a JSON object: {e}")))?;
+    let text = serde_json::to_string(&object)
+        .map_err(|e| CloseReason::invalid(format!("presence does not re-encode: {e}")))?;
+    Ok(text.into())
+}
+
+impl Room {
+    /// Applies an awareness message from connection `from` and relays what was accepted.
+    pub(super) fn receive_presence(
+        &self,
+        from: ConnId,
+        presence: &mut Presence,
+        update: AwarenessUpdate,
+    ) -> Result<(), CloseReason> {
+        let accepted = self
+            .lock()
+            .presence
+            .accept(from, presence, update, self.presence_limits)?;
+        if !accepted.clients.is_empty() {
+            self.publish(from, encode(Message::Awareness(accepted)));
+        }
+        Ok(())
+    }
+
+    /// Everyone's presence, for a greeting or an awareness query.
+    pub(super) fn everyone_present(&self) -> Option<Bytes> {
+        self.lock().presence.everyone()
+    }
+
+    /// Removes the awareness states a departing connection introduced and tells the others.
+    pub fn leave(&self, from: ConnId, presence: &Presence) {
+        let removal = {
+            let mut state = self.lock();
+            state.pending.forget(from);
+            if presence.awareness_clients.is_empty() {
+                return;
+            }
+            state
+                .presence
+                .remove(presence.awareness_clients.iter().copied())
+        };
+        if !removal.clients.is_empty() {
+            self.publish(from, encode(Message::Awareness(removal)));
+        }
+    }
+
+    /// Removes awareness states that were not renewed within [`PRESENCE_TIMEOUT`] and tells
+    /// everyone; refuses pending updates that waited too long. The room's sweeper calls this.
+    pub fn sweep(&self) {
+        let now = tokio::time::Instant::now();
+        let removal = {
+            let mut state = self.lock();
+            self.expire_pending(&mut state, now);
+            let expired = state.presence.expired(now);
+            if expired.is_empty() {
+                return;
+            }
+            tracing::debug!(doc = %self.tag, count = expired.len(), "expired silent presence");
+            state
+                .presence
+                .remove(expired.into_iter().map(|(client, _)| client))
+        };
+        // From no connection: everyone must hear it.
+        self.publish(ConnId::MAX, encode(Message::Awareness(removal)));
+    }
+
+    /// How many presence states the room holds.
+    pub fn presence_count(&self) -> usize {
+        self.lock().presence.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(client: u64, clock: u32, json: &str) -> AwarenessUpdate {
+        let mut clients = HashMap::new();
+        clients.insert(
+            ClientID::new(client),
+            AwarenessUpdateEntry {
+                clock,
+                json: json.into(),
+            },
+        );
+        AwarenessUpdate { clients }
+    }
+
+    #[test]
+    fn states_are_reencoded_and_owned() {
+        let mut registry = Registry::default();
+        let limits = PresenceLimits::default();
+        let (mut a, mut b) = (Presence::default(), Presence::default());
+        let accepted = registry
+            .accept(
+                1,
+                &mut a,
+                update(7, 1, r#" { "user" : {"name":"A"} } "#),
+                limits,
+            )
+            .unwrap();
+        assert_eq!(
+            &*accepted.clients[&ClientID::new(7)].json,
+            r#"{"user":{"name":"A"}}"#
+        );
+        let stolen = registry.accept(2, &mut b, update(7, 2, r#"{"user":{}}"#), limits);
+        assert_eq!(stolen.unwrap_err().code, crate::protocol::close::POLICY);
+        let removed = registry.accept(2, &mut b, update(7, 9, "null"), limits);
+        assert_eq!(removed.unwrap_err().code, crate::protocol::close::POLICY);
+        assert_eq!(registry.len(), 1);
+    }
+
+    #[test]
+    fn non_objects_and_oversize_states_are_refused() {
+        let mut registry = Registry::default();
+        let limits = PresenceLimits::default();
+        let mut a = Presence::default();
+        for bad in ["[1]", "1", "\"x\"", "{", "{}{}", "{\"a\":1} x"] {
+            assert!(
+                registry
+                    .accept(1, &mut a, update(7, 1, bad), limits)
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(limits.state_bytes));
+        let error = registry
+            .accept(1, &mut a, update(7, 1, &big), limits)
+            .unwrap_err();
+        assert_eq!(error.code, crate::protocol::close::TOO_BIG);
+        assert_eq!(registry.len(), 0);
+    }
+
+    #[test]
+    fn removed_entries_are_forgotten_and_counts_are_bounded() {
+        let mut registry = Registry::default();
+        let limits = PresenceLimits {
+            per_connection: 2,
+            per_room: 3,
+            state_bytes: 100,
+        };
+        let mut a = Presence::default();
+        for round in 0..100u32 {
+            registry
+                .accept(1, &mut a, update(5, 2 * round + 1, "{}"), limits)
+                .unwrap();
+            registry
+                .accept(1, &mut a, update(5, 2 * round + 2, "null"), limits)
+                .unwrap();
+        }
+        assert_eq!(registry.len(), 0, "removed entries do not accumulate");
+        registry
+            .accept(1, &mut a, update(1, 1, "{}"), limits)
+            .unwrap();
+        registry
+            .accept(1, &mut a, update(2, 1, "{}"), limits)
+            .unwrap();
+        assert!(registry
+            .accept(1, &mut a, update(3, 1, "{}"), limits)
+            .is_err());
+        let mut b = Presence::default();
+        registry
+            .accept(2, &mut b, update(4, 1, "{}"), limits)
+            .unwrap();
+        let mut c = Presence::default();
+        assert!(registry
+            .accept(3, &mut c, update(6, 1, "{}"), limits)
+            .is_err());
+    }
+}
