@@ -402,4 +402,55 @@ mod tests {
             vec![b"small".to_vec()]
         );
     }
+
+    #[test]
+    fn a_damaged_file_is_reported_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DB_FILE), vec![0x5a; 8192]).unwrap();
+        let error = SqliteStore::open(dir.path(), 0).err().expect("refused");
+        assert!(matches!(error, StoreError::Corrupt), "{error:?}");
+    }
+
+    #[test]
+    fn the_probe_finds_another_process_holding_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), 0).unwrap();
+        store.check_writable().unwrap();
+
+        let other = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let error = store.check_writable().unwrap_err();
+        assert!(matches!(error, StoreError::Busy), "{error:?}");
+        other.execute_batch("ROLLBACK").unwrap();
+        store.check_writable().unwrap();
+        // The probe leaves nothing behind.
+        assert!(store
+            .load(&DocId::parse(&"p".repeat(22)).unwrap())
+            .unwrap()
+            .is_none());
+        let rows: i64 = other
+            .query_row("SELECT count(*) FROM documents", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
+
+    #[test]
+    fn backup_writes_a_private_copy_and_never_replaces_anything() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), 0).unwrap();
+        store.append(&[update(&id('f'), b"x")]).unwrap();
+        let copy = dir.path().join("copy.db");
+        store.backup(&copy).unwrap();
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+
+        let error = store.backup(&copy).unwrap_err();
+        assert!(matches!(error, StoreError::Exists(_)), "{error:?}");
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere.db"), &link).unwrap();
+        let error = store.backup(&link).unwrap_err();
+        assert!(matches!(error, StoreError::Exists(_)), "{error:?}");
+        assert!(!dir.path().join("elsewhere.db").exists());
+    }
 }
