@@ -98,3 +98,76 @@ async fn a_full_store_is_not_ready_while_the_process_stays_healthy() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A real store whose writability probe waits until the test lets it finish.
+struct SlowProbe {
+    real: SqliteStore,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    probes: std::sync::atomic::AtomicUsize,
+}
+
+impl DocStore for SlowProbe {
+    fn load(
+        &self,
+        doc: &tandem::doc_id::DocId,
+    ) -> Result<Option<tandem::server::storage::StoredDoc>, StoreError> {
+        self.real.load(doc)
+    }
+    fn append(&self, updates: &[NewUpdate]) -> Result<Vec<i64>, StoreError> {
+        self.real.append(updates)
+    }
+    fn compact(&self, compaction: &Compaction) -> Result<(), StoreError> {
+        self.real.compact(compaction)
+    }
+    fn backup(&self, destination: &std::path::Path) -> Result<(), StoreError> {
+        self.real.backup(destination)
+    }
+    fn check_writable(&self) -> Result<(), StoreError> {
+        self.probes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.release.lock().unwrap().recv_timeout(PATIENCE);
+        self.real.check_writable()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_does_not_answer_is_not_ready_and_is_probed_once_at_a_time() {
+    use tandem::server::readiness::{NotReady, Readiness, FRESH_FOR, PROBE_PATIENCE};
+    let dir = tempfile::tempdir().unwrap();
+    let (release, waiting) = std::sync::mpsc::channel();
+    let store = std::sync::Arc::new(SlowProbe {
+        real: SqliteStore::open(dir.path(), 0).unwrap(),
+        release: std::sync::Mutex::new(waiting),
+        probes: Default::default(),
+    });
+    let journal = tandem::server::journal::Journal::start(store.clone(), 16);
+    let readiness = Readiness::new(journal, store.clone());
+
+    // The probe is blocked on a thread of its own, so the clock is moved by hand: past the
+    // poll's patience, while the poll waits.
+    let outlast = || async {
+        tokio::task::yield_now().await;
+        tokio::time::advance(PROBE_PATIENCE).await;
+    };
+    let (first, ()) = tokio::join!(readiness.check(), outlast());
+    assert!(matches!(first, Err(NotReady::Unresponsive)), "{first:?}");
+    // The probe's thread may start late; let it (bounded) before counting probes.
+    for _ in 0..1000 {
+        if store.probes.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    tokio::time::advance(FRESH_FOR).await;
+    let (second, ()) = tokio::join!(readiness.check(), outlast());
+    assert!(matches!(second, Err(NotReady::Unresponsive)), "{second:?}");
+    assert_eq!(
+        store.probes.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the second poll waited for the first probe instead of starting another"
+    );
+
+    release.send(()).unwrap();
+    tokio::time::advance(FRESH_FOR).await;
+    assert!(readiness.check().await.is_ok());
+}
