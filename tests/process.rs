@@ -229,3 +229,86 @@ async fn backup_copies_a_running_servers_data() {
         .unwrap();
     assert!(!again.success());
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn backup_to(data_dir: &std::path::Path, file: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("backup")
+        .arg(file)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_data_directory_database_and_backups_are_private() {
+    let parent = tempfile::tempdir().unwrap();
+    let data_dir = parent.path().join("data");
+    let server = ServerProcess::start(&data_dir);
+    let id = random_id();
+    let mut peer = Peer::join_url(&server.ws_url(&id), None).await;
+    peer.insert(0, "private").await;
+    let mut check = Peer::join_url(&server.ws_url(&id), None).await;
+    check.wait_for_text("private").await;
+
+    assert_eq!(mode(&data_dir), 0o700, "data directory");
+    for file in [DB_FILE, "tandem.db-wal", "tandem.db-shm"] {
+        assert_eq!(mode(&data_dir.join(file)), 0o600, "{file}");
+    }
+
+    let backups = tempfile::tempdir().unwrap();
+    let copy = backups.path().join("copy.db");
+    let output = backup_to(&data_dir, &copy);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(mode(&copy), 0o600, "backup");
+    assert!(std::fs::metadata(&copy).unwrap().len() > 0);
+}
+
+#[tokio::test]
+async fn backup_refuses_existing_files_and_symbolic_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path());
+    let id = random_id();
+    let mut peer = Peer::join_url(&server.ws_url(&id), None).await;
+    peer.insert(0, "secret").await;
+    let mut check = Peer::join_url(&server.ws_url(&id), None).await;
+    check.wait_for_text("secret").await;
+
+    let place = tempfile::tempdir().unwrap();
+    let existing = place.path().join("existing");
+    std::fs::write(&existing, "someone else's file").unwrap();
+    let dangling = place.path().join("dangling");
+    let dangling_target = place.path().join("not-there-yet");
+    std::os::unix::fs::symlink(&dangling_target, &dangling).unwrap();
+    let link = place.path().join("link");
+    std::os::unix::fs::symlink(&existing, &link).unwrap();
+
+    for target in [&existing, &dangling, &link] {
+        let output = backup_to(dir.path(), target);
+        assert!(!output.status.success(), "{}", target.display());
+        let said = String::from_utf8_lossy(&output.stdout);
+        assert!(said.contains("already exists"), "{said}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&existing).unwrap(),
+        "someone else's file"
+    );
+    assert!(
+        std::fs::symlink_metadata(&dangling_target).is_err(),
+        "nothing was written through the dangling link"
+    );
+    assert!(std::fs::symlink_metadata(&dangling)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}

@@ -11,13 +11,37 @@
 //!
 //! The queue is bounded: a room reserves a slot before it applies an update, so a storm of
 //! updates waits at the door instead of piling up in memory.
+//!
+//! # Compaction runs beside the commits
+//! Compactions go to a second thread, the compactor, with its own small queue, so that one
+//! large document's compaction (a multi-megabyte write and the vacuum after it) never stands
+//! between other documents and their commits. The compactor takes them one at a time in the
+//! order they were accepted, so a later compaction of a document never lands before an
+//! earlier one. Both threads write through the store: an engine that admits one writer at a
+//! time (SQLite) lets them take turns (see [`super::storage::sqlite`]), and while the compactor
+//! works outside the engine's write lock, commits go on. [`Journal::flush`] waits for both
+//! queues.
+//!
+//! # Panics
+//! A store call or a completion that panics must not stop storage for every document. Each
+//! store call runs under `catch_unwind`: a panic fails that call's updates with
+//! [`StoreError::Panicked`] (a batch is then retried one by one, as for any failure). A
+//! completion that panics is logged and the thread carries on. Should a thread end anyway,
+//! [`Journal::is_alive`] says so, and readiness reports it.
 
 use super::storage::{Compaction, DocStore, NewUpdate, StoreError};
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most updates committed in one transaction.
 const MAX_BATCH: usize = 512;
+
+/// Compactions accepted but not yet done. A compaction holds a whole document, so this stays
+/// small; one refused is only postponed (the room asks again after its next commit).
+const COMPACTION_QUEUE: usize = 64;
 
 /// Called on the journal thread once an update's fate is known: its log position, or why it
 /// could not be stored.
@@ -25,15 +49,23 @@ pub type Completion = Box<dyn FnOnce(Result<i64, StoreError>) + Send>;
 
 enum Job {
     Append(NewUpdate, Completion),
-    Compact(Compaction),
     /// Replies once every job queued before it is done.
     Flush(oneshot::Sender<()>),
 }
 
-/// Cheap-clone handle to the journal thread.
+enum CompactionJob {
+    Compact(Compaction),
+    /// Replies once every compaction queued before it is done.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Cheap-clone handle to the journal's threads.
 #[derive(Clone)]
 pub struct Journal {
     jobs: mpsc::Sender<Job>,
+    compactions: mpsc::Sender<CompactionJob>,
+    committer_running: Arc<AtomicBool>,
+    compactor_running: Arc<AtomicBool>,
 }
 
 /// A reserved place in the journal's queue, taken before an update is applied so that
@@ -41,14 +73,21 @@ pub struct Journal {
 pub struct Slot<'a>(mpsc::Permit<'a, Job>);
 
 impl Journal {
-    /// Starts the journal thread over `store`. The thread ends when every handle is dropped.
+    /// Starts the journal's threads over `store`. They end when every handle is dropped.
     pub fn start(store: Arc<dyn DocStore>, capacity: usize) -> Self {
         let (jobs, receiver) = mpsc::channel(capacity.max(1));
-        std::thread::Builder::new()
-            .name("tandem-journal".into())
-            .spawn(move || run(store, receiver))
-            .expect("spawning the journal thread");
-        Journal { jobs }
+        let committer_running = spawn_worker("tandem-journal", {
+            let store = store.clone();
+            move || run(store, receiver)
+        });
+        let (compactions, receiver) = mpsc::channel(COMPACTION_QUEUE);
+        let compactor_running = spawn_worker("tandem-compactor", move || compact(store, receiver));
+        Journal {
+            jobs,
+            compactions,
+            committer_running,
+            compactor_running,
+        }
     }
 
     /// Waits for a place in the queue. Fails only when the journal has stopped.
@@ -56,17 +95,37 @@ impl Journal {
         self.jobs.reserve().await.ok().map(Slot)
     }
 
-    /// Queues a compaction if there is room; compaction is an optimisation and may be skipped.
+    /// Queues a compaction for the compactor if there is room; compaction is an optimisation
+    /// and may be skipped. Returns whether it was accepted.
     pub fn try_compact(&self, compaction: Compaction) -> bool {
-        self.jobs.try_send(Job::Compact(compaction)).is_ok()
+        self.compactions
+            .try_send(CompactionJob::Compact(compaction))
+            .is_ok()
     }
 
-    /// Resolves once everything queued so far has been committed.
+    /// Resolves once everything queued so far has been committed, and every compaction queued
+    /// so far (including those the commits' completions asked for) is done.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.jobs.send(Job::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
+        let (done, wait) = oneshot::channel();
+        if self
+            .compactions
+            .send(CompactionJob::Flush(done))
+            .await
+            .is_ok()
+        {
+            let _ = wait.await;
+        }
+    }
+
+    /// Whether both of the journal's threads are still running. False means updates can no
+    /// longer be stored (or compacted): the server is up but not ready.
+    pub fn is_alive(&self) -> bool {
+        self.committer_running.load(Ordering::Acquire)
+            && self.compactor_running.load(Ordering::Acquire)
     }
 }
 
@@ -74,6 +133,27 @@ impl Slot<'_> {
     pub fn append(self, update: NewUpdate, completion: Completion) {
         self.0.send(Job::Append(update, completion));
     }
+}
+
+/// Runs `work` on a new named thread; the flag returned is cleared when the thread ends,
+/// however it ends.
+fn spawn_worker(name: &str, work: impl FnOnce() + Send + 'static) -> Arc<AtomicBool> {
+    struct ClearOnExit(Arc<AtomicBool>);
+    impl Drop for ClearOnExit {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Release);
+        }
+    }
+    let running = Arc::new(AtomicBool::new(true));
+    let guard = ClearOnExit(running.clone());
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _guard = guard;
+            work();
+        })
+        .expect("spawning a journal thread");
+    running
 }
 
 /// Appends waiting for the next commit: the updates and, at the same index, their completions.
@@ -98,9 +178,9 @@ fn run(store: Arc<dyn DocStore>, mut receiver: mpsc::Receiver<Job>) {
                         next = receiver.try_recv().ok();
                     }
                 }
-                other => {
+                Job::Flush(done) => {
                     commit(&*store, &mut batch);
-                    handle(&*store, other);
+                    let _ = done.send(());
                 }
             }
         }
@@ -108,25 +188,23 @@ fn run(store: Arc<dyn DocStore>, mut receiver: mpsc::Receiver<Job>) {
     }
 }
 
-fn handle(store: &dyn DocStore, job: Job) {
-    match job {
-        Job::Append(update, completion) => {
-            let mut batch = Batch {
-                updates: vec![update],
-                completions: vec![completion],
-            };
-            commit(store, &mut batch);
-        }
-        Job::Compact(compaction) => {
-            if let Err(error) = store.compact(&compaction) {
-                // The log stays as it was: nothing is lost, loading just reads more.
-                tracing::warn!(doc = %compaction.doc, %error, "compaction failed");
-            } else {
-                tracing::debug!(doc = %compaction.doc, upto = compaction.upto, bytes = compaction.snapshot.len(), "compacted");
+fn compact(store: Arc<dyn DocStore>, mut receiver: mpsc::Receiver<CompactionJob>) {
+    while let Some(job) = receiver.blocking_recv() {
+        match job {
+            CompactionJob::Compact(compaction) => {
+                match guarded("compact", || store.compact(&compaction)) {
+                    // The log stays as it was: nothing is lost, loading just reads more.
+                    Err(error) => {
+                        tracing::warn!(doc = %compaction.doc, %error, "compaction failed")
+                    }
+                    Ok(()) => {
+                        tracing::debug!(doc = %compaction.doc, upto = compaction.upto, bytes = compaction.snapshot.len(), "compacted")
+                    }
+                }
             }
-        }
-        Job::Flush(done) => {
-            let _ = done.send(());
+            CompactionJob::Flush(done) => {
+                let _ = done.send(());
+            }
         }
     }
 }
@@ -135,26 +213,63 @@ fn commit(store: &dyn DocStore, batch: &mut Batch) {
     if batch.updates.is_empty() {
         return;
     }
-    match store.append(&batch.updates) {
+    match guarded("append", || store.append(&batch.updates)) {
         Ok(seqs) => {
             for (completion, seq) in batch.completions.drain(..).zip(seqs) {
-                completion(Ok(seq));
+                complete(completion, Ok(seq));
             }
         }
         Err(error) if batch.updates.len() > 1 => {
             tracing::warn!(%error, batch = batch.updates.len(), "batch failed; storing its updates one by one");
             for (update, completion) in batch.updates.iter().zip(batch.completions.drain(..)) {
-                completion(
+                let result = guarded("append", || {
                     store
                         .append(std::slice::from_ref(update))
-                        .map(|seqs| seqs[0]),
-                );
+                        .map(|seqs| seqs[0])
+                });
+                complete(completion, result);
             }
         }
         Err(error) => {
             let completion = batch.completions.pop().expect("one completion per update");
-            completion(Err(error));
+            complete(completion, Err(error));
         }
     }
     batch.updates.clear();
+    // Only if a store returned fewer positions than updates: those updates' completions are
+    // dropped uncalled, which their rooms see as storage having stopped.
+    batch.completions.clear();
+}
+
+/// Runs a store call; a panic inside it becomes [`StoreError::Panicked`].
+fn guarded<T>(
+    call: &'static str,
+    work: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|payload| {
+        tracing::error!(
+            call,
+            panic = panic_message(&*payload),
+            "the store panicked; the call's updates are failed"
+        );
+        Err(StoreError::Panicked)
+    })
+}
+
+/// Runs a room's completion; a panic inside it is logged and goes no further.
+fn complete(completion: Completion, result: Result<i64, StoreError>) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || completion(result))) {
+        tracing::error!(
+            panic = panic_message(&*payload),
+            "an update's completion panicked; the journal carries on"
+        );
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a message)")
 }

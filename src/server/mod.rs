@@ -7,6 +7,7 @@
 //! - [`session`]: one WebSocket connection: reader, writer, bounded queues, cleanup.
 //! - [`journal`]: group commit of accepted updates, before they are broadcast.
 //! - [`limits`]: connections and message rates one client may use.
+//! - [`readiness`]: `/readyz`, whether changes can be stored right now.
 //! - [`storage`]: the `DocStore` trait and its SQLite implementation.
 //! - [`error`]: close codes and HTTP errors.
 //! - [`redact`]: what logs may say about a document.
@@ -16,6 +17,7 @@ pub mod error;
 pub mod hub;
 pub mod journal;
 pub mod limits;
+pub mod readiness;
 pub mod redact;
 pub mod room;
 pub mod session;
@@ -59,6 +61,7 @@ pub struct AppState {
     /// that shutdown can wait for them to close.
     pub sessions: TaskTracker,
     pub limits: Arc<Limits>,
+    pub readiness: Arc<readiness::Readiness>,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {
@@ -77,6 +80,7 @@ impl AppState {
         tracing::info!(path = %store.path().display(), "document store open");
         let store: Arc<dyn DocStore> = Arc::new(store);
         let journal = Journal::start(store.clone(), JOURNAL_QUEUE);
+        let readiness = Arc::new(readiness::Readiness::new(journal.clone(), store.clone()));
         let policy = RoomPolicy {
             compact_after_updates: config.compact_after_updates.max(1),
             compact_after_bytes: config.compact_after_bytes.max(1),
@@ -95,6 +99,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
             limits,
+            readiness,
         })
     }
 }
@@ -122,6 +127,7 @@ pub fn router(state: AppState) -> Router {
     let hub = state.hub.clone();
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/new", get(new_document))
         .route("/ws/{doc}", get(websocket))
         .leptos_routes_with_context(&state, routes, move || provide_context(hub.clone()), {
@@ -216,6 +222,17 @@ async fn wait_for_signal() {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// 200 `ready` when changes can be stored, 503 with the reason otherwise.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    match state.readiness.check().await {
+        Ok(()) => (StatusCode::OK, "ready".into()),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}"),
+        ),
+    }
 }
 
 /// Creates a fresh document id and sends the browser to it.

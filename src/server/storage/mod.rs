@@ -2,16 +2,18 @@
 //!
 //! # Layout
 //! - [`sqlite`]: the default engine, an embedded SQLite file in WAL mode.
+//! - [`private_files`]: the data directory, database and backups, readable by their owner only.
 //!
 //! A document is stored as a snapshot (the whole state as one yrs update) plus a log of the
 //! updates accepted since. Loading applies the snapshot and then the log; compaction merges
 //! the two in one transaction. Nothing here knows about rooms or sockets: the sync code sees
 //! only [`DocStore`], so another engine can be added beside SQLite without touching it.
 
+pub mod private_files;
 pub mod sqlite;
 
 use crate::doc_id::DocId;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Everything stored for one document.
 #[derive(Debug, Clone, Default)]
@@ -51,12 +53,71 @@ pub struct Compaction {
     pub title: String,
 }
 
+/// Why the store failed. The conditions an operator acts on (a full disk, a read-only or locked
+/// database, a damaged file) have their own variants, so callers match on them rather than on
+/// message text; the messages are written to be shown to people (they end up in close reasons).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage engine: {0}")]
-    Engine(String),
+    /// The file system is out of space, or the database reached its configured size cap.
+    #[error("the disk is full (or the storage cap is reached)")]
+    Full,
+    #[error("the database is read-only")]
+    ReadOnly,
+    /// Another process holds the database's write lock for longer than the store waits.
+    #[error("the database is locked by another process")]
+    Busy,
+    #[error("the database file is damaged")]
+    Corrupt,
+    /// The engine panicked during the call; nothing of that call was stored.
+    #[error("the storage engine failed unexpectedly")]
+    Panicked,
     #[error("storage I/O: {0}")]
-    Io(#[from] std::io::Error),
+    Io(#[source] std::io::Error),
+    #[error("storage engine: {0}")]
+    Engine(#[source] rusqlite::Error),
+    #[error("migrating the schema: {0}")]
+    Migration(#[source] rusqlite_migration::Error),
+    /// The engine refused a setting the store relies on.
+    #[error("could not configure the database: {0}")]
+    Setup(String),
+    /// A backup never replaces anything, a symbolic link included.
+    #[error("{} already exists; choose a new file", .0.display())]
+    Exists(PathBuf),
+    #[error("no database at {}", .0.display())]
+    NoDatabase(PathBuf),
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(error: std::io::Error) -> Self {
+        match error.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => StoreError::Full,
+            std::io::ErrorKind::ReadOnlyFilesystem => StoreError::ReadOnly,
+            _ => StoreError::Io(error),
+        }
+    }
+}
+
+/// Classified by SQLite's primary result code; anything else keeps the engine's own error.
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match error.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreError::Full,
+            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly,
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy,
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Corrupt,
+            _ => StoreError::Engine(error),
+        }
+    }
+}
+
+impl From<rusqlite_migration::Error> for StoreError {
+    fn from(error: rusqlite_migration::Error) -> Self {
+        match error {
+            rusqlite_migration::Error::RusqliteError { err, .. } => err.into(),
+            other => StoreError::Migration(other),
+        }
+    }
 }
 
 /// A place documents are kept. Calls block (they do disk I/O): run them on a blocking thread.
@@ -73,6 +134,12 @@ pub trait DocStore: Send + Sync + 'static {
 
     /// Writes a consistent copy of the whole store to `destination` while it is in use.
     fn backup(&self, destination: &Path) -> Result<(), StoreError>;
+
+    /// Whether a write would succeed now, found without storing anything; cheap enough to be
+    /// polled every few seconds. Engines with nothing to check are always writable.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Milliseconds since the epoch, for metadata.

@@ -4,45 +4,65 @@
 //! durable against power loss, not only against a crashed process; the journal's group commit
 //! keeps that affordable by committing many updates per transaction. The schema lives in
 //! `migrations/`, embedded in the binary and applied on open.
+//!
+//! One connection writes, shared by the journal's commits and the compactor through a fair
+//! mutex, rather than a second writing connection for compaction: SQLite admits one writer at
+//! a time either way, and a second connection would make commits poll on the busy handler (and
+//! fail after its timeout) behind a long compaction instead of queueing for their turn.
+//! Compaction holds the writer for its one transaction, then gives freed pages back in small
+//! steps with commits in between.
 
+use super::private_files::{self, create_private_file_if_missing, new_private_file};
 use super::{Compaction, DocMeta, DocStore, NewUpdate, StoreError, StoredDoc};
 use crate::doc_id::DocId;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use parking_lot::{Mutex, MutexGuard};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::time::Duration;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "tandem.db";
 
 const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/0001_documents.sql"))];
 
+/// How long a write waits for another process's lock before failing with [`StoreError::Busy`].
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the writability probe waits for that lock: enough to ride out another process's
+/// commit, short enough that a readiness poll answers promptly.
+const PROBE_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
+/// The probe's pretend write: if this much cannot be allocated, the next real one may fail.
+const PROBE_BYTES: i64 = 64 * 1024;
+/// Below this much free space on the file system the store counts as full: a commit needs
+/// room in the write-ahead log before it can reach the database file.
+const MIN_FREE_DISK: u64 = 1024 * 1024;
+/// Pages handed back to the file system per step after a compaction; the writer is released
+/// between steps so that commits interleave with a long vacuum.
+const VACUUM_STEP_PAGES: u32 = 512;
+
 pub struct SqliteStore {
     path: PathBuf,
-    /// The connection that writes. Only the journal's thread writes, so it is rarely contended.
+    /// The connection that writes. The journal's commits and the compactor's compactions take
+    /// turns on it; a fair mutex hands it over in the order they asked.
     writer: Mutex<Connection>,
     /// A separate connection for loads, so reading a document never waits for a commit.
     reader: Mutex<Connection>,
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Engine(e.to_string())
-    }
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir` and brings its schema up to date.
     /// `max_bytes` caps the database file's size (0: no cap); past it writes fail as if the
     /// disk were full.
+    ///
+    /// A new data directory is created with mode 0700 and a new database with mode 0600;
+    /// SQLite gives its `-wal` and `-shm` files the database's mode.
     pub fn open(data_dir: &Path, max_bytes: u64) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)?;
+        private_files::create_private_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
+        create_private_file_if_missing(&path, "database")?;
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
-        Migrations::from_slice(MIGRATIONS)
-            .to_latest(&mut writer)
-            .map_err(|e| StoreError::Engine(format!("migrating the schema: {e}")))?;
+        Migrations::from_slice(MIGRATIONS).to_latest(&mut writer)?;
         if max_bytes > 0 {
             let page_size: i64 = writer.pragma_query_value(None, "page_size", |r| r.get(0))?;
             let pages = (max_bytes as i64 / page_size).max(1);
@@ -52,7 +72,7 @@ impl SqliteStore {
             &path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        reader.busy_timeout(BUSY_TIMEOUT)?;
         Ok(SqliteStore {
             path,
             writer: Mutex::new(writer),
@@ -66,25 +86,45 @@ impl SqliteStore {
 
     /// Bytes the database occupies on disk once its write-ahead log is checkpointed.
     pub fn disk_size(&self) -> Result<u64, StoreError> {
-        let conn = self.writer();
+        let conn = self.writer.lock();
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
         Ok(std::fs::metadata(&self.path)?.len())
     }
 
-    fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    /// Returns freed pages to the file system a step at a time, handing the writer to any
+    /// waiting commit between steps.
+    fn vacuum_in_steps(&self) -> Result<(), StoreError> {
+        let mut left = i64::MAX;
+        loop {
+            let conn = self.writer.lock();
+            {
+                // The pragma frees pages as it is stepped, so step it to the end.
+                let mut vacuum = conn
+                    .prepare_cached(&format!("PRAGMA incremental_vacuum({VACUUM_STEP_PAGES})"))?;
+                let mut steps = vacuum.query([])?;
+                while steps.next()?.is_some() {}
+            }
+            let now: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+            MutexGuard::unlock_fair(conn);
+            // Only compactions free pages and they run one at a time, so the free list shrinks
+            // at every step; stop if it ever does not.
+            if now == 0 || now >= left {
+                return Ok(());
+            }
+            left = now;
+        }
     }
 }
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // Lets compaction give freed pages back to the file system. Takes effect when the
     // database is created (before any table exists).
     conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Engine(format!(
-            "could not enable WAL mode (got {mode})"
+        return Err(StoreError::Setup(format!(
+            "WAL mode refused (journal mode is {mode})"
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -94,7 +134,7 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
 
 impl DocStore for SqliteStore {
     fn load(&self, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
-        let mut conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conn = self.reader.lock();
         // One read transaction: the snapshot and the log are seen as of the same commit, even
         // while a compaction replaces one with the other.
         let txn = conn.transaction()?;
@@ -137,7 +177,7 @@ impl DocStore for SqliteStore {
     }
 
     fn append(&self, updates: &[NewUpdate]) -> Result<Vec<i64>, StoreError> {
-        let mut conn = self.writer();
+        let mut conn = self.writer.lock();
         let txn = conn.transaction()?;
         let now = super::now_millis();
         let mut seqs = Vec::with_capacity(updates.len());
@@ -159,38 +199,72 @@ impl DocStore for SqliteStore {
     }
 
     fn compact(&self, compaction: &Compaction) -> Result<(), StoreError> {
-        let mut conn = self.writer();
-        let txn = conn.transaction()?;
-        let now = super::now_millis();
-        txn.execute(
-            "INSERT INTO documents (id, title, created_at, updated_at, snapshot) VALUES (?1, ?2, ?3, ?3, ?4)
-             ON CONFLICT(id) DO UPDATE SET title = excluded.title, snapshot = excluded.snapshot",
-            params![compaction.doc.as_str(), compaction.title, now, compaction.snapshot],
-        )?;
-        txn.execute(
-            "DELETE FROM updates WHERE doc = ?1 AND seq <= ?2",
-            params![compaction.doc.as_str(), compaction.upto],
-        )?;
-        txn.commit()?;
-        // Return the pages the log used to the file system. The pragma frees pages as it is
-        // stepped, so step it to the end.
-        let mut vacuum = conn.prepare_cached("PRAGMA incremental_vacuum")?;
-        let mut steps = vacuum.query([])?;
-        while steps.next()?.is_some() {}
-        Ok(())
+        {
+            let mut conn = self.writer.lock();
+            let txn = conn.transaction()?;
+            let now = super::now_millis();
+            txn.execute(
+                "INSERT INTO documents (id, title, created_at, updated_at, snapshot) VALUES (?1, ?2, ?3, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET title = excluded.title, snapshot = excluded.snapshot",
+                params![compaction.doc.as_str(), compaction.title, now, compaction.snapshot],
+            )?;
+            txn.execute(
+                "DELETE FROM updates WHERE doc = ?1 AND seq <= ?2",
+                params![compaction.doc.as_str(), compaction.upto],
+            )?;
+            txn.commit()?;
+            MutexGuard::unlock_fair(conn);
+        }
+        self.vacuum_in_steps()
     }
 
     fn backup(&self, destination: &Path) -> Result<(), StoreError> {
-        if destination.exists() {
-            return Err(StoreError::Engine(format!(
-                "{} already exists; choose a new file",
-                destination.display()
-            )));
-        }
-        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
-        conn.execute("VACUUM INTO ?1", [destination.to_string_lossy()])?;
-        Ok(())
+        let conn = self.reader.lock();
+        vacuum_into(&conn, destination)
     }
+
+    /// Checks, without storing anything: free space on the file system, then a write
+    /// transaction that allocates [`PROBE_BYTES`] and is rolled back. The transaction takes the
+    /// database's write lock (finding a read-only database or another process holding the
+    /// lock) and allocates pages (finding the size cap reached); rolled back, it never touches
+    /// the disk. It costs tens of microseconds, plus the wait for a commit in progress.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let space = rustix::fs::statvfs(dir).map_err(std::io::Error::from)?;
+        if space.f_bavail.saturating_mul(space.f_frsize) < MIN_FREE_DISK {
+            return Err(StoreError::Full);
+        }
+        let mut conn = self.writer.lock();
+        conn.busy_timeout(PROBE_BUSY_TIMEOUT)?;
+        let probe = probe_write(&mut conn);
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        probe
+    }
+}
+
+fn probe_write(conn: &mut Connection) -> Result<(), StoreError> {
+    let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // No document has an empty id, and the row never outlives the transaction.
+    txn.execute(
+        "INSERT INTO documents (id, created_at, updated_at, snapshot) VALUES ('', 0, 0, zeroblob(?1))",
+        [PROBE_BYTES],
+    )?;
+    txn.rollback()?;
+    Ok(())
+}
+
+/// Writes a consistent copy of the database `conn` reads into `destination`, a new file with
+/// mode 0600. Refuses any existing path, symbolic links included; the empty file is removed
+/// if the copy fails.
+fn vacuum_into(conn: &Connection, destination: &Path) -> Result<(), StoreError> {
+    let file = new_private_file(destination)?;
+    // VACUUM INTO accepts an existing empty file and keeps its mode.
+    let copied = conn.execute("VACUUM INTO ?1", [destination.to_string_lossy()]);
+    if let Err(error) = copied {
+        private_files::remove_if_same(destination, &file);
+        return Err(error.into());
+    }
+    Ok(())
 }
 
 /// Takes a consistent copy of the database in `data_dir` into `destination`, from a separate
@@ -198,21 +272,15 @@ impl DocStore for SqliteStore {
 pub fn backup_data_dir(data_dir: &Path, destination: &Path) -> Result<(), StoreError> {
     let path = data_dir.join(DB_FILE);
     if !path.exists() {
-        return Err(StoreError::Engine(format!(
-            "no database at {}",
-            path.display()
-        )));
+        return Err(StoreError::NoDatabase(path));
     }
-    if destination.exists() {
-        return Err(StoreError::Engine(format!(
-            "{} already exists; choose a new file",
-            destination.display()
-        )));
+    // Refused before the database is opened, so a mistaken path costs nothing.
+    if destination.symlink_metadata().is_ok() {
+        return Err(StoreError::Exists(destination.to_path_buf()));
     }
     let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.execute("VACUUM INTO ?1", [destination.to_string_lossy()])?;
-    Ok(())
+    conn.busy_timeout(Duration::from_secs(10))?;
+    vacuum_into(&conn, destination)
 }
 
 #[cfg(test)]
@@ -328,10 +396,61 @@ mod tests {
         store.append(&[update(&a, b"small")]).unwrap();
         let big = vec![7u8; 256 * 1024];
         let error = store.append(&[update(&a, &big)]).unwrap_err();
-        assert!(error.to_string().contains("full"), "{error}");
+        assert!(matches!(error, StoreError::Full), "{error:?}");
         assert_eq!(
             store.load(&a).unwrap().unwrap().updates,
             vec![b"small".to_vec()]
         );
+    }
+
+    #[test]
+    fn a_damaged_file_is_reported_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DB_FILE), vec![0x5a; 8192]).unwrap();
+        let error = SqliteStore::open(dir.path(), 0).err().expect("refused");
+        assert!(matches!(error, StoreError::Corrupt), "{error:?}");
+    }
+
+    #[test]
+    fn the_probe_finds_another_process_holding_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), 0).unwrap();
+        store.check_writable().unwrap();
+
+        let other = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let error = store.check_writable().unwrap_err();
+        assert!(matches!(error, StoreError::Busy), "{error:?}");
+        other.execute_batch("ROLLBACK").unwrap();
+        store.check_writable().unwrap();
+        // The probe leaves nothing behind.
+        assert!(store
+            .load(&DocId::parse(&"p".repeat(22)).unwrap())
+            .unwrap()
+            .is_none());
+        let rows: i64 = other
+            .query_row("SELECT count(*) FROM documents", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
+
+    #[test]
+    fn backup_writes_a_private_copy_and_never_replaces_anything() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), 0).unwrap();
+        store.append(&[update(&id('f'), b"x")]).unwrap();
+        let copy = dir.path().join("copy.db");
+        store.backup(&copy).unwrap();
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+
+        let error = store.backup(&copy).unwrap_err();
+        assert!(matches!(error, StoreError::Exists(_)), "{error:?}");
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere.db"), &link).unwrap();
+        let error = store.backup(&link).unwrap_err();
+        assert!(matches!(error, StoreError::Exists(_)), "{error:?}");
+        assert!(!dir.path().join("elsewhere.db").exists());
     }
 }
