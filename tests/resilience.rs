@@ -4,7 +4,6 @@
 
 mod common;
 
-use axum::extract::ws::Message as AxumMessage;
 use common::{random_id, Peer, TestServer, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
@@ -14,6 +13,9 @@ use tandem::server::journal::Journal;
 use tandem::server::limits::{LimitSettings, Limits};
 use tandem::server::room::RoomPolicy;
 use tandem::server::session::{self, SessionSettings};
+use tandem::server::socket::{
+    Connection, Error as SocketError, Lingered, Message as ServerMessage,
+};
 use tandem::server::storage::sqlite::SqliteStore;
 use tandem::server::storage::DocStore;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -214,30 +216,34 @@ async fn connections_per_address_are_limited() {
 
 /// A socket made of channels, so the session runs under tokio's paused clock with no I/O.
 struct ChannelSocket {
-    incoming: tokio::sync::mpsc::Receiver<Result<AxumMessage, axum::Error>>,
-    outgoing: tokio_util::sync::PollSender<AxumMessage>,
+    incoming: tokio::sync::mpsc::Receiver<Result<ServerMessage, SocketError>>,
+    outgoing: tokio_util::sync::PollSender<ServerMessage>,
 }
 
 type Ready<T> = std::task::Poll<T>;
 type Cx<'a, 'b> = &'a mut std::task::Context<'b>;
 
 impl futures_util::Stream for ChannelSocket {
-    type Item = Result<AxumMessage, axum::Error>;
+    type Item = Result<ServerMessage, SocketError>;
     fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: Cx) -> Ready<Option<Self::Item>> {
         self.incoming.poll_recv(cx)
     }
 }
 
-impl futures_util::Sink<AxumMessage> for ChannelSocket {
-    type Error = axum::Error;
+impl futures_util::Sink<ServerMessage> for ChannelSocket {
+    type Error = SocketError;
     fn poll_ready(mut self: std::pin::Pin<&mut Self>, cx: Cx) -> Ready<Result<(), Self::Error>> {
-        self.outgoing.poll_reserve(cx).map_err(axum::Error::new)
+        self.outgoing
+            .poll_reserve(cx)
+            .map_err(|_| SocketError::ConnectionClosed)
     }
     fn start_send(
         mut self: std::pin::Pin<&mut Self>,
-        item: AxumMessage,
+        item: ServerMessage,
     ) -> Result<(), Self::Error> {
-        self.outgoing.send_item(item).map_err(axum::Error::new)
+        self.outgoing
+            .send_item(item)
+            .map_err(|_| SocketError::ConnectionClosed)
     }
     fn poll_flush(self: std::pin::Pin<&mut Self>, _: Cx) -> Ready<Result<(), Self::Error>> {
         Ready::Ready(Ok(()))
@@ -245,6 +251,19 @@ impl futures_util::Sink<AxumMessage> for ChannelSocket {
     fn poll_close(mut self: std::pin::Pin<&mut Self>, _: Cx) -> Ready<Result<(), Self::Error>> {
         self.outgoing.close();
         Ready::Ready(Ok(()))
+    }
+}
+
+impl Connection for ChannelSocket {
+    /// Reads until the peer's close or the end of the channel; channels carry no byte count.
+    async fn linger(&mut self, _max_bytes: u64) -> Lingered {
+        loop {
+            match self.incoming.recv().await {
+                Some(Ok(ServerMessage::Close(_))) => return Lingered::Answered,
+                Some(_) => continue,
+                None => return Lingered::Ended,
+            }
+        }
     }
 }
 
@@ -281,6 +300,7 @@ async fn a_connection_that_stops_answering_pings_is_closed() {
             admission: limits
                 .admit(std::net::IpAddr::from([127, 0, 0, n]))
                 .unwrap(),
+            max_message_bytes: 1 << 20,
         };
         tokio::spawn(session::run(
             ChannelSocket { incoming, outgoing },
@@ -305,7 +325,7 @@ async fn a_connection_that_stops_answering_pings_is_closed() {
     );
     let presence = Message::Awareness(yrs::sync::AwarenessUpdate { clients }).encode_v1();
     silent_in
-        .send(Ok(AxumMessage::Binary(presence.into())))
+        .send(Ok(ServerMessage::Binary(presence.into())))
         .await
         .unwrap();
     let _keep_open = silent_in;
@@ -317,8 +337,8 @@ async fn a_connection_that_stops_answering_pings_is_closed() {
     while started.elapsed() < Duration::from_secs(200) {
         tokio::select! {
             Some(message) = alive_out.recv() => match message {
-                AxumMessage::Ping(_) => alive_in.send(Ok(AxumMessage::Pong(Default::default()))).await.unwrap(),
-                AxumMessage::Binary(frame) => {
+                ServerMessage::Ping(_) => alive_in.send(Ok(ServerMessage::Pong(Default::default()))).await.unwrap(),
+                ServerMessage::Binary(frame) => {
                     if let Ok(Message::Awareness(update)) = yrs::updates::decoder::Decode::decode_v1(&frame[..]) {
                         let update: yrs::sync::AwarenessUpdate = update;
                         if update.clients.get(&yrs::ClientID::new(77)).is_some_and(|e| &*e.json == "null") {
@@ -326,12 +346,12 @@ async fn a_connection_that_stops_answering_pings_is_closed() {
                         }
                     }
                 }
-                AxumMessage::Close(_) => panic!("the answering connection was closed"),
+                ServerMessage::Close(_) => panic!("the answering connection was closed"),
                 _ => {}
             },
             Some(message) = silent_out.recv(), if silent_closed_with.is_none() => {
-                if let AxumMessage::Close(Some(frame)) = message {
-                    silent_closed_with = Some((frame.code, started.elapsed()));
+                if let ServerMessage::Close(Some(frame)) = message {
+                    silent_closed_with = Some((u16::from(frame.code), started.elapsed()));
                 }
             }
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}

@@ -15,6 +15,8 @@ pub struct CloseReason {
 pub mod close_code {
     /// The server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
+    /// A frame that breaks the WebSocket protocol itself.
+    pub const PROTOCOL_ERROR: u16 = 1002;
     /// A text frame: the protocol is binary.
     pub const UNSUPPORTED_DATA: u16 = 1003;
     /// A binary frame that does not decode or an update that does not apply.
@@ -62,6 +64,9 @@ impl CloseReason {
     }
     pub fn internal(reason: impl Into<String>) -> Self {
         Self::new(close_code::INTERNAL, reason)
+    }
+    pub fn protocol(reason: impl Into<String>) -> Self {
+        Self::new(close_code::PROTOCOL_ERROR, reason)
     }
     pub fn policy(reason: impl Into<String>) -> Self {
         Self::new(close_code::POLICY, reason)

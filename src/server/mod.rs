@@ -5,6 +5,7 @@
 //! - [`hub`]: the open rooms, created on first join and dropped with their last member.
 //! - [`room`]: one document's replica, presence and fan-out; sans-IO protocol handling.
 //! - [`session`]: one WebSocket connection: reader, writer, bounded queues, cleanup.
+//! - [`socket`]: the WebSocket upgrade and the connection underneath, read past a close.
 //! - [`journal`]: group commit of accepted updates, before they are broadcast.
 //! - [`limits`]: connections and message rates one client may use.
 //! - [`readiness`]: `/readyz`, whether changes can be stored right now.
@@ -21,11 +22,12 @@ pub mod readiness;
 pub mod redact;
 pub mod room;
 pub mod session;
+pub mod socket;
 pub mod storage;
 
 use crate::app::{shell, App};
 use crate::doc_id::DocId;
-use axum::extract::{ConnectInfo, Path, Query, Request, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -252,7 +254,7 @@ async fn websocket(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: socket::Upgrade,
 ) -> Result<Response, HttpError> {
     let id = DocId::parse(&raw)?;
     check_origin(&headers, &state.config)?;
@@ -261,29 +263,29 @@ async fn websocket(
     })?;
     let acks = params.client.as_deref() == Some(crate::protocol::CLIENT_TANDEM);
     let limit = state.config.max_message_bytes;
-    let response = upgrade
+    let config = socket::WebSocketConfig::default()
         // Buffers start small and grow only for large messages: an idle connection costs little.
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .max_message_size(limit)
-        .max_frame_size(limit)
-        .on_failed_upgrade(|error| tracing::info!(%error, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| {
-            let settings = session::SessionSettings {
-                send_queue: state.config.send_queue,
-                acks,
-                messages: state.limits.message_limiter(),
-                admission,
-            };
-            let session = session::run(
-                socket,
-                state.hub.clone(),
-                id,
-                settings,
-                state.shutdown.clone(),
-            );
-            state.sessions.track_future(session)
-        });
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit));
+    let response = upgrade.on_upgrade(config, move |socket| {
+        let settings = session::SessionSettings {
+            send_queue: state.config.send_queue,
+            acks,
+            messages: state.limits.message_limiter(),
+            admission,
+            max_message_bytes: limit,
+        };
+        let session = session::run(
+            socket,
+            state.hub.clone(),
+            id,
+            settings,
+            state.shutdown.clone(),
+        );
+        state.sessions.track_future(session)
+    });
     Ok(response)
 }
 

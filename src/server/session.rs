@@ -6,14 +6,21 @@
 //! receiver or a send that does not complete in time closes the connection with 1013, and the
 //! client resynchronises when it reconnects. Everything a connection leaves behind (its
 //! awareness states, its room membership) is cleaned up in one place when both halves end.
+//!
+//! A connection the server closes is then read a while longer, until the client answers the
+//! close (see [`Connection::linger`]): a client still sending would otherwise get a reset
+//! instead of the close frame that says why.
 
 use super::error::CloseReason;
 use super::hub::Hub;
 use super::room::{encode, Presence};
+use super::socket::{
+    CapacityError, CloseFrame, Connection, Error as WsError, Lingered, Message as WsMessage,
+    ProtocolError,
+};
 use crate::doc_id::DocId;
-use axum::extract::ws::{CloseFrame, Message as WsMessage};
 use bytes::Bytes;
-use futures_util::{Sink, Stream};
+use futures_util::Sink;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -28,6 +35,21 @@ pub const PING_EVERY: Duration = Duration::from_secs(30);
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 /// How long closing may take once decided.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// After the server's close frame, a connection is read (and what it sends discarded) for at
+/// most this long while it has not answered with its own: time for a client busy sending to
+/// finish its message and read why it was refused. One that never answers is cut off then.
+pub const LINGER_TIME: Duration = Duration::from_secs(10);
+/// ... and for at most twice the message limit plus this many bytes: a client refused in the
+/// middle of a message up to twice the limit (the oversized one, typically) still gets to
+/// finish it and read its close frame; one that keeps sending beyond that is cut off.
+pub const LINGER_EXTRA_BYTES: u64 = 1024 * 1024;
+
+/// The most a closed connection is read for, by [`LINGER_TIME`] and [`LINGER_EXTRA_BYTES`].
+pub fn linger_bytes(max_message_bytes: usize) -> u64 {
+    (max_message_bytes as u64)
+        .saturating_mul(2)
+        .saturating_add(LINGER_EXTRA_BYTES)
+}
 
 pub struct SessionSettings {
     /// Capacity of the reply queue.
@@ -38,31 +60,30 @@ pub struct SessionSettings {
     pub messages: governor::DefaultDirectRateLimiter,
     /// This connection's place in its address's count; held for the session's life.
     pub admission: super::limits::Admission,
+    /// The largest message the socket accepts; bounds the reading after a close.
+    pub max_message_bytes: usize,
 }
 
 /// Runs a connection to the document `id` until either side ends it or `shutdown` fires.
 ///
-/// `socket` is anything that carries WebSocket messages both ways: axum's `WebSocket` in the
-/// server, plain channels in tests.
-pub async fn run<S>(
+/// `socket` is anything that carries WebSocket messages both ways: the upgraded connection
+/// in the server, plain channels in tests.
+pub async fn run<S: Connection>(
     mut socket: S,
     hub: Hub,
     id: DocId,
     settings: SessionSettings,
     shutdown: CancellationToken,
-) where
-    S: Stream<Item = Result<WsMessage, axum::Error>>
-        + Sink<WsMessage, Error = axum::Error>
-        + Send
-        + Unpin,
-{
+) {
     let member = match hub.join(id.clone()).await {
         Ok(member) => member,
         Err(error) => {
             // The room refuses rather than serve an empty document that would then be
             // written over the stored one. The error itself was logged where it happened.
             let reason = CloseReason::internal(format!("document could not be loaded: {error}"));
-            send_close(&mut socket, reason).await;
+            if send_close(&mut socket, reason).await {
+                linger(&mut socket, &id, &settings, &shutdown).await;
+            }
             return;
         }
     };
@@ -155,14 +176,14 @@ pub async fn run<S>(
                     ));
                     break;
                 }
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
                 Some(Err(error)) => {
-                    let text = error.to_string();
-                    if text.contains("too long") || text.contains("Space limit") {
-                        tracing::warn!(doc = %room.tag, conn, %text, "message too big, closing connection");
-                        decide(CloseReason::too_big("message too big"));
-                    } else {
-                        tracing::debug!(doc = %room.tag, conn, %text, "connection error");
+                    match refusal(&error) {
+                        Some(reason) => {
+                            tracing::warn!(doc = %room.tag, conn, %error, code = reason.code, "bad input, closing connection");
+                            decide(reason);
+                        }
+                        None => tracing::debug!(doc = %room.tag, conn, %error, "connection error"),
                     }
                     break;
                 }
@@ -218,27 +239,83 @@ pub async fn run<S>(
         closing.cancel();
         let reason = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
         let reason = reason.or_else(|| shutdown.is_cancelled().then(CloseReason::going_away));
-        if let Some(reason) = reason {
-            send_close(&mut sink, reason).await;
-        }
+        let delivered = match reason {
+            Some(reason) => send_close(&mut sink, reason).await,
+            None => true,
+        };
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+        delivered
     };
 
-    tokio::join!(reader, writer);
+    let ((), delivered) = tokio::join!(reader, writer);
     room.leave(conn, &presence);
-    tracing::debug!(doc = %room.tag, conn, "connection closed");
     drop(member);
+    // Still counted against its address while it lingers.
+    if delivered {
+        if let Ok(mut socket) = stream.reunite(sink) {
+            linger(&mut socket, &id, &settings, &shutdown).await;
+        }
+    }
+    tracing::debug!(doc = %room.tag, conn, "connection closed");
     drop(settings);
 }
 
-/// Sends a close frame with `reason`, giving up after [`CLOSE_TIMEOUT`].
-async fn send_close<S>(sink: &mut S, reason: CloseReason)
+/// What tungstenite's refusal of the input means for the client: `None` when the connection
+/// merely failed (or the peer left) and there is nobody to tell.
+fn refusal(error: &WsError) -> Option<CloseReason> {
+    match error {
+        WsError::Capacity(CapacityError::MessageTooLong { max_size, .. }) => Some(
+            CloseReason::too_big(format!("message too big; the limit is {max_size} bytes")),
+        ),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(error) => Some(CloseReason::protocol(error.to_string())),
+        WsError::Utf8(_) => Some(CloseReason::invalid("text frame is not UTF-8".into())),
+        _ => None,
+    }
+}
+
+/// Reads what the peer still sends after the close frame, within [`LINGER_TIME`] and
+/// [`linger_bytes`]; on shutdown within [`CLOSE_TIMEOUT`].
+async fn linger<S: Connection>(
+    socket: &mut S,
+    doc: &DocId,
+    settings: &SessionSettings,
+    shutdown: &CancellationToken,
+) {
+    let max_bytes = linger_bytes(settings.max_message_bytes);
+    let limit = if shutdown.is_cancelled() {
+        CLOSE_TIMEOUT
+    } else {
+        LINGER_TIME
+    };
+    let shutdown_grace = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(CLOSE_TIMEOUT).await;
+    };
+    let lingered = tokio::select! {
+        lingered = tokio::time::timeout(limit, socket.linger(max_bytes)) => lingered.ok(),
+        _ = shutdown_grace => None,
+    };
+    match lingered {
+        Some(Lingered::Answered | Lingered::Ended) => {}
+        Some(Lingered::TooMuch) => {
+            tracing::info!(%doc, max_bytes, "peer kept sending after the close, cutting it off")
+        }
+        None => {
+            tracing::info!(%doc, ?limit, "peer did not answer the close in time, cutting it off")
+        }
+    }
+}
+
+/// Sends a close frame with `reason`, giving up after [`CLOSE_TIMEOUT`]; true if it went out.
+async fn send_close<S>(sink: &mut S, reason: CloseReason) -> bool
 where
     S: Sink<WsMessage> + Unpin,
 {
     let frame = CloseFrame {
-        code: reason.code,
+        code: reason.code.into(),
         reason: reason.reason.into(),
     };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
+    let sent = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
+    matches!(sent, Ok(Ok(())))
 }
