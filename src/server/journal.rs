@@ -29,6 +29,7 @@
 //! completion that panics is logged and the thread carries on. Should a thread end anyway,
 //! [`Journal::is_alive`] says so, and readiness reports it.
 
+use super::redact::doc_tag;
 use super::storage::{Compaction, DocStore, NewUpdate, StoreError};
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -53,8 +54,13 @@ enum Job {
     Flush(oneshot::Sender<()>),
 }
 
+/// Builds a compaction on the compactor thread; `None` when there is nothing to do after all.
+/// Encoding a whole document takes a while for a large one, so rooms hand over this instead
+/// of a finished snapshot: neither their lock nor the commit thread waits for it.
+pub type BuildCompaction = Box<dyn FnOnce() -> Option<Compaction> + Send>;
+
 enum CompactionJob {
-    Compact(Compaction),
+    Compact(BuildCompaction),
     /// Replies once every compaction queued before it is done.
     Flush(oneshot::Sender<()>),
 }
@@ -98,8 +104,13 @@ impl Journal {
     /// Queues a compaction for the compactor if there is room; compaction is an optimisation
     /// and may be skipped. Returns whether it was accepted.
     pub fn try_compact(&self, compaction: Compaction) -> bool {
+        self.try_compact_with(Box::new(move || Some(compaction)))
+    }
+
+    /// Like [`Journal::try_compact`], with the compaction built on the compactor thread.
+    pub fn try_compact_with(&self, build: BuildCompaction) -> bool {
         self.compactions
-            .try_send(CompactionJob::Compact(compaction))
+            .try_send(CompactionJob::Compact(build))
             .is_ok()
     }
 
@@ -191,14 +202,23 @@ fn run(store: Arc<dyn DocStore>, mut receiver: mpsc::Receiver<Job>) {
 fn compact(store: Arc<dyn DocStore>, mut receiver: mpsc::Receiver<CompactionJob>) {
     while let Some(job) = receiver.blocking_recv() {
         match job {
-            CompactionJob::Compact(compaction) => {
+            CompactionJob::Compact(build) => {
+                let compaction = match guarded("build a compaction", || Ok(build())) {
+                    Ok(Some(compaction)) => compaction,
+                    Ok(None) => continue,
+                    Err(error) => {
+                        tracing::warn!(%error, "building a compaction failed");
+                        continue;
+                    }
+                };
+                let doc = doc_tag(&compaction.doc);
                 match guarded("compact", || store.compact(&compaction)) {
                     // The log stays as it was: nothing is lost, loading just reads more.
                     Err(error) => {
-                        tracing::warn!(doc = %compaction.doc, %error, "compaction failed")
+                        tracing::warn!(%doc, %error, "compaction failed")
                     }
                     Ok(()) => {
-                        tracing::debug!(doc = %compaction.doc, upto = compaction.upto, bytes = compaction.snapshot.len(), "compacted")
+                        tracing::debug!(%doc, upto = compaction.upto, bytes = compaction.snapshot.len(), "compacted")
                     }
                 }
             }

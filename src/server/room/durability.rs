@@ -186,12 +186,13 @@ impl Room {
         }
     }
 
-    /// Encodes a snapshot on a blocking thread and hands it to the journal. The snapshot may
-    /// include changes logged after `upto`; loading applies those again, which changes
-    /// nothing (updates are idempotent).
+    /// Hands the journal's compactor a compaction to build: it encodes the snapshot there,
+    /// outside the room's lock and off the commit thread. The snapshot may include changes
+    /// logged after `upto`; loading applies those again, which changes nothing (updates are
+    /// idempotent).
     fn compact_in_background(self: &Arc<Self>) {
         let room = self.clone();
-        self.runtime.spawn_blocking(move || {
+        let accepted = self.journal.try_compact_with(Box::new(move || {
             let (doc, upto, tail_updates, tail_bytes) = {
                 let state = room.lock();
                 (
@@ -210,17 +211,18 @@ impl Room {
                     title: protocol::read_title(&txn),
                 }
             };
-            let snapshot_bytes = compaction.snapshot.len();
-            let accepted = room.journal.try_compact(compaction);
             let mut state = room.lock();
             state.compacting = false;
-            if accepted {
-                // What was logged while the snapshot was encoded stays in the tail.
-                state.tail_updates = state.tail_updates.saturating_sub(tail_updates);
-                state.tail_bytes = state.tail_bytes.saturating_sub(tail_bytes);
-                state.stored_bytes = snapshot_bytes + state.tail_bytes;
-            }
-        });
+            // What was logged while the snapshot was encoded stays in the tail.
+            state.tail_updates = state.tail_updates.saturating_sub(tail_updates);
+            state.tail_bytes = state.tail_bytes.saturating_sub(tail_bytes);
+            state.stored_bytes = compaction.snapshot.len() + state.tail_bytes;
+            Some(compaction)
+        }));
+        if !accepted {
+            // The compactor is busy: the next commit asks again.
+            self.lock().compacting = false;
+        }
     }
 
     /// Waits until every change up to `sequence` is durable, or the room fails.

@@ -105,8 +105,6 @@ pub struct Room {
     durable: watch::Sender<u64>,
     /// Cancelled when the room stops accepting changes; the reason is in `State::failure`.
     failed: CancellationToken,
-    /// Where compactions are encoded: off the journal thread and outside the state lock.
-    runtime: tokio::runtime::Handle,
 }
 
 struct State {
@@ -163,7 +161,6 @@ impl Room {
             policy,
             durable: watch::Sender::new(0),
             failed: CancellationToken::new(),
-            runtime: tokio::runtime::Handle::current(),
         }
     }
 
