@@ -22,11 +22,10 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
-use yrs::encoding::read::Cursor as ReadCursor;
-use yrs::sync::{Awareness, Message, MessageReader, SyncMessage};
-use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::sync::{Awareness, Message, SyncMessage};
+use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Assoc, Doc, ReadTxn, Transact, Update};
+use yrs::{Assoc, ClientID, Doc, ReadTxn, Transact, Update};
 
 /// First reconnection delay ceiling, in milliseconds.
 const BACKOFF_BASE_MS: f64 = 250.0;
@@ -78,6 +77,13 @@ struct Session {
     presence_pending: bool,
     /// When presence was last sent, in milliseconds since the epoch.
     presence_sent_at: f64,
+    /// The client id this page's presence has on the current connection. The server lets
+    /// only the connection that introduced an id touch it, and an old connection may linger
+    /// on the server for a while after a network drop, so each connection gets a fresh one.
+    presence_id: ClientID,
+    /// Presence ids of this page's earlier connections: if the server still shows one, it is
+    /// this page's own ghost, not somebody else.
+    past_presence_ids: Vec<ClientID>,
     /// The scheduled reconnection: its timer and when it fires.
     retry: Option<(i32, f64)>,
     /// When the current connection attempt started.
@@ -141,6 +147,8 @@ pub fn start(parts: EditorParts) {
         awareness,
         presence_pending: false,
         presence_sent_at: 0.0,
+        presence_id: fresh_presence_id(),
+        past_presence_ids: Vec::new(),
         retry: None,
         connecting_since: 0.0,
         heard_at: 0.0,
@@ -472,11 +480,19 @@ fn socket_url(id: &str) -> Option<String> {
     ))
 }
 
+/// A random awareness client id: 32 bits, like the ids Yjs itself picks.
+fn fresh_presence_id() -> ClientID {
+    ClientID::new((js_sys::Math::random() * 4_294_967_295.0) as u64)
+}
+
 /// What to tell the user when the server closed the connection on purpose.
 fn refusal(code: u16, reason: &str) -> Option<String> {
+    use protocol::close;
     let what = match code {
-        1011 => "The server could not store or load this document",
-        1003 | 1007 | 1008 | 1009 => "The server refused a change from this page",
+        close::INTERNAL => "The server could not store or load this document",
+        close::UNSUPPORTED_DATA | close::INVALID_PAYLOAD | close::POLICY | close::TOO_BIG => {
+            "The server refused a change from this page"
+        }
         _ => return None,
     };
     Some(if reason.is_empty() {
@@ -495,6 +511,12 @@ impl Session {
     }
 
     fn on_open(&mut self) {
+        // A fresh presence id per connection (see `presence_id`); the last few are remembered.
+        let previous = std::mem::replace(&mut self.presence_id, fresh_presence_id());
+        self.past_presence_ids.push(previous);
+        if self.past_presence_ids.len() > 16 {
+            self.past_presence_ids.remove(0);
+        }
         let now = js_sys::Date::now();
         self.heard_at = now;
         self.pinged_at = now;
@@ -504,9 +526,8 @@ impl Session {
 
     fn on_frame(&mut self, frame: &[u8]) {
         self.heard_at = js_sys::Date::now();
-        let mut decoder = DecoderV1::new(ReadCursor::new(frame));
-        let messages: Vec<_> = MessageReader::new(&mut decoder).collect();
-        for message in messages {
+        {
+            let message = protocol::wire::decode(frame);
             match message {
                 Ok(Message::Sync(SyncMessage::SyncStep1(sv))) => {
                     let update = self.doc.transact().encode_state_as_update_v1(&sv);
@@ -522,7 +543,8 @@ impl Session {
                         self.publish_presence();
                     }
                 }
-                Ok(Message::Awareness(update)) => {
+                Ok(Message::Awareness(mut update)) => {
+                    update.clients.retain(|id, _| !self.is_own(*id));
                     if self.awareness.apply_update(update).is_ok() {
                         self.refresh_presence();
                     }
@@ -537,7 +559,6 @@ impl Session {
                 Ok(_) => {}
                 Err(error) => {
                     leptos::logging::warn!("Tandem: undecodable message from server: {error}");
-                    break;
                 }
             }
         }
@@ -629,9 +650,20 @@ impl Session {
     /// Sends this page's own awareness state (or its removal) to the server.
     fn send_own_presence(&self) {
         let me = self.awareness.client_id();
-        if let Ok(update) = self.awareness.update_with_clients([me]) {
+        let Ok(mut update) = self.awareness.update_with_clients([me]) else {
+            return;
+        };
+        if let Some(entry) = update.clients.remove(&me) {
+            update.clients.insert(self.presence_id, entry);
             self.send(Message::Awareness(update));
         }
+    }
+
+    /// Whether an awareness client id is this page itself (now or on an earlier connection).
+    fn is_own(&self, id: ClientID) -> bool {
+        id == self.awareness.client_id()
+            || id == self.presence_id
+            || self.past_presence_ids.contains(&id)
     }
 
     /// The page is going away: keep its state, withdraw this person's presence and close

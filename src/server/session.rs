@@ -147,8 +147,7 @@ pub async fn run<S: Connection>(
                         Ok(mut received) => {
                             // Large answers count as more messages: asking for the whole
                             // document again and again runs out of allowance.
-                            let extra = std::num::NonZeroU32::new(received.cost);
-                            if extra.is_some_and(|n| settings.messages.check_n(n) != Ok(Ok(()))) {
+                            if !charge(&settings.messages, received.cost) {
                                 tracing::warn!(doc = %room.tag, conn, cost = received.cost, "expensive requests beyond the message rate, closing connection");
                                 decide(CloseReason::policy("too many requests; slow down"));
                                 break;
@@ -304,6 +303,20 @@ async fn linger<S: Connection>(
         None => {
             tracing::info!(%doc, ?limit, "peer did not answer the close in time, cutting it off")
         }
+    }
+}
+
+/// Charges `cost` extra messages against a connection's rate; false when it is exhausted.
+/// One answer never costs more than half the burst, so a single join of a very large
+/// document still leaves room for the joiner's own messages.
+fn charge(limiter: &governor::DefaultDirectRateLimiter, cost: u32) -> bool {
+    let Some(cost) = std::num::NonZeroU32::new(cost) else {
+        return true;
+    };
+    match limiter.check_n(cost) {
+        Ok(allowed) => allowed.is_ok(),
+        Err(governor::InsufficientCapacity(burst)) => std::num::NonZeroU32::new(burst / 2)
+            .is_none_or(|half| limiter.check_n(half).is_ok_and(|allowed| allowed.is_ok())),
     }
 }
 

@@ -1,0 +1,98 @@
+//! What one frame can cost the server at most: memory and time to check, decode and integrate
+//! the worst update of a given size (one-character insertions that never merge, each its own
+//! item), and to answer a sync step 1 for a document of a given size.
+//!
+//! Run: `cargo bench --no-default-features --features ssr --bench frame_cost`. Memory is this
+//! process's peak resident size (`VmHWM`, reset before each case); one case per process run
+//! would be cleaner, so each case is measured in a child process of this same binary.
+
+use std::time::Instant;
+use tandem::protocol;
+use yrs::updates::decoder::Decode;
+use yrs::{ReadTxn, StateVector, Text, Transact, Update};
+
+/// An update of about `bytes` bytes made of one-character insertions at the start of the text,
+/// so that no two items merge: the most items (and the most memory) per byte.
+fn worst_update(bytes: usize) -> Vec<u8> {
+    let doc = protocol::new_doc();
+    let text = doc.get_or_insert_text(protocol::CONTENT);
+    let mut txn = doc.transact_mut();
+    let mut n = 0;
+    loop {
+        for _ in 0..1024 {
+            text.insert(&mut txn, 0, "x");
+        }
+        n += 1024;
+        if n % (64 * 1024) == 0 && txn.encode_update_v1().len() >= bytes {
+            return txn.encode_update_v1();
+        }
+    }
+}
+
+fn peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn case_update(mib: usize) {
+    let update = worst_update(mib << 20);
+    let before = peak_kib();
+    let started = Instant::now();
+    tandem::server::room::shape::check(&update, &[protocol::CONTENT, protocol::TITLE]).unwrap();
+    let doc = protocol::new_doc();
+    doc.transact_mut()
+        .apply_update(Update::decode_v1(&update).unwrap())
+        .unwrap();
+    let elapsed = started.elapsed();
+    let grown = peak_kib().saturating_sub(before);
+    println!(
+        "worst update of {:.1} MiB: +{} MiB peak resident ({:.0}x its size), {:.2} s to check, decode and integrate",
+        update.len() as f64 / 1048576.0,
+        grown / 1024,
+        (grown * 1024) as f64 / update.len() as f64,
+        elapsed.as_secs_f64()
+    );
+}
+
+fn case_answer(mib: usize) {
+    let doc = protocol::new_doc();
+    let text = doc.get_or_insert_text(protocol::CONTENT);
+    {
+        let mut txn = doc.transact_mut();
+        let line = "A line of Markdown text, typed by somebody.\n";
+        for _ in 0..(mib << 20) / line.len() {
+            text.push(&mut txn, line);
+        }
+    }
+    let before = peak_kib();
+    let started = Instant::now();
+    let answer = doc.transact().encode_diff_v1(&StateVector::default());
+    let elapsed = started.elapsed();
+    println!(
+        "sync step 2 answer for a {mib} MiB document: {:.1} MiB, +{} MiB peak resident, {:.3} s",
+        answer.len() as f64 / 1048576.0,
+        peak_kib().saturating_sub(before) / 1024,
+        elapsed.as_secs_f64()
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("update") => return case_update(args[2].parse().unwrap()),
+        Some("answer") => return case_answer(args[2].parse().unwrap()),
+        _ => {}
+    }
+    let me = std::env::current_exe().unwrap();
+    for (kind, mib) in [("update", 1), ("update", 4), ("answer", 1), ("answer", 32)] {
+        let status = std::process::Command::new(&me)
+            .args([kind, &mib.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
