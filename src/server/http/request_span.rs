@@ -3,9 +3,11 @@
 //! A document's id is the key to it, and the id is in the path of its page and its socket.
 //! The request span records the route's shape (`/d/{id}`, `/ws/{id}`) instead of the path; any
 //! other path segment long enough to be an id is blanked too, so a mistyped link does not
-//! leak either.
+//! leak either. A well-formed id is recorded as its tag ([`doc_tag`]), the name the rest of
+//! the logs give the document.
 
-use crate::doc_id::DOC_ID_LEN;
+use crate::doc_id::{DocId, DOC_ID_LEN};
+use crate::server::redact::doc_tag;
 use axum::http::Request;
 use tower_http::trace::MakeSpan;
 use tracing::Span;
@@ -16,11 +18,21 @@ pub struct RouteSpan;
 
 impl<B> MakeSpan<B> for RouteSpan {
     fn make_span(&mut self, request: &Request<B>) -> Span {
-        tracing::debug_span!(
+        let path = request.uri().path();
+        let span = tracing::debug_span!(
             "request",
             method = %request.method(),
-            route = %route_shape(request.uri().path()),
-        )
+            route = %route_shape(path),
+            doc = tracing::field::Empty,
+        );
+        let id = ["/d/", "/ws/"]
+            .iter()
+            .find_map(|prefix| path.strip_prefix(prefix))
+            .and_then(|raw| DocId::parse(raw.trim_end_matches('/')).ok());
+        if let Some(id) = id {
+            span.record("doc", tracing::field::display(doc_tag(&id)));
+        }
+        span
     }
 }
 
