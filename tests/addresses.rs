@@ -110,6 +110,35 @@ async fn behind_a_trusted_proxy_each_forwarded_client_is_counted_as_itself() {
         .await
         .unwrap(),
     );
+    // A client that adds the header the proxy does not write, to name itself anew each time,
+    // is counted under the proxy instead.
+    for invented in ["203.0.113.50", "203.0.113.51"] {
+        held.push(
+            open(
+                &server,
+                proxy,
+                &[
+                    ("x-forwarded-for", "198.51.100.10"),
+                    ("forwarded", &format!("for={invented}")),
+                ],
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    assert_eq!(
+        open(
+            &server,
+            proxy,
+            &[
+                ("x-forwarded-for", "198.51.100.10"),
+                ("forwarded", "for=203.0.113.52"),
+            ],
+        )
+        .await
+        .err(),
+        Some(StatusCode::TOO_MANY_REQUESTS)
+    );
     // A peer outside the trusted range is its own client, whatever it forwards.
     held.push(
         open(&server, loopback(2), &[("x-forwarded-for", "198.51.100.7")])

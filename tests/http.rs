@@ -1,4 +1,5 @@
-//! The HTTP side: health, new documents, malformed links and server-rendered pages.
+//! The HTTP side: health, new documents, malformed links, server-rendered pages (hostile
+//! documents included), security headers and the render cap.
 #![cfg(feature = "ssr")]
 
 mod common;

@@ -6,6 +6,12 @@
 //! as the chain of trusted proxies goes: reading from the right, each hop is added by the one
 //! after it, so the first address that is not itself a trusted proxy is the client. What a
 //! client wrote further left is never believed; per-address limits stay with the client.
+//!
+//! Proxies differ in which of the two headers they write, and pass the other one through as the
+//! client sent it. So when a request carries both, they must name the same client; if they do
+//! not, one of them is the client's own invention, and the request is counted under the proxy
+//! it came from (a client cannot choose its address that way, only share the proxy's count
+//! with others who try the same).
 
 use crate::server::error::HttpError;
 use crate::server::AppState;
@@ -41,16 +47,39 @@ impl FromRequestParts<AppState> for ClientAddress {
 /// The client behind a request that arrived from `peer` with `headers`.
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let peer = peer.to_canonical();
-    let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
-    if !is_trusted(&peer) {
+    if !is_trusted(&peer, trusted) {
         return peer;
     }
+    let forwarded = chain(headers, &FORWARDED, forwarded_for);
+    let x_forwarded_for = chain(headers, &X_FORWARDED_FOR, node_address);
+    match (forwarded.is_empty(), x_forwarded_for.is_empty()) {
+        (true, true) => peer,
+        (false, true) => walk(peer, &forwarded, trusted),
+        (true, false) => walk(peer, &x_forwarded_for, trusted),
+        (false, false) => {
+            let client = walk(peer, &forwarded, trusted);
+            if client == walk(peer, &x_forwarded_for, trusted) {
+                client
+            } else {
+                peer
+            }
+        }
+    }
+}
+
+fn is_trusted(address: &IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(address))
+}
+
+/// Walks `chain` from the right, starting at the trusted `peer`: the first hop that is not a
+/// trusted proxy is the client.
+fn walk(peer: IpAddr, chain: &[Option<IpAddr>], trusted: &[IpNet]) -> IpAddr {
     let mut client = peer;
-    for hop in forwarded_chain(headers).into_iter().rev() {
+    for hop in chain.iter().rev() {
         match hop {
             Some(address) => {
                 client = address.to_canonical();
-                if !is_trusted(&client) {
+                if !is_trusted(&client, trusted) {
                     break;
                 }
             }
@@ -62,26 +91,20 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     client
 }
 
-/// The addresses the proxies reported, client first; `None` for a hop that names no address.
-/// `Forwarded` wins over `X-Forwarded-For` when a request carries both.
-fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let values = |name: &HeaderName| {
-        headers
-            .get_all(name)
-            .iter()
-            .flat_map(|value| match value.to_str() {
-                Ok(text) => text.split(',').collect::<Vec<_>>(),
-                Err(_) => vec![""],
-            })
-            .collect::<Vec<_>>()
-    };
-    let forwarded = values(&FORWARDED);
-    if !forwarded.is_empty() {
-        return forwarded.into_iter().map(forwarded_for).collect();
-    }
-    values(&X_FORWARDED_FOR)
-        .into_iter()
-        .map(node_address)
+/// The addresses one header's hops name, client first, over all its lines; `None` for a hop
+/// that names no address.
+fn chain(
+    headers: &HeaderMap,
+    name: &HeaderName,
+    address: fn(&str) -> Option<IpAddr>,
+) -> Vec<Option<IpAddr>> {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|value| match value.to_str() {
+            Ok(text) => text.split(',').map(address).collect::<Vec<_>>(),
+            Err(_) => vec![None],
+        })
         .collect()
 }
 
@@ -164,19 +187,33 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_is_read_per_rfc_7239_and_preferred() {
+    fn forwarded_is_read_per_rfc_7239() {
         let trusted = nets(&["10.0.0.0/8"]);
         let proxy = ip("10.0.0.1");
-        let both = headers(&[
-            (
-                "forwarded",
-                r#"for=203.0.113.66;proto=https, For="[2001:db8:cafe::17]:4711";by=10.0.0.1"#,
-            ),
-            ("x-forwarded-for", "198.51.100.7"),
-        ]);
-        assert_eq!(resolve(proxy, &both, &trusted), ip("2001:db8:cafe::17"));
+        let chain = headers(&[(
+            "forwarded",
+            r#"for=203.0.113.66;proto=https, For="[2001:db8:cafe::17]:4711";by=10.0.0.1"#,
+        )]);
+        assert_eq!(resolve(proxy, &chain, &trusted), ip("2001:db8:cafe::17"));
         let with_port = headers(&[("forwarded", "for=192.0.2.43:47011")]);
         assert_eq!(resolve(proxy, &with_port, &trusted), ip("192.0.2.43"));
+    }
+
+    #[test]
+    fn both_headers_must_name_the_same_client() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let proxy = ip("10.0.0.1");
+        let agreeing = headers(&[
+            ("forwarded", "for=198.51.100.7"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        assert_eq!(resolve(proxy, &agreeing, &trusted), ip("198.51.100.7"));
+        // The proxy writes one of them; the client invented the other.
+        let invented = headers(&[
+            ("forwarded", "for=203.0.113.66"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        assert_eq!(resolve(proxy, &invented, &trusted), proxy);
     }
 
     #[test]
