@@ -5,8 +5,17 @@
 //! before it is written: raw HTML (block and inline) becomes escaped text, and link and image
 //! targets whose scheme is not on a short allow-list are replaced by `#`. pulldown-cmark escapes
 //! everything else it writes.
+//!
+//! Links are written here rather than by pulldown-cmark, to mark them
+//! `rel="noopener noreferrer nofollow ugc"`: a followed link neither hands the new page this
+//! one nor tells it where the reader came from (the address of a document is its key), and
+//! search engines give it no credit.
 
-use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag};
+use pulldown_cmark::{html, CowStr, Event, LinkType, Options, Parser, Tag};
+use pulldown_cmark_escape::{escape_href, escape_html};
+
+/// The `rel` of every link in the preview.
+pub const LINK_REL: &str = "noopener noreferrer nofollow ugc";
 
 /// Renders Markdown source to HTML that is safe to insert into the page.
 pub fn render(source: &str) -> String {
@@ -27,13 +36,8 @@ fn make_safe(event: Event<'_>) -> Event<'_> {
             link_type,
             dest_url,
             title,
-            id,
-        }) => Event::Start(Tag::Link {
-            link_type,
-            dest_url: safe_url(dest_url),
-            title,
-            id,
-        }),
+            id: _,
+        }) => Event::InlineHtml(link_start(link_type, safe_url(dest_url), &title).into()),
         Event::Start(Tag::Image {
             link_type,
             dest_url,
@@ -47,6 +51,26 @@ fn make_safe(event: Event<'_>) -> Event<'_> {
         }),
         other => other,
     }
+}
+
+/// The opening `<a>` of a link to `url` (already made safe); pulldown-cmark writes its end.
+fn link_start(link_type: LinkType, url: CowStr<'_>, title: &str) -> String {
+    let mut html = String::from("<a href=\"");
+    if link_type == LinkType::Email && url.as_ref() != "#" {
+        html.push_str("mailto:");
+    }
+    // Writing into a String cannot fail.
+    let _ = escape_href(&mut html, &url);
+    html.push('"');
+    if !title.is_empty() {
+        html.push_str(" title=\"");
+        let _ = escape_html(&mut html, title);
+        html.push('"');
+    }
+    html.push_str(" rel=\"");
+    html.push_str(LINK_REL);
+    html.push_str("\">");
+    html
 }
 
 /// Keeps relative URLs and those with a known-safe scheme; anything else becomes `#`.
@@ -125,6 +149,34 @@ mod tests {
         html.split(prefix)
             .skip(1)
             .map(|rest| rest.split('"').next().unwrap_or(""))
+    }
+
+    #[test]
+    fn every_link_is_marked_noopener_noreferrer_nofollow_ugc() {
+        for (src, href) in [
+            (
+                "[a](https://example.com/x?y=1&z=\"2\")",
+                "https://example.com/x?y=1&amp;z=%222%22",
+            ),
+            ("<https://example.com>", "https://example.com"),
+            ("<someone@example.com>", "mailto:someone@example.com"),
+            ("[a][r]\n\n[r]: /d/abc", "/d/abc"),
+            ("[x](javascript:alert(1))", "#"),
+        ] {
+            let html = render(src);
+            let expected = format!("<a href=\"{href}\" rel=\"noopener noreferrer nofollow ugc\">");
+            assert!(html.contains(&expected), "{src} -> {html}");
+            assert_eq!(
+                html.matches("<a ").count(),
+                html.matches("</a>").count(),
+                "{html}"
+            );
+        }
+        let titled = render("[a](/x \"a \\\"quoted\\\" <title>\")");
+        assert!(
+            titled.contains(r#"<a href="/x" title="a &quot;quoted&quot; &lt;title&gt;" rel="noopener noreferrer nofollow ugc">a</a>"#),
+            "{titled}"
+        );
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! The HTTP side: health, new documents, malformed links and server-rendered pages.
+//! The HTTP side: health, new documents, malformed links, server-rendered pages (hostile
+//! documents included), security headers and the render cap.
 #![cfg(feature = "ssr")]
 
 mod common;
+mod net;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{random_id, Peer, TestServer};
+use scraper::{Html, Selector};
 use tandem::doc_id::DocId;
 use tower::ServiceExt;
 
@@ -97,4 +100,284 @@ async fn the_page_is_server_rendered_with_the_current_text_and_safe_preview() {
     assert!(body.contains("<h1>Hello there</h1>"), "{body}");
     assert!(!body.contains("<script>alert"), "{body}");
     assert!(!body.contains("href=\"javascript"), "{body}");
+}
+
+/// A title and a text written to break out of every place the page puts them.
+const HOSTILE_TITLE: &str =
+    "</title><script>alert(document.domain)</script>\"'><img src=x onerror=alert(7)>&amp;";
+const HOSTILE_CONTENT: &str = "# Hostile\n\n\
+<img src=x onerror=alert(1)>\n\n\
+<script>alert(2)</script>\n\n\
+[click](javascript:alert(3)) and [web](https://example.com/)\n\n\
+</textarea><img src=x onerror=alert(4)>\n\n\
+<!-- </script><script>alert(5)</script> -->\n\n\
+</title><svg onload=alert(6)></svg>\n\n\
+`</script>` and \"quotes\" and <!--";
+
+/// Writes `title` and `content` into a fresh document through a real WebSocket peer, and waits
+/// until another peer sees both, so the server has them.
+async fn write_document(server: &TestServer, title: &str, content: &str) -> DocId {
+    use tandem::protocol;
+    use yrs::sync::{Message, SyncMessage};
+    use yrs::{GetString, ReadTxn, Text, Transact};
+    let id = random_id();
+    let mut author = Peer::join(server, &id).await;
+    let update = {
+        let doc = author.doc();
+        let title_text = doc.get_or_insert_text(protocol::TITLE);
+        let content_text = doc.get_or_insert_text(protocol::CONTENT);
+        let mut txn = doc.transact_mut();
+        title_text.insert(&mut txn, 0, title);
+        content_text.insert(&mut txn, 0, content);
+        txn.encode_update_v1()
+    };
+    author
+        .send(Message::Sync(SyncMessage::Update(update)))
+        .await;
+    let mut reader = Peer::join(server, &id).await;
+    let title = title.to_string();
+    let content = content.to_string();
+    reader
+        .pump_until("the document", move |p, _| {
+            let txn = p.doc().transact();
+            let seen_title = txn
+                .get_text(protocol::TITLE)
+                .map(|t| t.get_string(&txn))
+                .unwrap_or_default();
+            p.text() == content && seen_title == title
+        })
+        .await;
+    id
+}
+
+fn select<'a>(page: &'a Html, selector: &str) -> Vec<scraper::ElementRef<'a>> {
+    page.select(&Selector::parse(selector).unwrap()).collect()
+}
+
+/// The nonce of the page's Content Security Policy.
+fn csp_nonce(headers: &axum::http::HeaderMap) -> String {
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    let start = policy.find("'nonce-").expect("a nonce in the policy") + "'nonce-".len();
+    policy[start..].split('\'').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn hostile_titles_and_text_are_shown_as_text_on_the_server_rendered_page() {
+    let server = TestServer::start().await;
+    let id = write_document(&server, HOSTILE_TITLE, HOSTILE_CONTENT).await;
+    let benign = write_document(&server, "Plain", "Plain text").await;
+
+    let response = net::get(server.addr, &format!("/d/{id}")).await;
+    assert_eq!(response.status, StatusCode::OK);
+    let html = &response.body;
+    let page = Html::parse_document(html);
+
+    // Nothing the document says became an element or an attribute.
+    for injected in [
+        "img",
+        "svg",
+        "[onerror]",
+        "[onload]",
+        "a[href^='javascript']",
+        "title ~ script:not([nonce])",
+        "body script:not([nonce])",
+    ] {
+        assert!(select(&page, injected).is_empty(), "{injected} in {html}");
+    }
+    // Exactly the scripts a benign page has, every one carrying the policy's nonce and none
+    // holding a `<` that could close it or open a comment inside it.
+    let benign_page =
+        Html::parse_document(&net::get(server.addr, &format!("/d/{benign}")).await.body);
+    let scripts = select(&page, "script");
+    assert_eq!(
+        scripts.len(),
+        select(&benign_page, "script").len(),
+        "{html}"
+    );
+    assert_eq!(html.matches("<script").count(), scripts.len(), "{html}");
+    let nonce = csp_nonce(&response.headers);
+    for script in &scripts {
+        assert_eq!(script.value().attr("nonce"), Some(nonce.as_str()), "{html}");
+        let code = script.inner_html();
+        assert!(!code.contains('<'), "a script holds '<': {code}");
+    }
+
+    // Each place shows exactly what was written.
+    let titles = select(&page, "title");
+    assert_eq!(titles.len(), 1, "{html}");
+    assert_eq!(
+        titles[0].text().collect::<String>(),
+        format!("{HOSTILE_TITLE} · Tandem")
+    );
+    let title_input = select(&page, "input[data-testid=title]");
+    assert_eq!(title_input[0].value().attr("value"), Some(HOSTILE_TITLE));
+    let source = select(&page, "textarea[data-testid=source]");
+    assert_eq!(source.len(), 1, "{html}");
+    assert_eq!(source[0].text().collect::<String>(), HOSTILE_CONTENT);
+    let preview = &select(&page, "article[data-testid=preview]")[0];
+    let shown = preview.text().collect::<String>();
+    for raw in [
+        "<img src=x onerror=alert(1)>",
+        "<script>alert(2)</script>",
+        "</textarea><img src=x onerror=alert(4)>",
+        "</title><svg onload=alert(6)></svg>",
+    ] {
+        assert!(shown.contains(raw), "{raw} not shown as text in {shown}");
+    }
+    let links = select(&page, "article[data-testid=preview] a");
+    assert_eq!(links.len(), 2, "{html}");
+    assert_eq!(links[0].value().attr("href"), Some("#"));
+    for link in links {
+        assert_eq!(
+            link.value().attr("rel"),
+            Some("noopener noreferrer nofollow ugc")
+        );
+    }
+    // The hydration data carries the same text, escaped for a script.
+    assert!(
+        html.contains(r"\\u003c/title>\\u003cscript>alert(document.domain)"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn pages_carry_a_strict_policy_whose_nonce_is_fresh_and_matches_their_scripts() {
+    let server = TestServer::start().await;
+    let id = random_id();
+    let first = net::get(server.addr, &format!("/d/{id}")).await;
+    let second = net::get(server.addr, &format!("/d/{id}")).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let nonce = csp_nonce(&first.headers);
+    assert!(nonce.len() >= 22, "{nonce}");
+    assert_ne!(nonce, csp_nonce(&second.headers), "a nonce is used once");
+
+    let policy = first.headers["content-security-policy"].to_str().unwrap();
+    for directive in [
+        &format!("script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'") as &str,
+        "default-src 'self'",
+        "style-src-elem 'self'",
+        "style-src-attr 'unsafe-inline'",
+        "img-src 'self' data: https: http:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(
+            policy.contains(directive),
+            "{directive} missing from {policy}"
+        );
+    }
+    assert!(!policy.contains(" 'unsafe-eval'"), "{policy}");
+    assert_eq!(
+        policy.matches("'unsafe-inline'").count(),
+        1,
+        "style attributes only"
+    );
+    for (name, value) in [
+        ("referrer-policy", "no-referrer"),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+    ] {
+        assert_eq!(first.headers[name], value, "{name}");
+    }
+
+    // What the policy would block does not occur: every script has the nonce, no <style>
+    // elements, no event-handler attributes.
+    let page = Html::parse_document(&first.body);
+    let scripts = select(&page, "script");
+    assert!(!scripts.is_empty());
+    assert!(scripts
+        .iter()
+        .all(|s| s.value().attr("nonce") == Some(nonce.as_str())));
+    assert!(select(&page, "style").is_empty(), "{}", first.body);
+    let handlers = page
+        .root_element()
+        .descendants()
+        .filter_map(scraper::ElementRef::wrap)
+        .flat_map(|e| {
+            e.value()
+                .attrs()
+                .map(|(name, _)| name.to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|name| name.starts_with("on"))
+        .collect::<Vec<_>>();
+    assert!(handlers.is_empty(), "{handlers:?}");
+
+    // Every other response is marked too; the home page and the not-found page get a nonce of
+    // their own.
+    for path in ["/", "/nowhere"] {
+        let response = net::get(server.addr, path).await;
+        let nonce = csp_nonce(&response.headers);
+        let page = Html::parse_document(&response.body);
+        assert!(
+            select(&page, "script")
+                .iter()
+                .all(|s| s.value().attr("nonce") == Some(nonce.as_str())),
+            "{path}"
+        );
+    }
+    for path in ["/healthz", "/d/short", "/new"] {
+        let response = net::get(server.addr, path).await;
+        assert_eq!(response.headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(
+            response.headers["x-content-type-options"], "nosniff",
+            "{path}"
+        );
+        assert_eq!(response.headers["x-frame-options"], "DENY", "{path}");
+        assert!(
+            response.headers.contains_key("content-security-policy"),
+            "{path}"
+        );
+    }
+    let health = net::get(server.addr, "/healthz").await;
+    assert!(health.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .starts_with("default-src 'none'"));
+}
+
+#[tokio::test]
+async fn remote_images_can_be_turned_off() {
+    let server = TestServer::start_with(|c| c.no_remote_images = true).await;
+    let response = net::get(server.addr, &format!("/d/{}", random_id())).await;
+    let policy = response.headers["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(policy.contains("img-src 'self' data:;"), "{policy}");
+    assert!(!policy.contains("https:"), "{policy}");
+}
+
+#[tokio::test]
+async fn document_pages_beyond_the_render_cap_are_answered_503() {
+    let server = TestServer::start_with(|c| c.max_concurrent_renders = 2).await;
+    let id = random_id();
+    // Two renders in progress: the test holds their permits.
+    let busy = server
+        .state
+        .renders
+        .clone()
+        .try_acquire_many_owned(2)
+        .unwrap();
+    let refused = net::get(server.addr, &format!("/d/{id}")).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert_eq!(refused.headers["x-frame-options"], "DENY");
+    // Other pages are not held back.
+    assert_eq!(net::get(server.addr, "/").await.status, StatusCode::OK);
+    assert_eq!(
+        net::get(server.addr, "/healthz").await.status,
+        StatusCode::OK
+    );
+    drop(busy);
+    assert_eq!(
+        net::get(server.addr, &format!("/d/{id}")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server.state.renders.available_permits(),
+        2,
+        "a finished render gives its permit back"
+    );
 }

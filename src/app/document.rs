@@ -29,12 +29,13 @@ impl DocSnapshot {
 pub async fn load_document(id: String) -> Result<DocSnapshot, ServerFnError> {
     use crate::doc_id::DocId;
     use crate::server::hub::Hub;
+    use crate::server::redact::doc_tag;
     use base64::Engine;
 
     let id = DocId::parse(&id).map_err(|e| ServerFnError::new(e.to_string()))?;
     let hub = use_context::<Hub>().ok_or_else(|| ServerFnError::new("no document hub"))?;
     let snapshot = hub.snapshot(&id).await.map_err(|error| {
-        tracing::error!(doc = %id, %error, "document could not be read for the page");
+        tracing::error!(doc = %doc_tag(&id), %error, "document could not be read for the page");
         if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
             response.set_status(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
         }

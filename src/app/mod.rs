@@ -14,7 +14,7 @@ pub mod home;
 pub mod live;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, ServerMetaContext, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
@@ -27,6 +27,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
+                <meta name="referrer" content="no-referrer"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -41,9 +42,17 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let rendering_on_server = use_context::<ServerMetaContext>().is_some();
+    let title_formatter = move |title: String| {
+        if rendering_on_server {
+            title_as_html(&title)
+        } else {
+            title
+        }
+    };
     view! {
         <Stylesheet id="tandem" href="/pkg/tandem.css"/>
-        <Title text="Tandem"/>
+        <Title text="Tandem" formatter=title_formatter/>
         <Router>
             <Routes fallback=NotFound>
                 <Route path=path!("/") view=home::HomePage/>
@@ -53,6 +62,25 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// A title as the text of the server's `<title>` element.
+///
+/// Titles are whatever people type, and leptos_meta writes the server's `<title>` verbatim, so
+/// a title like `</title><script>…` would end the element and start a script. Escaped, it is
+/// text; the browser decodes it back to the same characters. In the browser the title is set
+/// through `document.title`, which takes text, so it is left as it is there.
+pub fn title_as_html(title: &str) -> String {
+    let mut html = String::with_capacity(title.len());
+    for c in title.chars() {
+        match c {
+            '&' => html.push_str("&amp;"),
+            '<' => html.push_str("&lt;"),
+            '>' => html.push_str("&gt;"),
+            c => html.push(c),
+        }
+    }
+    html
+}
+
 #[component]
 fn NotFound() -> impl IntoView {
     view! {
@@ -60,5 +88,18 @@ fn NotFound() -> impl IntoView {
             <h1>"Page not found"</h1>
             <p><a href="/" rel="external">"Back to Tandem"</a></p>
         </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::title_as_html;
+
+    #[test]
+    fn a_title_cannot_close_its_element() {
+        assert_eq!(
+            title_as_html("</title><script>alert(1)</script> & co"),
+            "&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"
+        );
     }
 }

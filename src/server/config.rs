@@ -4,7 +4,8 @@
 //! configured by hand, by a service manager or by a container without a config file.
 
 use clap::{Parser, Subcommand};
-use std::net::SocketAddr;
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 /// Tandem: a real-time collaborative Markdown editor.
@@ -78,10 +79,38 @@ pub struct Config {
     #[arg(long, env = "TANDEM_REQUIRE_ORIGIN")]
     pub require_origin: bool,
 
+    /// Open WebSocket connections allowed in all; beyond it upgrades are answered 503.
+    #[arg(long, env = "TANDEM_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Document pages rendered at the same time; beyond it a page request is answered 503
+    /// with Retry-After.
+    #[arg(long, env = "TANDEM_MAX_CONCURRENT_RENDERS", default_value_t = 64)]
+    pub max_concurrent_renders: usize,
+
+    /// Reverse proxies whose Forwarded and X-Forwarded-For headers are believed, as
+    /// comma-separated addresses or CIDR ranges (like 10.0.0.0/8,::1). From any other peer
+    /// those headers are ignored and the TCP peer is the client.
+    #[arg(long, env = "TANDEM_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Show only images served by Tandem itself (or inline data) in the preview; by default
+    /// a document may show images from anywhere.
+    #[arg(long, env = "TANDEM_NO_REMOTE_IMAGES")]
+    pub no_remote_images: bool,
+
     /// Messages each connection may have waiting to be sent. A connection whose queue
     /// overflows is closed with 1013 so that it reconnects and resynchronises.
     #[arg(long, env = "TANDEM_SEND_QUEUE", default_value_t = 512)]
     pub send_queue: usize,
+}
+
+/// A network in CIDR notation, or a single address as a network of one.
+fn parse_network(raw: &str) -> Result<IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<IpNet>()
+        .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{raw:?} is neither an address nor a CIDR range"))
 }
 
 #[derive(Debug, Clone, Subcommand)]

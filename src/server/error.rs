@@ -85,16 +85,38 @@ pub enum HttpError {
     ForbiddenOrigin(String),
     #[error("{0}")]
     Limited(#[from] super::limits::Refusal),
+    #[error("the server is rendering as many pages as it may; try again in a moment")]
+    Busy,
+    #[error("the connection's peer address is unknown")]
+    NoPeerAddress,
 }
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
+        use super::limits::Refusal;
         let status = match self {
             HttpError::BadDocId(_) => StatusCode::BAD_REQUEST,
             HttpError::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
+            HttpError::Limited(Refusal::ServerFull) | HttpError::Busy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             HttpError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
+            HttpError::NoPeerAddress => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        // A server at capacity says when to come back: soon, and with jitter left to clients.
+        let retry_after = match self {
+            HttpError::Busy => Some("1"),
+            HttpError::Limited(Refusal::ServerFull) => Some("5"),
+            _ => None,
         };
         tracing::info!(%status, error = %self, "request refused");
-        (status, self.to_string()).into_response()
+        let mut response = (status, self.to_string()).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(seconds),
+            );
+        }
+        response
     }
 }

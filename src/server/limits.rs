@@ -1,9 +1,13 @@
 //! What one client may do: connections per address, new connections per second per address,
-//! and messages per second per connection.
+//! and messages per second per connection; and how many connections the server holds in all.
 //!
 //! The defaults are generous enough that a person never meets them; they exist so that one
 //! misbehaving client cannot take the server from everyone else. Rate limiting is governor's
 //! GCRA; the per-address tables are pruned so they stay bounded however many addresses come.
+//!
+//! An address is counted as a client is likely to hold addresses: an IPv4 address alone, an
+//! IPv6 address with the rest of its /64 (one host or home network routinely owns a whole /64,
+//! so counting single IPv6 addresses would let one client take as many places as it likes).
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
@@ -21,6 +25,10 @@ pub struct LimitSettings {
 
 pub struct Limits {
     settings: LimitSettings,
+    /// Open connections allowed in all, whatever their addresses.
+    max_connections: usize,
+    /// Open connections now, in all.
+    connections: Mutex<usize>,
     /// Open connections by client address; an address leaves the map at zero.
     open: Mutex<HashMap<IpAddr, usize>>,
     arrivals: DefaultKeyedRateLimiter<IpAddr>,
@@ -34,12 +42,26 @@ pub enum Refusal {
     TooManyConnections,
     #[error("too many new connections from this address; slow down")]
     TooManyArrivals,
+    #[error("the server holds as many connections as it may; try again later")]
+    ServerFull,
 }
 
-/// An admitted connection's place in its address's count, given back on drop.
+/// An admitted connection's place in its address's count and in the total, given back on drop.
 pub struct Admission {
     limits: Arc<Limits>,
     address: IpAddr,
+}
+
+/// The address under which a client is counted: IPv4 (also when written as IPv4-mapped IPv6)
+/// as it is, IPv6 reduced to its /64 network.
+pub fn address_key(address: IpAddr) -> IpAddr {
+    match address.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !(u128::MAX >> 64);
+            IpAddr::V6(network.into())
+        }
+    }
 }
 
 fn per_second(rate: u32) -> Quota {
@@ -49,17 +71,27 @@ fn per_second(rate: u32) -> Quota {
 }
 
 impl Limits {
+    /// Limits per client, with no cap on the total.
     pub fn new(settings: LimitSettings) -> Arc<Self> {
+        Self::with_max_connections(settings, usize::MAX)
+    }
+
+    /// Limits per client, and at most `max_connections` open connections in all.
+    pub fn with_max_connections(settings: LimitSettings, max_connections: usize) -> Arc<Self> {
         Arc::new(Limits {
             settings,
+            max_connections,
+            connections: Mutex::new(0),
             open: Mutex::new(HashMap::new()),
             arrivals: RateLimiter::keyed(per_second(settings.new_connections_per_second)),
             admitted: AtomicU64::new(0),
         })
     }
 
-    /// Admits a new connection from `address`, or says why not.
+    /// Admits a new connection from `address` (counted under [`address_key`]), or says why
+    /// not.
     pub fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Admission, Refusal> {
+        let address = address_key(address);
         if self.admitted.fetch_add(1, Ordering::Relaxed) % 1024 == 0 {
             self.arrivals.retain_recent();
         }
@@ -71,6 +103,15 @@ impl Limits {
         if *count >= self.settings.connections_per_address {
             return Err(Refusal::TooManyConnections);
         }
+        // Taken while `open` is held, and always in this order, so the two counts move together.
+        let mut total = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        if *total >= self.max_connections {
+            if *count == 0 {
+                open.remove(&address);
+            }
+            return Err(Refusal::ServerFull);
+        }
+        *total += 1;
         *count += 1;
         Ok(Admission {
             limits: self.clone(),
@@ -93,6 +134,12 @@ impl Drop for Admission {
                 open.remove(&self.address);
             }
         }
+        let mut total = self
+            .limits
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *total = total.saturating_sub(1);
     }
 }
 
@@ -118,6 +165,56 @@ mod tests {
         );
         drop(a);
         assert!(limits.admit(here).is_ok());
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_slash_64_and_mapped_ipv4_as_ipv4() {
+        let limits = Limits::new(LimitSettings {
+            connections_per_address: 2,
+            new_connections_per_second: 1000,
+            messages_per_second: 10,
+        });
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let elsewhere: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _a = limits.admit(a).unwrap();
+        let _b = limits.admit(b).unwrap();
+        assert_eq!(limits.admit(a).err(), Some(Refusal::TooManyConnections));
+        assert!(
+            limits.admit(elsewhere).is_ok(),
+            "another /64 is another client"
+        );
+
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        let _v4 = limits.admit(v4).unwrap();
+        let _mapped = limits.admit(mapped).unwrap();
+        assert_eq!(limits.admit(v4).err(), Some(Refusal::TooManyConnections));
+        assert!(limits.admit("192.0.2.8".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn the_total_is_capped_and_given_back() {
+        let limits = Limits::with_max_connections(
+            LimitSettings {
+                connections_per_address: 10,
+                new_connections_per_second: 1000,
+                messages_per_second: 10,
+            },
+            2,
+        );
+        let a = limits.admit("192.0.2.1".parse().unwrap()).unwrap();
+        let _b = limits.admit("192.0.2.2".parse().unwrap()).unwrap();
+        assert_eq!(
+            limits.admit("192.0.2.3".parse().unwrap()).err(),
+            Some(Refusal::ServerFull)
+        );
+        assert!(
+            limits.open.lock().unwrap().len() == 2,
+            "a refused address leaves no trace"
+        );
+        drop(a);
+        assert!(limits.admit("192.0.2.3".parse().unwrap()).is_ok());
     }
 
     #[test]

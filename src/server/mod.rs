@@ -7,14 +7,16 @@
 //! - [`session`]: one WebSocket connection: reader, writer, bounded queues, cleanup.
 //! - [`socket`]: the WebSocket upgrade and the connection underneath, read past a close.
 //! - [`journal`]: group commit of accepted updates, before they are broadcast.
-//! - [`limits`]: connections and message rates one client may use.
+//! - [`limits`]: connections and message rates one client may use, and the total.
 //! - [`readiness`]: `/readyz`, whether changes can be stored right now.
+//! - [`http`]: the HTTP edge: client addresses, origins, security headers, render cap, tracing.
+//! - [`redact`]: how logs name a document without revealing its id.
 //! - [`storage`]: the `DocStore` trait and its SQLite implementation.
 //! - [`error`]: close codes and HTTP errors.
-//! - [`redact`]: what logs may say about a document.
 
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod hub;
 pub mod journal;
 pub mod limits;
@@ -27,15 +29,16 @@ pub mod storage;
 
 use crate::app::{shell, App};
 use crate::doc_id::DocId;
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
-use axum::http::HeaderMap;
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use config::{Command, Config};
 use error::HttpError;
+use http::client_address::ClientAddress;
+use http::security_headers::provide_request_nonce;
 use hub::Hub;
 use journal::Journal;
 use leptos::prelude::*;
@@ -47,6 +50,7 @@ use std::sync::Arc;
 use storage::sqlite::SqliteStore;
 use storage::{DocStore, StoreError};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
@@ -64,6 +68,8 @@ pub struct AppState {
     pub sessions: TaskTracker,
     pub limits: Arc<Limits>,
     pub readiness: Arc<readiness::Readiness>,
+    /// Permits for document pages being rendered; see [`http::render_gate`].
+    pub renders: Arc<Semaphore>,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {
@@ -89,11 +95,19 @@ impl AppState {
             max_doc_bytes: config.max_doc_bytes.max(1),
             presence: room::PresenceLimits::default(),
         };
-        let limits = Limits::new(LimitSettings {
-            connections_per_address: config.max_connections_per_address.max(1),
-            new_connections_per_second: config.max_new_connections_per_second.max(1),
-            messages_per_second: config.max_messages_per_second.max(1),
-        });
+        let limits = Limits::with_max_connections(
+            LimitSettings {
+                connections_per_address: config.max_connections_per_address.max(1),
+                new_connections_per_second: config.max_new_connections_per_second.max(1),
+                messages_per_second: config.max_messages_per_second.max(1),
+            },
+            config.max_connections.max(1),
+        );
+        let renders = Arc::new(Semaphore::new(
+            config
+                .max_concurrent_renders
+                .clamp(1, Semaphore::MAX_PERMITS),
+        ));
         Ok(AppState {
             hub: Hub::new(store, journal, policy, config.send_queue * 2),
             config: Arc::new(config),
@@ -102,6 +116,7 @@ impl AppState {
             sessions: TaskTracker::new(),
             limits,
             readiness,
+            renders,
         })
     }
 }
@@ -132,13 +147,32 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/new", get(new_document))
         .route("/ws/{doc}", get(websocket))
-        .leptos_routes_with_context(&state, routes, move || provide_context(hub.clone()), {
-            let options = state.leptos.clone();
-            move || shell(options.clone())
-        })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || {
+                provide_context(hub.clone());
+                provide_request_nonce();
+            },
+            {
+                let options = state.leptos.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(provide_request_nonce, shell))
         .layer(middleware::from_fn(bad_doc_id_is_400))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            http::render_gate::limit_renders,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            http::security_headers::add_security_headers,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(http::request_span::RouteSpan))
         .with_state(state)
 }
 
@@ -252,14 +286,15 @@ async fn websocket(
     Path(raw): Path<String>,
     Query(params): Query<SocketParams>,
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
+    uri: Uri,
     headers: HeaderMap,
     upgrade: socket::Upgrade,
 ) -> Result<Response, HttpError> {
     let id = DocId::parse(&raw)?;
-    check_origin(&headers, &state.config)?;
-    let admission = state.limits.admit(peer.ip()).inspect_err(|refusal| {
-        tracing::info!(address = %peer.ip(), %refusal, "connection refused");
+    http::origin::check_origin(&headers, uri.authority(), &state.config)?;
+    let admission = state.limits.admit(client).inspect_err(|refusal| {
+        tracing::info!(address = %client, %refusal, "connection refused");
     })?;
     let acks = params.client.as_deref() == Some(crate::protocol::CLIENT_TANDEM);
     let limit = state.config.max_message_bytes;
@@ -287,39 +322,6 @@ async fn websocket(
         state.sessions.track_future(session)
     });
     Ok(response)
-}
-
-/// A browser page may open a WebSocket here only from this server's own origin or an allowed
-/// one; otherwise any web page could write into documents whose links its visitors know.
-/// Clients without an `Origin` (not browsers) are let in unless the configuration says no.
-fn check_origin(headers: &HeaderMap, config: &Config) -> Result<(), HttpError> {
-    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
-        return if config.require_origin {
-            Err(HttpError::ForbiddenOrigin("(none)".into()))
-        } else {
-            Ok(())
-        };
-    };
-    let origin = origin.to_str().unwrap_or_default();
-    let authority = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .unwrap_or_default();
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    let same_origin = !authority.is_empty() && authority.eq_ignore_ascii_case(host);
-    let allowed = config
-        .allowed_origins
-        .iter()
-        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin));
-    if same_origin || allowed {
-        Ok(())
-    } else {
-        tracing::info!(%origin, "WebSocket from a foreign origin refused");
-        Err(HttpError::ForbiddenOrigin(origin.to_string()))
-    }
 }
 
 /// The editor page renders its own "not a valid link" view; this gives that page the 400

@@ -1,0 +1,15 @@
+//! The HTTP edge: what every request passes through before a handler sees it, and what every
+//! response carries when it leaves.
+//!
+//! # Layout
+//! - [`client_address`]: who a request comes from, believing proxies only when configured to.
+//! - [`origin`]: which pages may open a WebSocket here.
+//! - [`security_headers`]: the Content Security Policy and the other protective headers.
+//! - [`render_gate`]: a cap on document pages rendered at once.
+//! - [`request_span`]: request tracing that names the route, never the document.
+
+pub mod client_address;
+pub mod origin;
+pub mod render_gate;
+pub mod request_span;
+pub mod security_headers;
