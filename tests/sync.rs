@@ -202,3 +202,29 @@ async fn a_malformed_document_id_is_refused() {
         other => panic!("expected an HTTP 400, got {other}"),
     }
 }
+
+/// The page's heartbeat (message type 101) is answered with 102 on the same connection, which
+/// stays open and live; an unknown message type is still refused.
+#[tokio::test]
+async fn the_pages_heartbeat_is_answered_and_the_connection_stays() {
+    let server = TestServer::start().await;
+    let id = random_id();
+    let mut page = Peer::join(&server, &id).await;
+    let mut other = Peer::join(&server, &id).await;
+    for beat in 0..3 {
+        page.send(Message::Custom(tandem::protocol::MSG_PING, Vec::new()))
+            .await;
+        page.pump_until("the heartbeat's answer", |_, m| {
+            matches!(m, Some(Message::Custom(tandem::protocol::MSG_PONG, _)))
+        })
+        .await;
+        other.insert(0, &beat.to_string()).await;
+        page.pump_until("an edit after the heartbeat", move |p, _| {
+            p.text().starts_with(&beat.to_string())
+        })
+        .await;
+    }
+    let mut stranger = Peer::join(&server, &id).await;
+    stranger.send(Message::Custom(77, Vec::new())).await;
+    assert_eq!(stranger.expect_close().await, 1003);
+}

@@ -6,7 +6,9 @@
 //! - each state is parsed as a JSON object of bounded size and re-encoded from what was
 //!   parsed, so nothing is relayed as received;
 //! - a client id belongs to the connection that introduced it: only that connection may renew
-//!   or remove it, and touching another's is a policy violation (close 1008);
+//!   or remove it, and changing another's is a policy violation (close 1008). Repeating
+//!   another's state without changing it (an older or equal clock) is ignored: stock
+//!   y-websocket clients echo every state they receive back to the server;
 //! - a connection may hold a few client ids and a room a bounded number; removed entries are
 //!   forgotten at once, so nothing accumulates.
 
@@ -68,6 +70,9 @@ struct Entry {
 #[derive(Default)]
 pub(super) struct Registry {
     entries: HashMap<ClientID, Entry>,
+    /// Recently removed ids and their last clocks, so that a late echo of a removed state is
+    /// not taken for somebody new. Bounded: see [`Registry::remember_removed`].
+    removed: HashMap<ClientID, (u32, tokio::time::Instant)>,
     /// Bumped on every change, so the encoded list of everyone can be shared until it changes.
     version: u64,
     everyone: Option<(u64, Bytes)>,
@@ -89,26 +94,32 @@ impl Registry {
         update: AwarenessUpdate,
         limits: PresenceLimits,
     ) -> Result<AwarenessUpdate, CloseReason> {
-        if update.clients.len() > limits.per_connection {
-            return Err(CloseReason::policy(format!(
-                "at most {} presence entries per connection",
-                limits.per_connection
-            )));
-        }
         let now = tokio::time::Instant::now();
         let mut accepted = HashMap::new();
         for (client, entry) in update.clients {
-            if let Some(existing) = self.entries.get(&client) {
-                if existing.owner != from {
+            match self.entries.get(&client) {
+                Some(existing) if existing.owner != from => {
+                    if entry.clock <= existing.clock {
+                        continue; // an echo of what the server itself sent
+                    }
                     return Err(CloseReason::policy(format!(
                         "presence {client} belongs to another connection"
                     )));
                 }
+                None if self
+                    .removed
+                    .get(&client)
+                    .is_some_and(|(clock, _)| entry.clock <= *clock) =>
+                {
+                    continue; // a late echo of a state that is gone
+                }
+                _ => {}
             }
             if &*entry.json == NULL {
                 if let Some(existing) = self.entries.get(&client) {
                     if entry.clock >= existing.clock {
                         self.entries.remove(&client);
+                        self.remember_removed(client, entry.clock, now);
                         presence.awareness_clients.remove(&client);
                         accepted.insert(client, removal(entry.clock));
                     }
@@ -169,15 +180,32 @@ impl Registry {
     /// removal message for everyone else.
     fn remove(&mut self, clients: impl IntoIterator<Item = ClientID>) -> AwarenessUpdate {
         let mut removed = HashMap::new();
+        let now = tokio::time::Instant::now();
         for client in clients {
             if let Some(entry) = self.entries.remove(&client) {
-                removed.insert(client, removal(entry.clock.saturating_add(1)));
+                let clock = entry.clock.saturating_add(1);
+                self.remember_removed(client, clock, now);
+                removed.insert(client, removal(clock));
             }
         }
         if !removed.is_empty() {
             self.version += 1;
         }
         AwarenessUpdate { clients: removed }
+    }
+
+    /// Keeps a removed id's clock for [`PRESENCE_TIMEOUT`], at most 4,096 of them: enough to
+    /// recognise echoes, which follow a removal within moments.
+    fn remember_removed(&mut self, client: ClientID, clock: u32, now: tokio::time::Instant) {
+        const MOST: usize = 4096;
+        if self.removed.len() >= MOST {
+            self.removed
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < PRESENCE_TIMEOUT);
+            if self.removed.len() >= MOST {
+                self.removed.clear();
+            }
+        }
+        self.removed.insert(client, (clock, now));
     }
 
     /// Everyone's state as one message, encoded once per version and shared.
