@@ -298,10 +298,10 @@ async fn linger<S: Connection>(
     match lingered {
         Some(Lingered::Answered | Lingered::Ended) => {}
         Some(Lingered::TooMuch) => {
-            tracing::info!(%doc, max_bytes, "peer kept sending after the close, cutting it off")
+            tracing::info!(doc = %crate::server::redact::doc_tag(&doc), max_bytes, "peer kept sending after the close, cutting it off")
         }
         None => {
-            tracing::info!(%doc, ?limit, "peer did not answer the close in time, cutting it off")
+            tracing::info!(doc = %crate::server::redact::doc_tag(&doc), ?limit, "peer did not answer the close in time, cutting it off")
         }
     }
 }
