@@ -1,4 +1,4 @@
-//! The recorded editing traces in `../shared/traces/` (CC BY 4.0), replayed into a replica one
+//! The recorded editing traces in `tests/data/traces/` (CC BY 4.0), replayed into a replica one
 //! update per transaction, as an editor would send them. Shared by tests and benchmarks.
 
 use yrs::{Doc, Text, Transact};
@@ -16,9 +16,9 @@ pub struct TraceTxn {
     pub patches: Vec<(u32, u32, String)>,
 }
 
-/// Reads `../shared/traces/{name}` relative to the crate.
+/// Reads `tests/data/traces/{name}` (copied into the repository with its attribution).
 pub fn load(name: &str) -> Trace {
-    let path = format!("{}/../shared/traces/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/data/traces/{name}", env!("CARGO_MANIFEST_DIR"));
     let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let trace: Trace = serde_json::from_reader(flate2::read::GzDecoder::new(file)).unwrap();
     // Positions count code points; with ASCII text they equal the document's UTF-16 offsets.
