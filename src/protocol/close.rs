@@ -4,6 +4,8 @@
 
 /// The server is shutting down.
 pub const GOING_AWAY: u16 = 1001;
+/// A frame that breaks the WebSocket protocol itself.
+pub const PROTOCOL_ERROR: u16 = 1002;
 /// A text frame (the protocol is binary) or an unknown message type.
 pub const UNSUPPORTED_DATA: u16 = 1003;
 /// The connection ended without a close frame (reported by clients, never sent).

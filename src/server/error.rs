@@ -12,26 +12,8 @@ pub struct CloseReason {
     pub reason: String,
 }
 
-pub mod close_code {
-    /// The server is shutting down.
-    pub const GOING_AWAY: u16 = 1001;
-    /// A frame that breaks the WebSocket protocol itself.
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    /// A text frame: the protocol is binary.
-    pub const UNSUPPORTED_DATA: u16 = 1003;
-    /// A binary frame that does not decode or an update that does not apply.
-    pub const INVALID_PAYLOAD: u16 = 1007;
-    /// A rule of the server was broken.
-    pub const POLICY: u16 = 1008;
-    /// A message larger than the configured limit.
-    pub const TOO_BIG: u16 = 1009;
-    /// Something failed inside the server.
-    pub const INTERNAL: u16 = 1011;
-    /// The connection fell behind; reconnecting resynchronises it.
-    pub const TRY_AGAIN_LATER: u16 = 1013;
-    /// The peer stopped answering pings.
-    pub const NO_HEARTBEAT: u16 = 4000;
-}
+/// The close codes, shared with the page that explains them.
+pub use crate::protocol::close as close_code;
 
 impl CloseReason {
     fn new(code: u16, reason: impl Into<String>) -> Self {
