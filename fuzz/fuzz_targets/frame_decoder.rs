@@ -8,6 +8,9 @@ use tandem::protocol::wire;
 use yrs::sync::Message;
 
 fuzz_target!(|frame: &[u8]| {
+    if !tandem_fuzz::declared_counts_fit(frame) {
+        return;
+    }
     let Ok(message) = wire::decode(frame) else {
         return;
     };

@@ -65,7 +65,11 @@ fn frames(mut data: &[u8]) -> Vec<(usize, Bytes)> {
         let conn = usize::from(data[0] & 1);
         let len = usize::from(u16::from_le_bytes([data[1], data[2]]));
         let end = (3 + len).min(data.len());
-        frames.push((conn, Bytes::copy_from_slice(&data[3..end])));
+        let frame = &data[3..end];
+        if !tandem_fuzz::declared_counts_fit(frame) {
+            break;
+        }
+        frames.push((conn, Bytes::copy_from_slice(frame)));
         data = &data[end..];
     }
     frames

@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use tandem::protocol::{self, CONTENT, TITLE};
 use tandem::server::room::shape;
 use yrs::types::text::YChange;
-use yrs::types::Out;
+use yrs::Out;
 use yrs::updates::decoder::Decode;
 use yrs::{GetString, Map, ReadTxn, Text, Transact, Update};
 

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Fuzzes the paths a stranger's bytes reach, each target for a bounded time (default 60 s):
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+# Targets: frame_decoder, room_receive, update_shape (all by default). Each run starts from the
+# checked-in corpus in fuzz/corpus/<target>, copied to a scratch directory so runs do not grow
+# the repository. Crashes land in fuzz/artifacts/<target>/; minimise one with
+#   RUSTC_BOOTSTRAP=1 cargo fuzz tmin -O <target> <file>   (from fuzz/)
+# and keep it under fuzz/regressions/<target>/.
+#
+# Builds are release builds without debug assertions (what a production server runs), with
+# overflow checks on and AddressSanitizer, so wrapping arithmetic and memory errors in yrs's
+# unsafe code are caught too. Not part of the normal test command.
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+
+seconds="${1:-60}"
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  targets=(frame_decoder room_receive update_shape)
+fi
+
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "==> installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+
+# cargo-fuzz needs unstable compiler flags; this lets the stable toolchain accept them.
+export RUSTC_BOOTSTRAP=1
+export RUSTFLAGS="--cfg erase_components -Coverflow-checks=on"
+build=(-O)
+
+scratch=$(mktemp -d)
+# The room target's SQLite store goes here too: on tmpfs when there is one, so commits are fast.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  store=$(mktemp -d -p /dev/shm tandem-fuzz.XXXXXX)
+else
+  store="$scratch/store"
+  mkdir -p "$store"
+fi
+trap 'rm -rf "$scratch" "$store"' EXIT
+
+echo "==> building ${targets[*]}"
+for target in "${targets[@]}"; do
+  cargo fuzz build "${build[@]}" "$target"
+done
+
+declare -A summary
+status=0
+for target in "${targets[@]}"; do
+  corpus="$scratch/corpus/$target"
+  mkdir -p "$corpus"
+  cp corpus/"$target"/* "$corpus"/ 2>/dev/null || true
+  mkdir -p artifacts/"$target"
+  echo "==> $target for ${seconds}s"
+  log="$scratch/$target.log"
+  if ! TMPDIR="$store" cargo fuzz run "${build[@]}" "$target" "$corpus" -- \
+      -max_total_time="$seconds" -print_final_stats=1 \
+      -artifact_prefix="$PWD/artifacts/$target/" 2>&1 | tee "$log"; then
+    status=1
+  fi
+  runs=$(grep -oE '^stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo "?")
+  rate=$(grep -oE 'exec/s: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$' || echo "?")
+  crashes=$(grep -cE '^(==[0-9]+== ?ERROR|SUMMARY: libFuzzer)' "$log" || true)
+  summary[$target]="$runs executions (last $rate/s), ${crashes} crash report(s)"
+done
+
+echo
+echo "==> summary (${seconds}s per target)"
+for target in "${targets[@]}"; do
+  echo "$target: ${summary[$target]}"
+done
+exit $status
