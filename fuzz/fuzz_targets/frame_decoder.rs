@@ -21,5 +21,9 @@ fuzz_target!(|frame: &[u8]| {
         return;
     }
     let again = wire::encode(&message);
-    assert_eq!(wire::decode(&again), Ok(message), "re-encoded: {again:02x?}");
+    assert_eq!(
+        wire::decode(&again),
+        Ok(message),
+        "re-encoded: {again:02x?}"
+    );
 });

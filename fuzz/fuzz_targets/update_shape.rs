@@ -7,8 +7,8 @@ use libfuzzer_sys::fuzz_target;
 use tandem::protocol::{self, CONTENT, TITLE};
 use tandem::server::room::shape;
 use yrs::types::text::YChange;
-use yrs::Out;
 use yrs::updates::decoder::Decode;
+use yrs::Out;
 use yrs::{GetString, Map, ReadTxn, Text, Transact, Update};
 
 fuzz_target!(|bytes: &[u8]| {
