@@ -12,7 +12,7 @@ use yrs::Out;
 use yrs::{GetString, Map, ReadTxn, Text, Transact, Update};
 
 fuzz_target!(|bytes: &[u8]| {
-    if shape::check(bytes, &[CONTENT, TITLE]).is_err() {
+    if shape::check(bytes, &[CONTENT, TITLE]).is_err() || !tandem_fuzz::clocks_fit(bytes) {
         return;
     }
     let Ok(update) = Update::decode_v1(bytes) else {
