@@ -334,26 +334,22 @@ fn a_deleted_range_past_the_largest_clock_does_not_panic_the_room() {
     });
 }
 
-/// An update of one client whose blocks start 16 below the largest clock: a deleted range
-/// of 32 units, then a character, in `content`. yrs integrates it with its clocks wrapped past
-/// 2^32 and panics encoding the change. The room contains it: the sender is closed with 1011,
-/// the room fails, and the next connection reloads the document from the store, whole.
+/// Ann writes; then a garbage-collected range of hers arrives at clock 2^31 + 2^30. yrs
+/// computes the distance from her clock in an `i32`, takes the block for one it already has,
+/// and panics inside `apply_update`. The room contains it: the sender is closed with 1011, the
+/// room fails, and the next connection reloads the document from the store, whole.
 #[test]
 fn an_update_that_panics_yrs_fails_only_its_room() {
     let world = World::new();
     world.runtime.block_on(async {
         let mut connections = world.connections(2).await;
-        let writer = replica(0x5eed_0000_1234);
-        let known = update_frame(insert(&writer, CONTENT, 0, KNOWN));
-        connections[0].send(&known).await.unwrap();
-        let update = [
-            &[1, 2, 5, 0xf0, 0xff, 0xff, 0xff, 0x0f, 0x01, 1, 7][..],
-            CONTENT.as_bytes(),
-            &[0x20, 0x04, 1, 7],
-            CONTENT.as_bytes(),
-            &[1, b'x', 0],
-        ]
-        .concat();
+        let ann = replica(0x0a11);
+        connections[0]
+            .send(&update_frame(insert(&ann, CONTENT, 0, KNOWN)))
+            .await
+            .unwrap();
+        // One client (Ann, 0x0a11), one block at clock 0xc000_0000: garbage collected, length 1.
+        let update = vec![1, 1, 0x91, 0x14, 0x80, 0x80, 0x80, 0x80, 0x0c, 0, 1, 0];
         let refused = connections[1].send(&update_frame(update)).await;
         assert_eq!(refused.unwrap_err(), close::INTERNAL);
         let failed = connections[0].room().clone();

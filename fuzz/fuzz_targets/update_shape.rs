@@ -35,7 +35,9 @@ fuzz_target!(|bytes: &[u8]| {
         let entries = txn.get_map(root).map_or(0, |map| map.len(&txn));
         assert_eq!(entries, 0, "{root} holds map entries");
     }
-    // Whatever the document holds encodes and decodes again.
-    let full = txn.encode_state_as_update_v1(&yrs::StateVector::default());
+    // Whatever the document holds encodes and decodes again. (Not with what waits for missing
+    // dependencies: yrs may encode that into bytes its own merge cannot read, and panic; the
+    // room takes such blocks out of the document after every change.)
+    let full = txn.encode_diff_v1(&yrs::StateVector::default());
     Update::decode_v1(&full).expect("the document's own encoding decodes");
 });
