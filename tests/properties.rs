@@ -336,10 +336,10 @@ fn a_deleted_range_past_the_largest_clock_does_not_panic_the_room() {
 
 /// Ann writes; then a garbage-collected range of hers arrives at clock 2^31 + 2^30. yrs
 /// computes the distance from her clock in an `i32`, takes the block for one it already has,
-/// and panics inside `apply_update`. The room contains it: the sender is closed with 1011, the
-/// room fails, and the next connection reloads the document from the store, whole.
+/// and panics inside `apply_update`. The shape check refuses clocks past 2^31 - 1 before yrs
+/// reads them: the sender is closed with 1007 and the room goes on, Ann's text intact.
 #[test]
-fn an_update_that_panics_yrs_fails_only_its_room() {
+fn an_update_that_would_panic_yrs_is_refused_before_it() {
     let world = World::new();
     world.runtime.block_on(async {
         let mut connections = world.connections(2).await;
@@ -351,17 +351,11 @@ fn an_update_that_panics_yrs_fails_only_its_room() {
         // One client (Ann, 0x0a11), one block at clock 0xc000_0000: garbage collected, length 1.
         let update = vec![1, 1, 0x91, 0x14, 0x80, 0x80, 0x80, 0x80, 0x0c, 0, 1, 0];
         let refused = connections[1].send(&update_frame(update)).await;
-        assert_eq!(refused.unwrap_err(), close::INTERNAL);
-        let failed = connections[0].room().clone();
-        assert!(failed.failure().is_some());
-        let id = failed.id.clone();
-        drop(connections);
-        let again = world.hub.join(id).await.unwrap();
-        assert!(
-            !Arc::ptr_eq(again.room(), &failed),
-            "a failed room is not reused"
-        );
-        assert_eq!(again.room().texts().1, KNOWN);
+        assert_eq!(refused.unwrap_err(), close::INVALID_PAYLOAD);
+        let room = connections[0].room().clone();
+        assert!(room.failure().is_none());
+        assert_eq!(room.texts().1, KNOWN);
+        assert_document_encodes(&room).unwrap();
     });
 }
 
@@ -370,7 +364,6 @@ fn an_update_that_panics_yrs_fails_only_its_room() {
 /// the page's snapshot) does not decode, and once a compaction stores that encoding, the
 /// document no longer loads at all.
 #[test]
-#[ignore = "an update after which the document no longer encodes readably is accepted: src/server/room/durability.rs"]
 fn an_update_whose_change_does_not_read_back_is_never_stored() {
     let world = World::new();
     world.runtime.block_on(async {
@@ -402,7 +395,6 @@ fn an_update_whose_change_does_not_read_back_is_never_stored() {
 /// while unwinding, and a panic in a destructor during unwinding aborts the whole process,
 /// whatever catches panics: this 16-byte frame stopped the server.
 #[test]
-#[ignore = "aborts the process: blocks whose clocks pass 2^32 reach yrs, src/server/room/shape.rs"]
 fn blocks_past_the_largest_clock_are_refused_before_yrs_sees_them() {
     let world = World::new();
     world.runtime.block_on(async {
@@ -612,7 +604,6 @@ fn crossing_edits() -> impl Strategy<Value = Vec<(Edit, u8, bool)>> {
 /// room holds the replicas' merged text: updates that came before what they depend on wait and
 /// are applied when it arrives.
 #[test]
-#[ignore = "a held update waits for clocks the state vector does not count and is retried once per change: src/server/room/pending.rs"]
 fn updates_arriving_in_any_order_end_in_the_merged_text() {
     check_in_world(32, crossing_edits(), |world, edits| {
         let replicas: Vec<Doc> = (0..REPLICAS).map(|i| replica(i as u64 + 1)).collect();
@@ -678,7 +669,6 @@ fn updates_arriving_in_any_order_end_in_the_merged_text() {
 /// A chain of answers, each depending on the one before, arriving backwards from one
 /// connection each: the last to arrive unblocks the next, which unblocks the next, and so on.
 #[test]
-#[ignore = "a held update waits for clocks the state vector does not count and is retried once per change: src/server/room/pending.rs"]
 fn a_chain_of_updates_arriving_backwards_is_applied_whole() {
     const LINKS: usize = 6;
     let world = World::new();
@@ -709,7 +699,6 @@ fn a_chain_of_updates_arriving_backwards_is_applied_whole() {
 /// answers V, an edit of someone else's that answered W and reached the room first (and
 /// waits for W). The update unblocks V, and V unblocks the rest of the update.
 #[test]
-#[ignore = "the sender's own waiting blocks are held after the retry that could apply them: src/server/room/durability.rs"]
 fn an_update_that_unblocks_a_waiting_one_which_it_needs_is_applied_whole() {
     let world = World::new();
     world.runtime.block_on(async {
@@ -735,7 +724,6 @@ fn an_update_that_unblocks_a_waiting_one_which_it_needs_is_applied_whole() {
 /// once, past a hole in the author's clocks; the second waits for the first. When the first
 /// arrives, the second must follow it, though the author's clock already reads past both.
 #[test]
-#[ignore = "a held update waits for clocks the state vector does not count and is retried once per change: src/server/room/pending.rs"]
 fn an_edit_overtaken_by_its_authors_later_edit_is_not_lost() {
     let world = World::new();
     world.runtime.block_on(async {
@@ -757,8 +745,12 @@ fn an_edit_overtaken_by_its_authors_later_edit_is_not_lost() {
 /// An item whose right origin lies left of its left origin: Bob's text claims to go after
 /// Ann's 13th character and before her 10th. Wherever it lands, the room must read as the
 /// document it hands to the next joiner, whichever of the two updates arrived first.
+///
+/// yrs does not: the server cannot tell such an item from an ordinary one without walking the
+/// text (an item typed before the one to its left is ordinary), and the harm is confined to the
+/// order of characters in a text the sender may edit anyway (see `fuzz/src/lib.rs`).
 #[test]
-#[ignore = "yrs integrates an item whose origins cross, and its replica then reads otherwise than its encoding: src/server/room/shape.rs"]
+#[ignore = "known divergence inside yrs: an item whose origins cross is placed otherwise in the replica than in its encoding"]
 fn an_item_whose_origins_cross_reads_the_same_in_the_room_and_in_its_encoding() {
     let world = World::new();
     world.runtime.block_on(async {

@@ -66,7 +66,7 @@ fn frames(mut data: &[u8]) -> Vec<(usize, Bytes)> {
         let len = usize::from(u16::from_le_bytes([data[1], data[2]]));
         let end = (3 + len).min(data.len());
         let frame = &data[3..end];
-        if !tandem_fuzz::declared_counts_fit(frame) || !tandem_fuzz::frame_clocks_fit(frame) {
+        if !tandem_fuzz::frame_origins_do_not_cross(frame) {
             break;
         }
         frames.push((conn, Bytes::copy_from_slice(frame)));

@@ -16,8 +16,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
-use yrs::updates::decoder::Decode;
-use yrs::{ReadTxn, Transact, Update};
+use yrs::{ReadTxn, Transact};
 
 /// Cheap-clone handle to the open rooms.
 #[derive(Clone)]
@@ -202,10 +201,9 @@ impl Hub {
     async fn read(&self, id: DocId) -> Result<Loaded, LoadError> {
         let store = self.inner.store.clone();
         tokio::task::spawn_blocking(move || {
-            let doc = protocol::new_doc();
             let Some(stored) = store.load(&id)? else {
                 return Ok(Loaded {
-                    doc,
+                    doc: protocol::new_doc(),
                     snapshot_bytes: 0,
                     last_seq: 0,
                     tail_updates: 0,
@@ -214,15 +212,7 @@ impl Hub {
             };
             let tail_bytes = stored.updates.iter().map(Vec::len).sum();
             let tail_updates = stored.updates.len();
-            {
-                let mut txn = doc.transact_mut();
-                for (i, bytes) in stored.snapshot.iter().chain(&stored.updates).enumerate() {
-                    let update = Update::decode_v1(bytes)
-                        .map_err(|e| LoadError::Corrupt(format!("record {i}: {e}")))?;
-                    txn.apply_update(update)
-                        .map_err(|e| LoadError::Corrupt(format!("record {i}: {e}")))?;
-                }
-            }
+            let doc = stored.replica().map_err(LoadError::Corrupt)?;
             Ok(Loaded {
                 doc,
                 snapshot_bytes: stored.snapshot.as_ref().map_or(0, Vec::len),

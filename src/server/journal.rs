@@ -54,10 +54,11 @@ enum Job {
     Flush(oneshot::Sender<()>),
 }
 
-/// Builds a compaction on the compactor thread; `None` when there is nothing to do after all.
-/// Encoding a whole document takes a while for a large one, so rooms hand over this instead
-/// of a finished snapshot: neither their lock nor the commit thread waits for it.
-pub type BuildCompaction = Box<dyn FnOnce() -> Option<Compaction> + Send>;
+/// Builds a compaction on the compactor thread, reading the store if it needs to; `None` when
+/// there is nothing to do after all. Encoding a whole document takes a while for a large one,
+/// so rooms hand over this instead of a finished snapshot: neither their lock nor the commit
+/// thread waits for it.
+pub type BuildCompaction = Box<dyn FnOnce(&dyn DocStore) -> Option<Compaction> + Send>;
 
 enum CompactionJob {
     Compact(BuildCompaction),
@@ -104,7 +105,7 @@ impl Journal {
     /// Queues a compaction for the compactor if there is room; compaction is an optimisation
     /// and may be skipped. Returns whether it was accepted.
     pub fn try_compact(&self, compaction: Compaction) -> bool {
-        self.try_compact_with(Box::new(move || Some(compaction)))
+        self.try_compact_with(Box::new(move |_| Some(compaction)))
     }
 
     /// Like [`Journal::try_compact`], with the compaction built on the compactor thread.
@@ -203,7 +204,7 @@ fn compact(store: Arc<dyn DocStore>, mut receiver: mpsc::Receiver<CompactionJob>
     while let Some(job) = receiver.blocking_recv() {
         match job {
             CompactionJob::Compact(build) => {
-                let compaction = match guarded("build a compaction", || Ok(build())) {
+                let compaction = match guarded("build a compaction", || Ok(build(&*store))) {
                     Ok(Some(compaction)) => compaction,
                     Ok(None) => continue,
                     Err(error) => {

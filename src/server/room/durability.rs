@@ -6,15 +6,16 @@
 //! reveal the replica (sync step 2) likewise wait until what they contain is durable.
 //!
 //! Compaction (merging the stored log into one snapshot) encodes the whole document, which
-//! for a large one takes a while: it runs on a blocking thread, outside the room's lock and
-//! off the journal thread, so neither this room's editors nor other rooms' commits wait for it.
+//! for a large one takes a while: it runs on the journal's compactor thread, from what is
+//! stored rather than from the live replica, so neither this room's editors nor other rooms'
+//! commits wait for it.
 
-use super::pending::{self, PendingError};
+use super::pending;
 use super::shape;
 use super::{ConnId, Presence, Room, State};
 use crate::protocol::{self, wire};
 use crate::server::error::CloseReason;
-use crate::server::storage::{Compaction, NewUpdate, StoreError};
+use crate::server::storage::{Compaction, DocStore, NewUpdate, StoreError};
 use bytes::Bytes;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -43,6 +44,7 @@ impl Room {
             .reserve()
             .await
             .ok_or_else(|| CloseReason::internal("storage has stopped"))?;
+        let refusal;
         let (sequence, stored) = {
             let mut state = self.lock();
             if let Some(failure) = &state.failure {
@@ -57,9 +59,8 @@ impl Room {
                     self.policy.max_doc_bytes
                 )));
             }
-            let delta = match self.integrate(&mut state, from, presence, update) {
-                Ok(delta) => delta,
-                Err(Integration::Refused(reason)) => return Err(reason),
+            let applied = match self.integrate(&mut state, from, presence, update) {
+                Ok(applied) => applied,
                 Err(Integration::Panicked) => {
                     self.fail(
                         &mut state,
@@ -70,7 +71,15 @@ impl Room {
                     ));
                 }
             };
-            match delta {
+            refusal = applied.refusal;
+            // Whatever a held update of someone else's brought in, its sender's peers have
+            // not seen, nor has the connection whose update unblocked it: it goes to everyone.
+            let publish_as = if applied.others_included {
+                ConnId::MAX
+            } else {
+                from
+            };
+            match applied.delta {
                 // Nothing new, but what it repeats may still be on its way to disk.
                 None => (state.applied, None),
                 Some(delta) => {
@@ -86,50 +95,68 @@ impl Room {
                             data: delta,
                             title,
                         },
-                        Box::new(move |result| room.committed(sequence, from, frame, result, done)),
+                        Box::new(move |result| {
+                            room.committed(sequence, publish_as, frame, result, done)
+                        }),
                     );
                     (sequence, Some(stored))
                 }
             }
         };
-        match stored {
+        // What integrated is stored and broadcast even when the rest of the update is refused:
+        // the replica has it, so everyone must.
+        let durable = match stored {
             None => self.durable_at(sequence).await,
             Some(stored) => match stored.await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(error)) => Err(CloseReason::internal(format!("storage failed: {error}"))),
                 Err(_) => Err(CloseReason::internal("storage has stopped")),
             },
-        }
+        };
+        durable?;
+        refusal.map_or(Ok(()), Err)
     }
-
     /// Integrates `update` and whatever held updates it unblocks, in one transaction, and
-    /// returns the change to store and broadcast. yrs reports malformed updates as errors; a
-    /// panic deep inside integration is caught here and fails the room, because the replica
-    /// may be half-changed.
+    /// returns the change to store and broadcast, with the reason to close the sender when part
+    /// of its update is refused. yrs reports malformed updates as errors; a panic deep inside
+    /// integration is caught here and fails the room, because the replica may be half-changed.
     fn integrate(
         &self,
         state: &mut State,
         from: ConnId,
         presence: &Presence,
         update: Update,
-    ) -> Result<Option<Vec<u8>>, Integration> {
+    ) -> Result<Applied, Integration> {
         let State { doc, pending, .. } = state;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut txn = doc.transact_mut();
-            txn.apply_update(update).map_err(|e| {
-                Integration::Refused(CloseReason::invalid(format!("update does not apply: {e}")))
-            })?;
-            let waiting = pending::take(&mut txn);
-            pending.retry(&mut txn);
-            if let Some((blocks, missing)) = waiting {
-                pending
-                    .hold(from, blocks, missing, &presence.expelled)
-                    .map_err(|e: PendingError| {
-                        Integration::Refused(CloseReason::invalid(e.to_string()))
-                    })?;
+            let mut refusal = txn
+                .apply_update(update)
+                .err()
+                .map(|e| CloseReason::invalid(format!("update does not apply: {e}")));
+            if let Some(blocks) = pending::take(&mut txn) {
+                if let Err(e) = pending.hold(from, blocks, &presence.expelled) {
+                    refusal.get_or_insert(CloseReason::invalid(e.to_string()));
+                }
             }
+            // After holding, so that the sender's own waiting blocks are tried with the rest.
+            let others_included = pending.retry(&mut txn, from);
             let changed = txn.before_state() != txn.after_state() || !txn.delete_set().is_empty();
-            Ok(changed.then(|| txn.encode_update_v1()))
+            let delta = changed.then(|| txn.encode_update_v1());
+            // yrs can integrate an update into a replica it then encodes unreadably: what is
+            // stored and broadcast must read back, or the replica is given up before anyone
+            // sees it.
+            if delta
+                .as_deref()
+                .is_some_and(|delta| Update::decode_v1(delta).is_err())
+            {
+                return Err(Integration::Panicked);
+            }
+            Ok(Applied {
+                delta,
+                others_included,
+                refusal,
+            })
         }));
         outcome.unwrap_or(Err(Integration::Panicked))
     }
@@ -186,34 +213,28 @@ impl Room {
         }
     }
 
-    /// Hands the journal's compactor a compaction to build: it encodes the snapshot there,
-    /// outside the room's lock and off the commit thread. The snapshot may include changes
-    /// logged after `upto`; loading applies those again, which changes nothing (updates are
-    /// idempotent).
+    /// Hands the journal's compactor a compaction to build: it rebuilds the document from what
+    /// is stored and encodes the snapshot there. The live replica is not read, so neither this
+    /// room's editors (whose writes would wait for a read transaction) nor, through them, the
+    /// commit thread wait for a large document to encode.
     fn compact_in_background(self: &Arc<Self>) {
         let room = self.clone();
-        let accepted = self.journal.try_compact_with(Box::new(move || {
-            let (doc, upto, tail_updates, tail_bytes) = {
+        let accepted = self.journal.try_compact_with(Box::new(move |store| {
+            let (tail_updates, tail_bytes) = {
                 let state = room.lock();
-                (
-                    state.doc.clone(),
-                    state.last_seq,
-                    state.tail_updates,
-                    state.tail_bytes,
-                )
+                (state.tail_updates, state.tail_bytes)
             };
-            let compaction = {
-                let txn = doc.transact();
-                Compaction {
-                    doc: room.id.clone(),
-                    snapshot: txn.encode_diff_v1(&StateVector::default()),
-                    upto,
-                    title: protocol::read_title(&txn),
-                }
-            };
+            let built = build_compaction(&room.id, store);
             let mut state = room.lock();
             state.compacting = false;
-            // What was logged while the snapshot was encoded stays in the tail.
+            let compaction = match built {
+                Ok(compaction) => compaction?,
+                Err(error) => {
+                    tracing::warn!(doc = %room.tag, %error, "a compaction could not be built; the log stays as it is");
+                    return None;
+                }
+            };
+            // What was logged since the counts were taken stays in the tail.
             state.tail_updates = state.tail_updates.saturating_sub(tail_updates);
             state.tail_bytes = state.tail_bytes.saturating_sub(tail_bytes);
             state.stored_bytes = compaction.snapshot.len() + state.tail_bytes;
@@ -253,9 +274,38 @@ impl Room {
     }
 }
 
+/// What one update changed.
+struct Applied {
+    /// The transaction's change, lib0 v1; `None` when it changed nothing.
+    delta: Option<Vec<u8>>,
+    /// Whether the change includes updates held for other connections.
+    others_included: bool,
+    /// Why the sender is closed, when part of what it sent is refused.
+    refusal: Option<CloseReason>,
+}
+
+/// Why integration did not return a change.
 enum Integration {
-    Refused(CloseReason),
+    /// yrs panicked or left the replica unreadable: the room fails.
     Panicked,
+}
+
+/// Merges what the store holds for `doc` into one snapshot; `None` when nothing is stored.
+fn build_compaction(
+    doc: &crate::doc_id::DocId,
+    store: &dyn DocStore,
+) -> Result<Option<Compaction>, String> {
+    let Some(stored) = store.load(doc).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let replica = stored.replica()?;
+    let txn = replica.transact();
+    Ok(Some(Compaction {
+        doc: doc.clone(),
+        snapshot: txn.encode_diff_v1(&StateVector::default()),
+        upto: stored.last_seq,
+        title: protocol::read_title(&txn),
+    }))
 }
 
 fn encode_update(delta: &[u8]) -> Bytes {

@@ -476,7 +476,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(reason.code, 1007);
-        assert!(reason.reason.contains("does not apply"), "{reason:?}");
+        assert!(reason.reason.contains("nested type"), "{reason:?}");
         assert_eq!(f.room.texts().1, "abc");
     }
 

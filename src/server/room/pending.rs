@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use yrs::updates::decoder::Decode;
-use yrs::{ReadTxn, StateVector, TransactionMut, Update, WriteTxn};
+use yrs::{ReadTxn, TransactionMut, Update, WriteTxn};
 
 /// How long an update may wait for what it depends on. Updates that legitimately cross on the
 /// way arrive within milliseconds of each other.
@@ -24,8 +24,6 @@ pub const MAX_PENDING_BYTES: usize = 1024 * 1024;
 struct Held {
     /// The waiting blocks, lib0 v1.
     update: Vec<u8>,
-    /// Clocks the document must reach before trying again; `None`: try on any change.
-    missing: Option<StateVector>,
     since: tokio::time::Instant,
     /// Closes the connection that sent it, once it has waited too long.
     expel: CancellationToken,
@@ -45,13 +43,12 @@ pub enum PendingError {
 }
 
 /// What yrs left pending in `txn`, taken out of the document.
-pub(super) fn take(txn: &mut TransactionMut<'_>) -> Option<(Vec<u8>, Option<StateVector>)> {
+pub(super) fn take(txn: &mut TransactionMut<'_>) -> Option<Vec<u8>> {
     if !txn.has_missing_updates() {
         return None;
     }
-    let missing = txn.store().pending_update().map(|p| p.missing.clone());
     let update = txn.prune_pending()?;
-    Some((yrs::updates::encoder::Encode::encode_v1(&update), missing))
+    Some(yrs::updates::encoder::Encode::encode_v1(&update))
 }
 
 impl PendingUpdates {
@@ -65,7 +62,6 @@ impl PendingUpdates {
         &mut self,
         from: ConnId,
         update: Vec<u8>,
-        missing: Option<StateVector>,
         expel: &CancellationToken,
     ) -> Result<(), PendingError> {
         let (update, since) = match self.held.remove(&from) {
@@ -85,7 +81,6 @@ impl PendingUpdates {
             from,
             Held {
                 update,
-                missing,
                 since,
                 expel: expel.clone(),
             },
@@ -93,45 +88,42 @@ impl PendingUpdates {
         Ok(())
     }
 
-    /// Applies, inside `txn`, every held update whose needs the document now meets; keeps what
-    /// still waits.
-    pub fn retry(&mut self, txn: &mut TransactionMut<'_>) {
-        if self.held.is_empty() {
-            return;
-        }
-        let sv = txn.state_vector();
-        let ready: Vec<ConnId> = self
-            .held
-            .iter()
-            .filter(|(_, held)| match &held.missing {
-                Some(missing) => missing
-                    .iter()
-                    .all(|(client, clock)| sv.get(client) >= *clock),
-                None => true,
-            })
-            .map(|(conn, _)| *conn)
-            .collect();
-        for conn in ready {
-            let Some(held) = self.held.remove(&conn) else {
-                continue;
-            };
-            self.bytes -= held.update.len();
-            let Ok(update) = Update::decode_v1(&held.update) else {
-                continue;
-            };
-            if txn.apply_update(update).is_err() {
-                continue;
+    /// Applies, inside `txn`, every held update the document can now take, again as long as
+    /// that brings anything in; keeps what still waits. Returns whether anything held for a
+    /// connection other than `from` was integrated.
+    ///
+    /// Every held update is tried, not only those whose recorded needs look met: what yrs
+    /// reports missing does not cover every dependency (deletions of unseen clocks, needs of
+    /// an earlier held part). The cost is bounded by [`MAX_PENDING_BYTES`] per change, for at
+    /// most [`PENDING_TIMEOUT`].
+    pub fn retry(&mut self, txn: &mut TransactionMut<'_>, from: ConnId) -> bool {
+        let mut others_included = false;
+        loop {
+            if self.held.is_empty() {
+                return others_included;
             }
-            if let Some((update, missing)) = take(txn) {
-                self.bytes += update.len();
-                self.held.insert(
-                    conn,
-                    Held {
-                        update,
-                        missing,
-                        ..held
-                    },
-                );
+            let before = txn.state_vector();
+            let conns: Vec<ConnId> = self.held.keys().copied().collect();
+            for conn in conns {
+                let Some(held) = self.held.remove(&conn) else {
+                    continue;
+                };
+                self.bytes -= held.update.len();
+                let Ok(update) = Update::decode_v1(&held.update) else {
+                    continue;
+                };
+                let sv = txn.state_vector();
+                if txn.apply_update(update).is_err() {
+                    continue;
+                }
+                others_included |= conn != from && txn.state_vector() != sv;
+                if let Some(update) = take(txn) {
+                    self.bytes += update.len();
+                    self.held.insert(conn, Held { update, ..held });
+                }
+            }
+            if txn.state_vector() == before {
+                return others_included;
             }
         }
     }

@@ -1,19 +1,26 @@
 //! Reads an update's structure before it reaches the replica, to refuse what would break
-//! other people's editors.
+//! other people's editors or yrs itself.
 //!
-//! A Tandem document is two texts, `content` and `title`. The Yjs encoding does not carry a
-//! root's type: every peer decides it by how it reads the root, so an update that writes a
-//! map entry or a number into `content` integrates fine on the server and then breaks every
-//! stock editor that reads `content` as text. yrs integrates such updates without complaint and
-//! a CRDT cannot take an integrated change back, so the check happens first, on the encoded
-//! update.
+//! A Tandem document is two plain texts, `content` and `title`, and nothing else. The Yjs
+//! encoding does not carry a root's type: every peer decides it by how it reads the root, so an
+//! update that writes a map entry or a number into `content` integrates fine on the server and
+//! then breaks every stock editor that reads `content` as text. yrs integrates such updates
+//! without complaint and a CRDT cannot take an integrated change back, so the check happens
+//! first, on the encoded update.
+//!
+//! The rule is simple enough to hold by induction: an item that names its parent must name one
+//! of the two texts (no other roots, no nested types, no map entries), and every item, wherever
+//! it lands, holds text (or a deleted run). An item with an origin continues whatever its origin
+//! belongs to, which is then one of the two texts too.
 //!
 //! The walk uses yrs's own decoder (`Decoder`, `ItemContent::decode`), so it reads exactly what
-//! yrs will read. Only items that name their parent explicitly (no left or right origin) can
-//! start content in a root; items with an origin continue whatever their origin is part of, so
-//! checking the explicit ones is enough to keep the two texts texts. The walk also refuses
-//! counts larger than the bytes that could hold them, before yrs reserves memory for them.
+//! yrs will read. It also refuses what yrs does not survive: counts larger than the bytes that
+//! could hold them (yrs reserves memory for them first), a client listed twice (yrs then reads
+//! freed memory), and clocks past 2^31 - 1 (yrs adds clocks unchecked and measures gaps in an
+//! `i32`: such updates panic it, at times while it unwinds, which aborts the process). Stock
+//! clients never write any of these: a client's clock counts its characters.
 
+use std::collections::HashSet;
 use yrs::block::{ItemContent, BLOCK_GC_REF_NUMBER, BLOCK_SKIP_REF_NUMBER};
 use yrs::encoding::read::{Cursor, Read};
 use yrs::updates::decoder::{Decoder, DecoderV1};
@@ -21,6 +28,9 @@ use yrs::updates::decoder::{Decoder, DecoderV1};
 const HAS_ORIGIN: u8 = 0b1000_0000;
 const HAS_RIGHT_ORIGIN: u8 = 0b0100_0000;
 const HAS_PARENT_SUB: u8 = 0b0010_0000;
+
+/// The largest clock an update may reach.
+pub const MAX_CLOCK: u32 = i32::MAX as u32;
 
 /// Why an update is refused before it is applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,8 +41,16 @@ pub enum ShapeError {
     ImpossibleCount { count: u64, bytes: usize },
     #[error("update writes a map entry into the text {root:?}")]
     MapEntryInText { root: String },
-    #[error("update writes {kind} into the text {root:?}")]
-    NotTextContent { root: String, kind: &'static str },
+    #[error("update writes {kind} into a text")]
+    NotTextContent { kind: &'static str },
+    #[error("update writes into {root:?}, which is not part of a Tandem document")]
+    UnknownRoot { root: String },
+    #[error("update writes into a nested type, which a Tandem document does not have")]
+    NestedType,
+    #[error("update lists client {client} twice")]
+    RepeatedClient { client: u64 },
+    #[error("update reaches past the largest clock ({MAX_CLOCK})")]
+    ClockOverflow,
 }
 
 impl From<yrs::encoding::read::Error> for ShapeError {
@@ -41,14 +59,14 @@ impl From<yrs::encoding::read::Error> for ShapeError {
     }
 }
 
-/// Checks that `update` (lib0 v1) keeps each root in `texts` a text.
+/// Checks that `update` (lib0 v1) writes only text into the roots named in `texts`.
 pub fn check(update: &[u8], texts: &[&str]) -> Result<(), ShapeError> {
     let mut decoder = DecoderV1::new(Cursor::new(update));
-    let bounded = |count: u64| {
-        // Every client section and every block takes at least one byte.
+    let bounded = |count: u32| {
+        // Every client section, block and deleted range takes at least one byte.
         if count as usize > update.len() {
             Err(ShapeError::ImpossibleCount {
-                count,
+                count: count.into(),
                 bytes: update.len(),
             })
         } else {
@@ -56,28 +74,59 @@ pub fn check(update: &[u8], texts: &[&str]) -> Result<(), ShapeError> {
         }
     };
     let clients: u32 = decoder.read_var()?;
-    bounded(clients.into())?;
+    bounded(clients)?;
+    let mut seen = HashSet::new();
     for _ in 0..clients {
         let blocks: u32 = decoder.read_var()?;
-        bounded(blocks.into())?;
-        let _client = decoder.read_client()?;
-        let _clock: u32 = decoder.read_var()?;
+        bounded(blocks)?;
+        let client = decoder.read_client()?;
+        if !seen.insert(client) {
+            return Err(ShapeError::RepeatedClient {
+                client: client.get(),
+            });
+        }
+        let mut clock: u32 = decoder.read_var()?;
         for _ in 0..blocks {
-            check_block(&mut decoder, texts)?;
+            let len = check_block(&mut decoder, texts)?;
+            clock = advance(clock, len)?;
+        }
+    }
+    // The delete set: per client, ranges of clocks.
+    let clients: u32 = decoder.read_var()?;
+    bounded(clients)?;
+    seen.clear();
+    for _ in 0..clients {
+        let client = decoder.read_client()?;
+        if !seen.insert(client) {
+            return Err(ShapeError::RepeatedClient {
+                client: client.get(),
+            });
+        }
+        let ranges: u32 = decoder.read_var()?;
+        bounded(ranges)?;
+        for _ in 0..ranges {
+            let clock = decoder.read_ds_clock()?;
+            let len = decoder.read_ds_len()?;
+            advance(clock, len)?;
         }
     }
     Ok(())
 }
 
-fn check_block(decoder: &mut DecoderV1<'_>, texts: &[&str]) -> Result<(), ShapeError> {
+/// The clock after a run of `len` from `clock`, if it stays within [`MAX_CLOCK`].
+fn advance(clock: u32, len: u32) -> Result<u32, ShapeError> {
+    clock
+        .checked_add(len)
+        .filter(|end| *end <= MAX_CLOCK)
+        .ok_or(ShapeError::ClockOverflow)
+}
+
+/// Reads one block and returns how many clocks it takes.
+fn check_block(decoder: &mut DecoderV1<'_>, texts: &[&str]) -> Result<u32, ShapeError> {
     let info = decoder.read_info()?;
     match info {
-        BLOCK_SKIP_REF_NUMBER => {
-            let _: u32 = decoder.read_var()?;
-        }
-        BLOCK_GC_REF_NUMBER => {
-            decoder.read_len()?;
-        }
+        BLOCK_SKIP_REF_NUMBER => Ok(decoder.read_var()?),
+        BLOCK_GC_REF_NUMBER => Ok(decoder.read_len()?),
         info => {
             if info & HAS_ORIGIN != 0 {
                 decoder.read_left_id()?;
@@ -85,41 +134,37 @@ fn check_block(decoder: &mut DecoderV1<'_>, texts: &[&str]) -> Result<(), ShapeE
             if info & HAS_RIGHT_ORIGIN != 0 {
                 decoder.read_right_id()?;
             }
-            let explicit_parent = info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0;
-            let mut root = None;
-            let mut map_entry = false;
-            if explicit_parent {
-                if decoder.read_parent_info()? {
-                    root = Some(decoder.read_string()?.to_owned());
-                } else {
-                    decoder.read_left_id()?;
+            if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
+                if !decoder.read_parent_info()? {
+                    return Err(ShapeError::NestedType);
+                }
+                let root = decoder.read_string()?;
+                if !texts.contains(&root) {
+                    return Err(ShapeError::UnknownRoot {
+                        root: root.chars().take(64).collect(),
+                    });
                 }
                 if info & HAS_PARENT_SUB != 0 {
-                    decoder.read_string()?;
-                    map_entry = true;
+                    return Err(ShapeError::MapEntryInText {
+                        root: root.to_owned(),
+                    });
                 }
             }
             let content = ItemContent::decode(decoder, info)?;
-            if let Some(root) = root.filter(|root| texts.contains(&root.as_str())) {
-                if map_entry {
-                    return Err(ShapeError::MapEntryInText { root });
-                }
-                if let Some(kind) = non_text_kind(&content) {
-                    return Err(ShapeError::NotTextContent { root, kind });
-                }
+            if let Some(kind) = non_text_kind(&content) {
+                return Err(ShapeError::NotTextContent { kind });
             }
+            Ok(content.len_utf16())
         }
     }
-    Ok(())
 }
 
-/// What a text cannot hold, by name; `None` for text content.
+/// What a plain text cannot hold, by name; `None` for text.
 fn non_text_kind(content: &ItemContent) -> Option<&'static str> {
     match content {
-        ItemContent::String(_)
-        | ItemContent::Embed(_)
-        | ItemContent::Format(_, _)
-        | ItemContent::Deleted(_) => None,
+        ItemContent::String(_) | ItemContent::Deleted(_) => None,
+        ItemContent::Embed(_) => Some("an embedded object"),
+        ItemContent::Format(_, _) => Some("formatting"),
         ItemContent::Any(_) => Some("values"),
         ItemContent::Binary(_) => Some("binary data"),
         ItemContent::Doc(_, _) => Some("a subdocument"),
@@ -170,20 +215,100 @@ mod tests {
     }
 
     #[test]
-    fn other_roots_may_be_anything() {
+    fn other_roots_and_nested_types_are_refused() {
         let bytes = update(
-            |doc| {
-                (
-                    doc.get_or_insert_map("meta"),
-                    doc.get_or_insert_array("list"),
-                )
-            },
-            |(meta, list), txn| {
+            |doc| doc.get_or_insert_map("meta"),
+            |meta, txn| {
                 meta.insert(txn, "k", 1);
-                list.push_back(txn, 2);
             },
         );
-        assert_eq!(check(&bytes, TEXTS), Ok(()));
+        assert!(matches!(
+            check(&bytes, TEXTS),
+            Err(ShapeError::UnknownRoot { .. })
+        ));
+        let bytes = update(
+            |doc| doc.get_or_insert_array("list"),
+            |list, txn| {
+                let nested = list.push_back(txn, yrs::ArrayPrelim::default());
+                nested.push_back(txn, 1);
+            },
+        );
+        assert!(check(&bytes, TEXTS).is_err());
+    }
+
+    #[test]
+    fn formatting_and_embeds_in_a_text_are_refused() {
+        let bytes = update(
+            |doc| doc.get_or_insert_text(CONTENT),
+            |content, txn| {
+                content.insert(txn, 0, "plain");
+                content.format(
+                    txn,
+                    0,
+                    2,
+                    yrs::types::Attrs::from([("b".into(), true.into())]),
+                );
+            },
+        );
+        assert!(matches!(
+            check(&bytes, TEXTS),
+            Err(ShapeError::NotTextContent { kind: "formatting" })
+        ));
+        let bytes = update(
+            |doc| doc.get_or_insert_text(CONTENT),
+            |content, txn| {
+                content.insert_embed(txn, 0, yrs::Any::from(1));
+            },
+        );
+        assert!(matches!(
+            check(&bytes, TEXTS),
+            Err(ShapeError::NotTextContent { .. })
+        ));
+    }
+
+    #[test]
+    fn clients_listed_twice_and_clocks_past_the_largest_are_refused() {
+        // Two garbage-collected ranges from clock 2^32 - 16: yrs aborts the process on it.
+        let past = [
+            0x01, 0x02, 0x05, 0xf0, 0xff, 0xff, 0xff, 0x0f, 0x00, 0x20, 0x00, 0x01, 0x00,
+        ];
+        assert_eq!(check(&past, TEXTS), Err(ShapeError::ClockOverflow));
+        // One client (2577) writing one character at clock 2^31 + 2^30.
+        let past = [
+            0x01, 0x01, 0x91, 0x14, 0x80, 0x80, 0x80, 0x80, 0x0c, 0x04, 0x01, 0x07, b'c', b'o',
+            b'n', b't', b'e', b'n', b't', 0x01, b'x', 0x00,
+        ];
+        assert_eq!(check(&past, TEXTS), Err(ShapeError::ClockOverflow));
+        // A deleted range reaching past the largest clock.
+        let past = [0x00, 0x01, 0x05, 0x01, 0xfe, 0xff, 0xff, 0xff, 0x07, 0x05];
+        assert_eq!(check(&past, TEXTS), Err(ShapeError::ClockOverflow));
+        // Client 5 listed twice, each with one character.
+        let one = |clock: u8| {
+            [
+                0x01, 0x05, clock, 0x04, 0x01, 0x07, b'c', b'o', b'n', b't', b'e', b'n', b't',
+                0x01, b'x',
+            ]
+        };
+        let mut twice = vec![0x02];
+        twice.extend(one(0));
+        twice.extend(one(1));
+        twice.push(0x00);
+        assert_eq!(
+            check(&twice, TEXTS),
+            Err(ShapeError::RepeatedClient { client: 5 })
+        );
+    }
+
+    #[test]
+    fn the_fuzzers_reproducers_are_refused_before_yrs_sees_them() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions/update_shape");
+        for name in [
+            "repeated_clients_use_after_free",
+            "change_encodes_unreadably",
+        ] {
+            let bytes = std::fs::read(format!("{dir}/{name}")).unwrap();
+            assert!(check(&bytes, TEXTS).is_err(), "{name} passed the check");
+        }
     }
 
     #[test]
@@ -208,10 +333,10 @@ mod tests {
                 title.push_back(txn, 42);
             },
         );
-        assert!(matches!(
+        assert_eq!(
             check(&bytes, TEXTS),
-            Err(ShapeError::NotTextContent { .. })
-        ));
+            Err(ShapeError::NotTextContent { kind: "values" })
+        );
     }
 
     #[test]

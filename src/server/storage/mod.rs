@@ -26,6 +26,26 @@ pub struct StoredDoc {
     pub meta: DocMeta,
 }
 
+impl StoredDoc {
+    /// Rebuilds the document from its snapshot and log. The error names the record that does
+    /// not read.
+    pub fn replica(&self) -> Result<yrs::Doc, String> {
+        use yrs::updates::decoder::Decode;
+        use yrs::Transact;
+        let doc = crate::protocol::new_doc();
+        {
+            let mut txn = doc.transact_mut();
+            for (i, bytes) in self.snapshot.iter().chain(&self.updates).enumerate() {
+                let update =
+                    yrs::Update::decode_v1(bytes).map_err(|e| format!("record {i}: {e}"))?;
+                txn.apply_update(update)
+                    .map_err(|e| format!("record {i}: {e}"))?;
+            }
+        }
+        Ok(doc)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DocMeta {
     pub title: String,
