@@ -303,7 +303,8 @@ async fn an_update_that_retypes_a_text_is_refused() {
     );
 }
 
-/// Two updates from one writer: the second depends on the first.
+/// Two updates from two writers: the second (by 778, who had seen the first) depends on the
+/// first (by 777).
 fn dependent_pair() -> (Vec<u8>, Vec<u8>) {
     let doc = yrs::Doc::with_client_id(777);
     let text = doc.get_or_insert_text(tandem::protocol::CONTENT);
@@ -312,10 +313,15 @@ fn dependent_pair() -> (Vec<u8>, Vec<u8>) {
         text.insert(&mut txn, 0, "first ");
         txn.encode_update_v1()
     };
+    let other = yrs::Doc::with_client_id(778);
+    let text = other.get_or_insert_text(tandem::protocol::CONTENT);
     let second = {
-        let mut txn = doc.transact_mut();
+        let mut txn = other.transact_mut();
+        txn.apply_update(yrs::updates::decoder::Decode::decode_v1(&first).unwrap())
+            .unwrap();
+        let sv = txn.state_vector();
         text.insert(&mut txn, 6, "second");
-        txn.encode_update_v1()
+        txn.encode_state_as_update_v1(&sv)
     };
     (first, second)
 }
@@ -407,4 +413,82 @@ async fn a_waiting_update_is_refused_when_its_bound_runs_out() {
     let check = Peer::join(&server, &id).await;
     assert_eq!(check.text(), "");
     drop(watcher);
+}
+
+/// Someone else's identifier: a connection that writes under another editor's Yjs client id,
+/// at clocks that editor has not reached yet, would take those clocks, and every peer would
+/// drop the real editor's next keystrokes as ones it already has. The first open connection
+/// that writes as a client owns it; another is refused with 1013 (a reconnecting editor whose
+/// old connection the server has not yet noticed gone retries and gets through later).
+#[tokio::test]
+async fn writing_as_another_open_connections_client_is_refused_and_their_work_goes_on() {
+    let server = TestServer::start().await;
+    let id = random_id();
+    let mut ann = Peer::join_as(&server, &id, Some(77)).await;
+    ann.insert(0, "hello").await;
+    let mut bob = Peer::join(&server, &id).await;
+    bob.wait_for_text("hello").await;
+
+    // Mallory's replica has Ann's text and Ann's client id; she writes the clocks Ann would.
+    let forged = yrs::Doc::with_client_id(77);
+    let forged_text = forged.get_or_insert_text(tandem::protocol::CONTENT);
+    let update = {
+        let state = ann
+            .doc()
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let mut txn = forged.transact_mut();
+        txn.apply_update(yrs::updates::decoder::Decode::decode_v1(&state).unwrap())
+            .unwrap();
+        let sv = txn.state_vector();
+        forged_text.insert(&mut txn, 5, " pwned");
+        txn.encode_state_as_update_v1(&sv)
+    };
+    let mut mallory = Peer::join(&server, &id).await;
+    mallory
+        .send_raw(frame(&Message::Sync(SyncMessage::Update(update.clone()))))
+        .await;
+    let (code, reason, _) = close_of(&mut mallory).await;
+    assert_eq!(code, 1013, "{reason}");
+    assert!(reason.contains("another open connection"), "{reason}");
+
+    // Ann's own next keystrokes (the same clocks) reach Bob and stay in the document.
+    ann.insert(5, " world").await;
+    bob.wait_for_text("hello world").await;
+    let fresh = Peer::join(&server, &id).await;
+    assert_eq!(fresh.text(), "hello world");
+
+    // Repeating what the document already has is anyone's right: a reconnecting page's sync
+    // step 2 does it.
+    let state = ann
+        .doc()
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    let mut repeater = Peer::join(&server, &id).await;
+    repeater
+        .send(Message::Sync(SyncMessage::Update(state)))
+        .await;
+    repeater.insert(0, "> ").await;
+    bob.wait_for_text("> hello world").await;
+
+    // Once Ann's connection is gone, her reconnecting page writes as her again (its replica,
+    // synchronised first, continues her clocks).
+    let url = server.ws_url(id.as_str());
+    ann.close().await;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        assert!(attempts <= 20, "Ann's reconnected page never got through");
+        let mut ann_again = Peer::join_url(&url, Some(77)).await;
+        ann_again.insert(0, "!").await;
+        match tokio::time::timeout(std::time::Duration::from_secs(1), ann_again.expect_close())
+            .await
+        {
+            // The server had not yet seen her old connection leave.
+            Ok(1013) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Ok(code) => panic!("Ann's page was closed with {code}"),
+            Err(_) => break,
+        }
+    }
+    bob.wait_for_text("!> hello world").await;
 }

@@ -34,7 +34,7 @@ impl Room {
         presence: &Presence,
         bytes: &[u8],
     ) -> Result<(), CloseReason> {
-        shape::check(bytes, &[protocol::CONTENT, protocol::TITLE])
+        let sections = shape::check(bytes, &[protocol::CONTENT, protocol::TITLE])
             .map_err(|e| CloseReason::invalid(e.to_string()))?;
         let update = Update::decode_v1(bytes)
             .map_err(|e| CloseReason::invalid(format!("undecodable update: {e}")))?;
@@ -59,6 +59,11 @@ impl Room {
                     self.policy.max_doc_bytes
                 )));
             }
+            let sv = state.doc.transact().state_vector();
+            if let Err(taken) = state.authors.check(from, &sections, &sv) {
+                tracing::info!(doc = %self.tag, conn = from, client = taken.client.get(), "a connection wrote as a client another open connection writes as; refused");
+                return Err(CloseReason::lagging(taken.to_string()));
+            }
             let applied = match self.integrate(&mut state, from, presence, update) {
                 Ok(applied) => applied,
                 Err(Integration::Panicked) => {
@@ -72,6 +77,8 @@ impl Room {
                 }
             };
             refusal = applied.refusal;
+            let after = state.doc.transact().state_vector();
+            state.authors.claim(from, &sections, &sv, &after);
             // Whatever a held update of someone else's brought in, its sender's peers have
             // not seen, nor has the connection whose update unblocked it: it goes to everyone.
             let publish_as = if applied.others_included {

@@ -22,6 +22,7 @@
 //! connections are closed with 1011, and the next connection loads the document afresh from
 //! the store.
 
+pub mod authors;
 mod durability;
 pub mod pending;
 pub mod presence;
@@ -111,6 +112,7 @@ struct State {
     doc: Doc,
     presence: presence::Registry,
     pending: pending::PendingUpdates,
+    authors: authors::Authors,
     /// Sequence number of the newest change applied to the replica (counted from 0 at load).
     applied: u64,
     /// Log position of the newest stored update of this document.
@@ -146,6 +148,7 @@ impl Room {
                 doc: loaded.doc,
                 presence: presence::Registry::default(),
                 pending: pending::PendingUpdates::default(),
+                authors: authors::Authors::default(),
                 applied: 0,
                 last_seq: loaded.last_seq,
                 tail_updates: loaded.tail_updates,

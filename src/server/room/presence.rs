@@ -295,6 +295,7 @@ impl Room {
         let removal = {
             let mut state = self.lock();
             state.pending.forget(from);
+            state.authors.release(from);
             if presence.awareness_clients.is_empty() {
                 return;
             }

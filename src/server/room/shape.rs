@@ -20,6 +20,7 @@
 //! `i32`: such updates panic it, at times while it unwinds, which aborts the process). Stock
 //! clients never write any of these: a client's clock counts its characters.
 
+use super::authors::Section;
 use std::collections::HashSet;
 use yrs::block::{ItemContent, BLOCK_GC_REF_NUMBER, BLOCK_SKIP_REF_NUMBER};
 use yrs::encoding::read::{Cursor, Read};
@@ -59,8 +60,9 @@ impl From<yrs::encoding::read::Error> for ShapeError {
     }
 }
 
-/// Checks that `update` (lib0 v1) writes only text into the roots named in `texts`.
-pub fn check(update: &[u8], texts: &[&str]) -> Result<(), ShapeError> {
+/// Checks that `update` (lib0 v1) writes only text into the roots named in `texts`, and returns
+/// the clocks it writes, per client.
+pub fn check(update: &[u8], texts: &[&str]) -> Result<Vec<Section>, ShapeError> {
     let mut decoder = DecoderV1::new(Cursor::new(update));
     let bounded = |count: u32| {
         // Every client section, block and deleted range takes at least one byte.
@@ -76,6 +78,7 @@ pub fn check(update: &[u8], texts: &[&str]) -> Result<(), ShapeError> {
     let clients: u32 = decoder.read_var()?;
     bounded(clients)?;
     let mut seen = HashSet::new();
+    let mut sections = Vec::with_capacity(clients as usize);
     for _ in 0..clients {
         let blocks: u32 = decoder.read_var()?;
         bounded(blocks)?;
@@ -85,11 +88,17 @@ pub fn check(update: &[u8], texts: &[&str]) -> Result<(), ShapeError> {
                 client: client.get(),
             });
         }
-        let mut clock: u32 = decoder.read_var()?;
+        let start: u32 = decoder.read_var()?;
+        let mut clock = advance(start, 0)?;
         for _ in 0..blocks {
             let len = check_block(&mut decoder, texts)?;
             clock = advance(clock, len)?;
         }
+        sections.push(Section {
+            client,
+            start,
+            end: clock,
+        });
     }
     // The delete set: per client, ranges of clocks.
     let clients: u32 = decoder.read_var()?;
@@ -110,7 +119,7 @@ pub fn check(update: &[u8], texts: &[&str]) -> Result<(), ShapeError> {
             advance(clock, len)?;
         }
     }
-    Ok(())
+    Ok(sections)
 }
 
 /// The clock after a run of `len` from `clock`, if it stays within [`MAX_CLOCK`].
@@ -211,7 +220,7 @@ mod tests {
                 title.insert(txn, 0, "Title");
             },
         );
-        assert_eq!(check(&bytes, TEXTS), Ok(()));
+        assert!(check(&bytes, TEXTS).is_ok());
     }
 
     #[test]

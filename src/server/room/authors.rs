@@ -1,0 +1,150 @@
+//! Which open connection writes as which Yjs client.
+//!
+//! Every change in a Yjs document carries its author's client id and a clock that counts that
+//! author's characters. A connection that writes under someone else's id, at clocks that person
+//! has not reached yet, takes those clocks: when the real author's next keystrokes arrive with
+//! the same clocks, every peer takes them for ones it already has and drops them. So the first
+//! open connection that adds to a client's clocks owns them while it stays; another connection
+//! adding to them is refused, and the owner's own work goes on.
+//!
+//! A person who reconnects (after sleep, or a network change) keeps their client id, and the
+//! server may not yet have noticed that their old connection is gone (it closes a silent one
+//! after a minute). So the refusal is "try again later" (1013): their page keeps the edits and
+//! retries, and gets through once the old connection is closed.
+
+use super::ConnId;
+use std::collections::HashMap;
+use yrs::block::ClientID;
+use yrs::StateVector;
+
+/// The most client ids one connection owns. Ordinary pages write as one; a page that merges
+/// edits made offline under earlier ids may add a few more. Beyond this, ids are written
+/// unowned, not refused.
+pub const MAX_OWNED_PER_CONNECTION: usize = 64;
+
+/// One client's clocks in an update: from `start` up to `end` (exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Section {
+    pub client: ClientID,
+    pub start: u32,
+    pub end: u32,
+}
+
+/// A connection adding to clocks another open connection owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this page's editor id is in use by another open connection; retrying")]
+pub struct Taken {
+    pub client: ClientID,
+}
+
+#[derive(Default)]
+pub(super) struct Authors {
+    owner: HashMap<ClientID, ConnId>,
+    owned: HashMap<ConnId, Vec<ClientID>>,
+}
+
+impl Authors {
+    /// Refuses `sections` from `from` if one adds clocks beyond `sv` to a client another
+    /// connection owns. Repeating clocks the document has (a reconnecting page's sync step 2)
+    /// is anyone's right.
+    pub fn check(&self, from: ConnId, sections: &[Section], sv: &StateVector) -> Result<(), Taken> {
+        for section in adding(sections, sv) {
+            match self.owner.get(&section.client) {
+                Some(owner) if *owner != from => {
+                    return Err(Taken {
+                        client: section.client,
+                    })
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives `from` the clients of `sections` whose clocks went from `before` to `after` and
+    /// that have no owner yet. Blocks held back for missing dependencies claim nothing until
+    /// they integrate.
+    pub fn claim(
+        &mut self,
+        from: ConnId,
+        sections: &[Section],
+        before: &StateVector,
+        after: &StateVector,
+    ) {
+        let advanced = sections
+            .iter()
+            .filter(|section| after.get(&section.client) > before.get(&section.client));
+        for section in advanced {
+            let owned = self.owned.entry(from).or_default();
+            if owned.len() >= MAX_OWNED_PER_CONNECTION {
+                return;
+            }
+            if let std::collections::hash_map::Entry::Vacant(entry) =
+                self.owner.entry(section.client)
+            {
+                entry.insert(from);
+                owned.push(section.client);
+            }
+        }
+    }
+
+    /// Frees what a departing connection owned.
+    pub fn release(&mut self, conn: ConnId) {
+        for client in self.owned.remove(&conn).unwrap_or_default() {
+            self.owner.remove(&client);
+        }
+    }
+}
+
+fn adding<'a>(sections: &'a [Section], sv: &'a StateVector) -> impl Iterator<Item = &'a Section> {
+    sections
+        .iter()
+        .filter(move |section| section.end > sv.get(&section.client))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(client: u64, start: u32, end: u32) -> Section {
+        Section {
+            client: ClientID::new(client),
+            start,
+            end,
+        }
+    }
+
+    #[test]
+    fn the_first_writer_owns_a_client_until_it_leaves() {
+        let mut authors = Authors::default();
+        let mut sv = StateVector::default();
+        let ann = [section(7, 0, 5)];
+        authors.check(1, &ann, &sv).unwrap();
+        let mut after = sv.clone();
+        after.set_max(ClientID::new(7), 5);
+        authors.claim(1, &ann, &sv, &after);
+        sv = after;
+        let more = [section(7, 5, 9)];
+        assert_eq!(authors.check(1, &more, &sv), Ok(()));
+        assert!(authors.check(2, &more, &sv).is_err());
+        // Repeating what the document has is not writing.
+        assert_eq!(authors.check(2, &ann, &sv), Ok(()));
+        authors.release(1);
+        assert_eq!(authors.check(2, &more, &sv), Ok(()));
+    }
+
+    #[test]
+    fn a_connection_owns_a_bounded_number_of_clients() {
+        let mut authors = Authors::default();
+        let sv = StateVector::default();
+        let many: Vec<Section> = (1..=200).map(|c| section(c, 0, 1)).collect();
+        let mut after = StateVector::default();
+        for c in 1..=200 {
+            after.set_max(ClientID::new(c), 1);
+        }
+        authors.claim(1, &many, &sv, &after);
+        assert_eq!(authors.owner.len(), MAX_OWNED_PER_CONNECTION);
+        assert!(authors.check(2, &many[..1], &sv).is_err());
+        assert_eq!(authors.check(2, &many[199..], &sv), Ok(()));
+    }
+}
