@@ -364,6 +364,9 @@ async fn document_pages_beyond_the_render_cap_are_answered_503() {
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(refused.headers["retry-after"], "1");
     assert_eq!(refused.headers["x-frame-options"], "DENY");
+    // Loading a document through its server function is a render too.
+    let refused = net::get(server.addr, "/api/load_document").await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
     // Other pages are not held back.
     assert_eq!(net::get(server.addr, "/").await.status, StatusCode::OK);
     assert_eq!(

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::channel::ChannelSocket;
 use common::{random_id, Peer, TestServer, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
@@ -13,9 +14,7 @@ use tandem::server::journal::Journal;
 use tandem::server::limits::{LimitSettings, Limits};
 use tandem::server::room::RoomPolicy;
 use tandem::server::session::{self, SessionSettings};
-use tandem::server::socket::{
-    Connection, Error as SocketError, Lingered, Message as ServerMessage,
-};
+use tandem::server::socket::Message as ServerMessage;
 use tandem::server::storage::sqlite::SqliteStore;
 use tandem::server::storage::DocStore;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -214,59 +213,6 @@ async fn connections_per_address_are_limited() {
     }
 }
 
-/// A socket made of channels, so the session runs under tokio's paused clock with no I/O.
-struct ChannelSocket {
-    incoming: tokio::sync::mpsc::Receiver<Result<ServerMessage, SocketError>>,
-    outgoing: tokio_util::sync::PollSender<ServerMessage>,
-}
-
-type Ready<T> = std::task::Poll<T>;
-type Cx<'a, 'b> = &'a mut std::task::Context<'b>;
-
-impl futures_util::Stream for ChannelSocket {
-    type Item = Result<ServerMessage, SocketError>;
-    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: Cx) -> Ready<Option<Self::Item>> {
-        self.incoming.poll_recv(cx)
-    }
-}
-
-impl futures_util::Sink<ServerMessage> for ChannelSocket {
-    type Error = SocketError;
-    fn poll_ready(mut self: std::pin::Pin<&mut Self>, cx: Cx) -> Ready<Result<(), Self::Error>> {
-        self.outgoing
-            .poll_reserve(cx)
-            .map_err(|_| SocketError::ConnectionClosed)
-    }
-    fn start_send(
-        mut self: std::pin::Pin<&mut Self>,
-        item: ServerMessage,
-    ) -> Result<(), Self::Error> {
-        self.outgoing
-            .send_item(item)
-            .map_err(|_| SocketError::ConnectionClosed)
-    }
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _: Cx) -> Ready<Result<(), Self::Error>> {
-        Ready::Ready(Ok(()))
-    }
-    fn poll_close(mut self: std::pin::Pin<&mut Self>, _: Cx) -> Ready<Result<(), Self::Error>> {
-        self.outgoing.close();
-        Ready::Ready(Ok(()))
-    }
-}
-
-impl Connection for ChannelSocket {
-    /// Reads until the peer's close or the end of the channel; channels carry no byte count.
-    async fn linger(&mut self, _max_bytes: u64) -> Lingered {
-        loop {
-            match self.incoming.recv().await {
-                Some(Ok(ServerMessage::Close(_))) => return Lingered::Answered,
-                Some(_) => continue,
-                None => return Lingered::Ended,
-            }
-        }
-    }
-}
-
 /// A connection that stops answering pings is closed, and its presence removed; one that
 /// answers stays.
 #[tokio::test(start_paused = true)]
@@ -295,6 +241,7 @@ async fn a_connection_that_stops_answering_pings_is_closed() {
         let outgoing = tokio_util::sync::PollSender::new(outgoing);
         let settings = SessionSettings {
             send_queue: 16,
+            send_queue_bytes: 1 << 20,
             acks: false,
             messages: limits.message_limiter(),
             admission: limits
@@ -364,4 +311,89 @@ async fn a_connection_that_stops_answering_pings_is_closed() {
         "closed after {after:?}"
     );
     assert!(saw_removal, "its presence was removed for the others");
+}
+
+/// A peer that asks for the whole document again and again without reading the answers is
+/// closed once its replies reach the byte bound (the document limit plus 1 MiB), before the
+/// frame bound: what one connection holds in the server's memory is bounded in bytes.
+#[tokio::test]
+async fn a_peer_asking_more_than_it_reads_is_closed_at_the_reply_byte_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir.path(), 0).unwrap());
+    let journal = Journal::start(store.clone(), 64);
+    let max_doc_bytes = 256 * 1024;
+    let policy = RoomPolicy {
+        compact_after_updates: 100,
+        compact_after_bytes: 1 << 20,
+        max_doc_bytes,
+        presence: Default::default(),
+    };
+    let hub = Hub::new(store, journal, policy, 64);
+    let limits = Limits::new(LimitSettings {
+        connections_per_address: 10,
+        new_connections_per_second: 100,
+        messages_per_second: 10_000,
+    });
+    let (to_server, incoming) = tokio::sync::mpsc::channel(1024);
+    // The peer reads nothing until the end: the session's writer holds one frame, then waits.
+    let (outgoing, mut from_server) = tokio::sync::mpsc::channel(1);
+    let settings = SessionSettings {
+        send_queue: 4096,
+        send_queue_bytes: max_doc_bytes + session::SEND_QUEUE_EXTRA_BYTES,
+        acks: false,
+        messages: limits.message_limiter(),
+        admission: limits
+            .admit(std::net::IpAddr::from([127, 0, 0, 1]))
+            .unwrap(),
+        max_message_bytes: 1 << 20,
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(session::run(
+        ChannelSocket {
+            incoming,
+            outgoing: tokio_util::sync::PollSender::new(outgoing),
+        },
+        hub,
+        random_id(),
+        settings,
+        shutdown,
+    ));
+
+    // A document of 200 KB, then 64 requests for all of it: 12.8 MB of answers.
+    let writer = yrs::Doc::new();
+    let text = writer.get_or_insert_text(tandem::protocol::CONTENT);
+    let update = {
+        use yrs::{Text, Transact};
+        let mut txn = writer.transact_mut();
+        text.insert(&mut txn, 0, &"w".repeat(200 * 1024));
+        txn.encode_update_v1()
+    };
+    let frame = |m: Message| Ok(ServerMessage::Binary(m.encode_v1().into()));
+    to_server
+        .send(frame(Message::Sync(yrs::sync::SyncMessage::Update(update))))
+        .await
+        .unwrap();
+    for _ in 0..64 {
+        let ask = Message::Sync(yrs::sync::SyncMessage::SyncStep1(Default::default()));
+        if to_server.send(frame(ask)).await.is_err() {
+            break;
+        }
+    }
+    let mut answers = 0;
+    let closed = tokio::time::timeout(PATIENCE, async {
+        while let Some(message) = from_server.recv().await {
+            match message {
+                ServerMessage::Binary(frame) if frame.len() > 200 * 1024 => answers += 1,
+                ServerMessage::Close(Some(close)) => return Some(close),
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .expect("the session ended in time")
+    .expect("the session sent a close frame");
+    assert_eq!(u16::from(closed.code), 1013);
+    assert_eq!(closed.reason.as_str(), "reply queue full");
+    assert!(answers < 64, "{answers} whole-document answers were queued");
 }

@@ -307,6 +307,10 @@ async fn websocket(
     let response = upgrade.on_upgrade(config, move |socket| {
         let settings = session::SessionSettings {
             send_queue: state.config.send_queue,
+            send_queue_bytes: state
+                .config
+                .max_doc_bytes
+                .saturating_add(session::SEND_QUEUE_EXTRA_BYTES),
             acks,
             messages: state.limits.message_limiter(),
             admission,

@@ -51,9 +51,16 @@ pub fn linger_bytes(max_message_bytes: usize) -> u64 {
         .saturating_add(LINGER_EXTRA_BYTES)
 }
 
+/// What a reply queue holds beyond one whole document: small answers around a large one.
+pub const SEND_QUEUE_EXTRA_BYTES: usize = 1024 * 1024;
+
 pub struct SessionSettings {
-    /// Capacity of the reply queue.
+    /// Capacity of the reply queue, in frames.
     pub send_queue: usize,
+    /// Capacity of the reply queue, in bytes: one answer may be the whole document, so this
+    /// is the document size limit plus a little; a peer that asks for more than it reads is
+    /// closed with 1013 instead of holding the server's memory.
+    pub send_queue_bytes: usize,
     /// The client is Tandem's own and wants to know when its changes are durable.
     pub acks: bool,
     /// Incoming messages allowed per second; beyond it the connection is closed with 1008.
@@ -92,8 +99,22 @@ pub async fn run<S: Connection>(
     // Subscribe before the greeting is computed, so nothing published in between is missed.
     let mut updates = room.subscribe();
     let (replies, mut queued) = mpsc::channel::<Bytes>(settings.send_queue.max(4));
+    // Bytes in the reply queue, added when queued and taken when sent.
+    let queued_bytes = std::sync::atomic::AtomicUsize::new(0);
+    let enqueue = |frame: Bytes| -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let len = frame.len();
+        if queued_bytes.load(Relaxed).saturating_add(len) > settings.send_queue_bytes {
+            return false;
+        }
+        if replies.try_send(frame).is_err() {
+            return false;
+        }
+        queued_bytes.fetch_add(len, Relaxed);
+        true
+    };
     for frame in room.greeting() {
-        let _ = replies.try_send(frame);
+        let _ = enqueue(frame);
     }
 
     let (mut sink, mut stream) = socket.split();
@@ -156,7 +177,8 @@ pub async fn run<S: Connection>(
                                 received.replies.push(saved.clone());
                             }
                             for frame in received.replies {
-                                if replies.try_send(frame).is_err() {
+                                if !enqueue(frame) {
+                                    tracing::info!(doc = %room.tag, conn, "reply queue full, closing");
                                     decide(CloseReason::lagging("reply queue full"));
                                 }
                             }
@@ -211,7 +233,10 @@ pub async fn run<S: Connection>(
                     }
                 }
                 frame = queued.recv() => match frame {
-                    Some(frame) => frame,
+                    Some(frame) => {
+                        queued_bytes.fetch_sub(frame.len(), std::sync::atomic::Ordering::Relaxed);
+                        frame
+                    }
                     None => break,
                 },
                 update = updates.recv() => match update {

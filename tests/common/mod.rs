@@ -2,6 +2,7 @@
 //! speak the Yjs wire protocol over real WebSockets (tokio-tungstenite + yrs).
 #![allow(dead_code)]
 
+pub mod channel;
 pub mod raw;
 pub mod trace;
 
