@@ -51,10 +51,13 @@ fn check_declared_count(frame: &[u8]) -> Result<(), WireError> {
         Ok(MSG_AWARENESS) => MIN_AWARENESS_ENTRY,
         _ => return Ok(()),
     };
-    let (Ok(payload), Ok(count)) = (cursor.read_var::<u64>(), cursor.read_var::<u64>()) else {
+    // The payload's declared length is skipped, not trusted: yrs reads it as 32 bits and lets
+    // longer encodings wrap. What bounds the count is the bytes actually left in the frame.
+    let (Ok(_payload), Ok(count)) = (cursor.read_var::<u64>(), cursor.read_var::<u64>()) else {
         return Ok(());
     };
-    if count.saturating_mul(min_entry) > payload {
+    let left = (frame.len() - cursor.next) as u64;
+    if count.saturating_mul(min_entry) > left {
         return Err(WireError::ImpossibleCount {
             count,
             bytes: frame.len(),
@@ -144,6 +147,15 @@ mod tests {
         ));
         // The same, behind an awareness query.
         let bomb = [0x03, 0x00, 0x00, 0x05, 0x80, 0x80, 0x80, 0x80, 0x02];
+        assert!(matches!(
+            decode(&bomb),
+            Err(WireError::ImpossibleCount { .. })
+        ));
+        // A payload length whose long encoding wraps in yrs's 32-bit reading.
+        let bomb = [
+            0x00, 0x00, 0x88, 0x80, 0x80, 0x80, 0x80, 0x01, 0x80, 0x80, 0x80, 0x80, 0x01, 0x00,
+            0x00, 0x00,
+        ];
         assert!(matches!(
             decode(&bomb),
             Err(WireError::ImpossibleCount { .. })

@@ -28,12 +28,18 @@ impl Room {
     /// broadcast is the transaction's own delta, not the bytes received: a reconnecting
     /// client's sync step 2 repeats much that the room already has, and blocks that wait for
     /// missing dependencies are held back (see [`pending`]).
+    ///
+    /// `live` tells an update typed now (which claims its authors' client ids for `from`, see
+    /// [`super::authors`]) from a sync step 2, which may carry edits made earlier under ids other
+    /// pages of the same person use. Returns what the work cost, in messages' worth beyond the
+    /// message itself.
     pub(super) async fn apply_update(
         self: &Arc<Self>,
         from: ConnId,
         presence: &Presence,
         bytes: &[u8],
-    ) -> Result<(), CloseReason> {
+        live: bool,
+    ) -> Result<u32, CloseReason> {
         let sections = shape::check(bytes, &[protocol::CONTENT, protocol::TITLE])
             .map_err(|e| CloseReason::invalid(e.to_string()))?;
         let update = Update::decode_v1(bytes)
@@ -45,6 +51,7 @@ impl Room {
             .await
             .ok_or_else(|| CloseReason::internal("storage has stopped"))?;
         let refusal;
+        let cost;
         let (sequence, stored) = {
             let mut state = self.lock();
             if let Some(failure) = &state.failure {
@@ -64,7 +71,7 @@ impl Room {
                 tracing::info!(doc = %self.tag, conn = from, client = taken.client.get(), "a connection wrote as a client another open connection writes as; refused");
                 return Err(CloseReason::lagging(taken.to_string()));
             }
-            let applied = match self.integrate(&mut state, from, presence, update) {
+            let applied = match self.integrate(&mut state, from, presence, update, &sections) {
                 Ok(applied) => applied,
                 Err(Integration::Panicked) => {
                     self.fail(
@@ -77,8 +84,11 @@ impl Room {
                 }
             };
             refusal = applied.refusal;
-            let after = state.doc.transact().state_vector();
-            state.authors.claim(from, &sections, &sv, &after);
+            cost = applied.work_bytes / super::COST_UNIT_BYTES;
+            if live {
+                let after = state.doc.transact().state_vector();
+                state.authors.claim(from, &sections, &sv, &after);
+            }
             // Whatever a held update of someone else's brought in, its sender's peers have
             // not seen, nor has the connection whose update unblocked it: it goes to everyone.
             let publish_as = if applied.others_included {
@@ -121,7 +131,7 @@ impl Room {
             },
         };
         durable?;
-        refusal.map_or(Ok(()), Err)
+        refusal.map_or(Ok(cost as u32), Err)
     }
     /// Integrates `update` and whatever held updates it unblocks, in one transaction, and
     /// returns the change to store and broadcast, with the reason to close the sender when part
@@ -133,21 +143,33 @@ impl Room {
         from: ConnId,
         presence: &Presence,
         update: Update,
+        sections: &[super::authors::Section],
     ) -> Result<Applied, Integration> {
-        let State { doc, pending, .. } = state;
+        let State {
+            doc,
+            pending,
+            authors,
+            ..
+        } = state;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut txn = doc.transact_mut();
             let mut refusal = txn
                 .apply_update(update)
                 .err()
                 .map(|e| CloseReason::invalid(format!("update does not apply: {e}")));
-            if let Some(blocks) = pending::take(&mut txn) {
-                if let Err(e) = pending.hold(from, blocks, &presence.expelled) {
-                    refusal.get_or_insert(CloseReason::invalid(e.to_string()));
+            let mut work_bytes = 0;
+            if let Some(waiting) = pending::take(&mut txn) {
+                match pending.hold(from, waiting, sections, &presence.expelled) {
+                    Ok(merged) => work_bytes += merged,
+                    Err(e) => {
+                        refusal.get_or_insert(CloseReason::invalid(e.to_string()));
+                    }
                 }
             }
             // After holding, so that the sender's own waiting blocks are tried with the rest.
-            let others_included = pending.retry(&mut txn, from);
+            let before = txn.before_state().clone();
+            let retried = pending.retry(&mut txn, &before, from, authors);
+            work_bytes += retried.bytes;
             let changed = txn.before_state() != txn.after_state() || !txn.delete_set().is_empty();
             let delta = changed.then(|| txn.encode_update_v1());
             // yrs can integrate an update into a replica it then encodes unreadably: what is
@@ -161,8 +183,9 @@ impl Room {
             }
             Ok(Applied {
                 delta,
-                others_included,
+                others_included: retried.others_included,
                 refusal,
+                work_bytes,
             })
         }));
         outcome.unwrap_or(Err(Integration::Panicked))
@@ -227,21 +250,17 @@ impl Room {
     fn compact_in_background(self: &Arc<Self>) {
         let room = self.clone();
         let accepted = self.journal.try_compact_with(Box::new(move |store| {
-            let (tail_updates, tail_bytes) = {
-                let state = room.lock();
-                (state.tail_updates, state.tail_bytes)
-            };
             let built = build_compaction(&room.id, store);
             let mut state = room.lock();
             state.compacting = false;
-            let compaction = match built {
-                Ok(compaction) => compaction?,
+            let (compaction, tail_updates, tail_bytes) = match built {
+                Ok(built) => built?,
                 Err(error) => {
                     tracing::warn!(doc = %room.tag, %error, "a compaction could not be built; the log stays as it is");
                     return None;
                 }
             };
-            // What was logged since the counts were taken stays in the tail.
+            // What was logged after the records compacted stays in the tail.
             state.tail_updates = state.tail_updates.saturating_sub(tail_updates);
             state.tail_bytes = state.tail_bytes.saturating_sub(tail_bytes);
             state.stored_bytes = compaction.snapshot.len() + state.tail_bytes;
@@ -289,6 +308,8 @@ struct Applied {
     others_included: bool,
     /// Why the sender is closed, when part of what it sent is refused.
     refusal: Option<CloseReason>,
+    /// Bytes of held updates merged or retried: work beyond the update itself.
+    work_bytes: usize,
 }
 
 /// Why integration did not return a change.
@@ -297,22 +318,28 @@ enum Integration {
     Panicked,
 }
 
-/// Merges what the store holds for `doc` into one snapshot; `None` when nothing is stored.
+/// Merges what the store holds for `doc` into one snapshot, with the number and bytes of the
+/// log records it replaces; `None` when nothing is stored. The snapshot replaces the log for
+/// good, so it must read back (yrs has encoded documents it could not decode).
 fn build_compaction(
     doc: &crate::doc_id::DocId,
     store: &dyn DocStore,
-) -> Result<Option<Compaction>, String> {
+) -> Result<Option<(Compaction, usize, usize)>, String> {
     let Some(stored) = store.load(doc).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     let replica = stored.replica()?;
     let txn = replica.transact();
-    Ok(Some(Compaction {
+    let snapshot = txn.encode_diff_v1(&StateVector::default());
+    Update::decode_v1(&snapshot).map_err(|e| format!("the snapshot does not read back: {e}"))?;
+    let compaction = Compaction {
         doc: doc.clone(),
-        snapshot: txn.encode_diff_v1(&StateVector::default()),
+        snapshot,
         upto: stored.last_seq,
         title: protocol::read_title(&txn),
-    }))
+    };
+    let tail_bytes = stored.updates.iter().map(Vec::len).sum();
+    Ok(Some((compaction, stored.updates.len(), tail_bytes)))
 }
 
 fn encode_update(delta: &[u8]) -> Bytes {

@@ -214,9 +214,12 @@ impl Room {
                 received.cost = (reply.len() / COST_UNIT_BYTES) as u32;
                 received.replies.push(reply);
             }
-            Message::Sync(SyncMessage::SyncStep2(update))
-            | Message::Sync(SyncMessage::Update(update)) => {
-                self.apply_update(from, presence, &update).await?;
+            Message::Sync(SyncMessage::SyncStep2(update)) => {
+                received.cost = self.apply_update(from, presence, &update, false).await?;
+                received.stored = true;
+            }
+            Message::Sync(SyncMessage::Update(update)) => {
+                received.cost = self.apply_update(from, presence, &update, true).await?;
                 received.stored = true;
             }
             Message::Awareness(update) => self.receive_presence(from, presence, update)?,

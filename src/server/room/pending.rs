@@ -1,31 +1,48 @@
 //! Updates that arrived before what they depend on.
 //!
-//! yrs keeps such blocks inside the document ("pending") and sends them along with every
-//! whole-document encoding, outside any size limit. The room takes them out again after each
-//! change (`prune_pending`) and holds them here instead, per connection, bounded in bytes (and
-//! counted against the document's size limit) and in time. Whenever the document moves on, a
-//! held update whose needs are now met is applied; one that still waits when its time runs out
-//! is dropped and its connection closed with 1007. Nothing held is ever stored or relayed: only
-//! what integrates is, as part of the change that integrated it.
+//! yrs keeps such blocks (and deletions of clocks it has not seen) inside the document
+//! ("pending") and sends them along with every whole-document encoding, outside any size limit.
+//! The room takes them out again after each change (`prune_pending`) and holds them here
+//! instead, per connection, bounded in bytes (and counted against the document's size limit) and
+//! in time. When a change advances a client a held update waits for, that update is tried
+//! again; one that still waits when its time runs out is dropped and its connection closed with
+//! 1007. Nothing held is ever stored or relayed: only what integrates is, as part of the change
+//! that integrated it.
+//!
+//! Retrying costs yrs work in proportion to the held bytes, so the bytes retried are charged to
+//! the connection whose change set it off, like any large answer.
 
+use super::authors::{Authors, Section};
 use super::ConnId;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use yrs::block::ClientID;
 use yrs::updates::decoder::Decode;
-use yrs::{ReadTxn, TransactionMut, Update, WriteTxn};
+use yrs::{ReadTxn, StateVector, TransactionMut, Update, WriteTxn};
 
 /// How long an update may wait for what it depends on. Updates that legitimately cross on the
 /// way arrive within milliseconds of each other.
 pub const PENDING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes of waiting updates a room holds (all connections together).
 pub const MAX_PENDING_BYTES: usize = 1024 * 1024;
+/// Most bytes of waiting updates one connection holds, so that one cannot take the room's
+/// whole allowance.
+pub const MAX_PENDING_BYTES_PER_CONNECTION: usize = 256 * 1024;
+
+/// Blocks yrs could not integrate yet, lib0 v1, and the clients whose progress they wait for.
+pub(super) struct Waiting {
+    pub update: Vec<u8>,
+    pub waits_on: HashSet<ClientID>,
+}
 
 struct Held {
-    /// The waiting blocks, lib0 v1.
-    update: Vec<u8>,
+    waiting: Waiting,
+    /// The clocks the held blocks write, per client: checked against the owners of those
+    /// clients when the blocks integrate (see [`Authors`]).
+    sections: Vec<Section>,
     since: tokio::time::Instant,
-    /// Closes the connection that sent it, once it has waited too long.
+    /// Closes the connection that sent it, once it has waited too long or cannot apply.
     expel: CancellationToken,
 }
 
@@ -40,15 +57,37 @@ pub(super) struct PendingUpdates {
 pub enum PendingError {
     #[error("update depends on changes this document does not have (more than {MAX_PENDING_BYTES} bytes waiting)")]
     TooMuch,
+    #[error("update depends on changes this document does not have (more than {MAX_PENDING_BYTES_PER_CONNECTION} bytes waiting from this connection)")]
+    TooMuchFromOne,
+}
+
+/// What a retry did.
+#[derive(Debug, Default)]
+pub(super) struct Retried {
+    /// Whether anything held for a connection other than the sender was applied: the change
+    /// then goes to everyone, the sender included.
+    pub others_included: bool,
+    /// Bytes of held updates decoded and applied: the work the retry cost.
+    pub bytes: usize,
 }
 
 /// What yrs left pending in `txn`, taken out of the document.
-pub(super) fn take(txn: &mut TransactionMut<'_>) -> Option<Vec<u8>> {
+pub(super) fn take(txn: &mut TransactionMut<'_>) -> Option<Waiting> {
     if !txn.has_missing_updates() {
         return None;
     }
+    let mut waits_on = HashSet::new();
+    if let Some(pending) = txn.store().pending_update() {
+        waits_on.extend(pending.missing.iter().map(|(client, _)| *client));
+    }
+    if let Some(deletions) = txn.store().pending_ds() {
+        waits_on.extend(deletions.iter().map(|(client, _)| *client));
+    }
     let update = txn.prune_pending()?;
-    Some(yrs::updates::encoder::Encode::encode_v1(&update))
+    Some(Waiting {
+        update: yrs::updates::encoder::Encode::encode_v1(&update),
+        waits_on,
+    })
 }
 
 impl PendingUpdates {
@@ -58,72 +97,98 @@ impl PendingUpdates {
     }
 
     /// Holds what `from` sent that could not be integrated yet, with what it held before.
+    /// Returns the bytes merged, the work holding cost.
     pub fn hold(
         &mut self,
         from: ConnId,
-        update: Vec<u8>,
+        waiting: Waiting,
+        sections: &[Section],
         expel: &CancellationToken,
-    ) -> Result<(), PendingError> {
-        let (update, since) = match self.held.remove(&from) {
+    ) -> Result<usize, PendingError> {
+        let (waiting, mut held_sections, since) = match self.held.remove(&from) {
             Some(previous) => {
-                self.bytes -= previous.update.len();
-                let merged =
-                    yrs::merge_updates_v1([previous.update.as_slice(), &update]).unwrap_or(update);
-                (merged, previous.since)
+                self.bytes -= previous.waiting.update.len();
+                let update =
+                    yrs::merge_updates_v1([previous.waiting.update.as_slice(), &waiting.update])
+                        .unwrap_or(waiting.update);
+                let mut waits_on = previous.waiting.waits_on;
+                waits_on.extend(waiting.waits_on);
+                (
+                    Waiting { update, waits_on },
+                    previous.sections,
+                    previous.since,
+                )
             }
-            None => (update, tokio::time::Instant::now()),
+            None => (waiting, Vec::new(), tokio::time::Instant::now()),
         };
-        if self.bytes + update.len() > MAX_PENDING_BYTES {
+        let len = waiting.update.len();
+        if len > MAX_PENDING_BYTES_PER_CONNECTION {
+            return Err(PendingError::TooMuchFromOne);
+        }
+        if self.bytes + len > MAX_PENDING_BYTES {
             return Err(PendingError::TooMuch);
         }
-        self.bytes += update.len();
+        held_sections.extend_from_slice(sections);
+        self.bytes += len;
         self.held.insert(
             from,
             Held {
-                update,
+                waiting,
+                sections: held_sections,
                 since,
                 expel: expel.clone(),
             },
         );
-        Ok(())
+        Ok(len)
     }
 
-    /// Applies, inside `txn`, every held update the document can now take, again as long as
-    /// that brings anything in; keeps what still waits. Returns whether anything held for a
-    /// connection other than `from` was integrated.
-    ///
-    /// Every held update is tried, not only those whose recorded needs look met: what yrs
-    /// reports missing does not cover every dependency (deletions of unseen clocks, needs of
-    /// an earlier held part). The cost is bounded by [`MAX_PENDING_BYTES`] per change, for at
-    /// most [`PENDING_TIMEOUT`].
-    pub fn retry(&mut self, txn: &mut TransactionMut<'_>, from: ConnId) -> bool {
-        let mut others_included = false;
+    /// Applies, inside `txn`, every held update waiting for a client whose clock moved since
+    /// `before`, again as long as that brings anything in; keeps what still waits. A held
+    /// update that would write as a client another open connection owns, or that yrs refuses,
+    /// is dropped and its sender closed.
+    pub fn retry(
+        &mut self,
+        txn: &mut TransactionMut<'_>,
+        before: &StateVector,
+        from: ConnId,
+        authors: &Authors,
+    ) -> Retried {
+        let mut retried = Retried::default();
+        let mut since = before.clone();
         loop {
-            if self.held.is_empty() {
-                return others_included;
+            let now = txn.state_vector();
+            let moved = |client: &ClientID| now.get(client) > since.get(client);
+            let ready: Vec<ConnId> = self
+                .held
+                .iter()
+                .filter(|(_, held)| held.waiting.waits_on.iter().any(moved))
+                .map(|(conn, _)| *conn)
+                .collect();
+            if ready.is_empty() {
+                return retried;
             }
-            let before = txn.state_vector();
-            let conns: Vec<ConnId> = self.held.keys().copied().collect();
-            for conn in conns {
+            since = now;
+            for conn in ready {
                 let Some(held) = self.held.remove(&conn) else {
                     continue;
                 };
-                self.bytes -= held.update.len();
-                let Ok(update) = Update::decode_v1(&held.update) else {
-                    continue;
-                };
+                self.bytes -= held.waiting.update.len();
+                retried.bytes += held.waiting.update.len();
                 let sv = txn.state_vector();
-                if txn.apply_update(update).is_err() {
+                let applies = authors.check(conn, &held.sections, &sv).is_ok()
+                    && Update::decode_v1(&held.waiting.update)
+                        .is_ok_and(|update| txn.apply_update(update).is_ok());
+                if !applies {
+                    held.expel.cancel();
+                    // Whatever yrs kept of it is dropped with it.
+                    let _ = take(txn);
                     continue;
                 }
-                others_included |= conn != from && txn.state_vector() != sv;
-                if let Some(update) = take(txn) {
-                    self.bytes += update.len();
-                    self.held.insert(conn, Held { update, ..held });
+                retried.others_included |= conn != from;
+                if let Some(waiting) = take(txn) {
+                    self.bytes += waiting.update.len();
+                    self.held.insert(conn, Held { waiting, ..held });
                 }
-            }
-            if txn.state_vector() == before {
-                return others_included;
             }
         }
     }
@@ -131,7 +196,7 @@ impl PendingUpdates {
     /// Forgets what a departing connection left waiting.
     pub fn forget(&mut self, conn: ConnId) {
         if let Some(held) = self.held.remove(&conn) {
-            self.bytes -= held.update.len();
+            self.bytes -= held.waiting.update.len();
         }
     }
 
@@ -145,7 +210,7 @@ impl PendingUpdates {
             .collect();
         for conn in &expired {
             if let Some(held) = self.held.remove(conn) {
-                self.bytes -= held.update.len();
+                self.bytes -= held.waiting.update.len();
                 held.expel.cancel();
             }
         }

@@ -22,13 +22,19 @@
 
 use super::authors::Section;
 use std::collections::HashSet;
-use yrs::block::{ItemContent, BLOCK_GC_REF_NUMBER, BLOCK_SKIP_REF_NUMBER};
+use yrs::block::{
+    ItemContent, BLOCK_GC_REF_NUMBER, BLOCK_ITEM_ANY_REF_NUMBER, BLOCK_ITEM_BINARY_REF_NUMBER,
+    BLOCK_ITEM_DELETED_REF_NUMBER, BLOCK_ITEM_DOC_REF_NUMBER, BLOCK_ITEM_EMBED_REF_NUMBER,
+    BLOCK_ITEM_FORMAT_REF_NUMBER, BLOCK_ITEM_JSON_REF_NUMBER, BLOCK_ITEM_STRING_REF_NUMBER,
+    BLOCK_ITEM_TYPE_REF_NUMBER, BLOCK_SKIP_REF_NUMBER,
+};
 use yrs::encoding::read::{Cursor, Read};
 use yrs::updates::decoder::{Decoder, DecoderV1};
 
 const HAS_ORIGIN: u8 = 0b1000_0000;
 const HAS_RIGHT_ORIGIN: u8 = 0b0100_0000;
 const HAS_PARENT_SUB: u8 = 0b0010_0000;
+const CONTENT_REF: u8 = 0b0001_1111;
 
 /// The largest clock an update may reach.
 pub const MAX_CLOCK: u32 = i32::MAX as u32;
@@ -78,7 +84,8 @@ pub fn check(update: &[u8], texts: &[&str]) -> Result<Vec<Section>, ShapeError> 
     let clients: u32 = decoder.read_var()?;
     bounded(clients)?;
     let mut seen = HashSet::new();
-    let mut sections = Vec::with_capacity(clients as usize);
+    // Not reserved up front: the count is only known not to exceed the bytes.
+    let mut sections = Vec::new();
     for _ in 0..clients {
         let blocks: u32 = decoder.read_var()?;
         bounded(blocks)?;
@@ -159,27 +166,29 @@ fn check_block(decoder: &mut DecoderV1<'_>, texts: &[&str]) -> Result<u32, Shape
                     });
                 }
             }
-            let content = ItemContent::decode(decoder, info)?;
-            if let Some(kind) = non_text_kind(&content) {
+            // Judged by its kind before it is decoded: decoding values recurses once per level
+            // of nesting (a few kilobytes of nested arrays overflow the stack), and decoding a
+            // subdocument builds a document.
+            if let Some(kind) = non_text_kind(info & CONTENT_REF) {
                 return Err(ShapeError::NotTextContent { kind });
             }
-            Ok(content.len_utf16())
+            Ok(ItemContent::decode(decoder, info)?.len_utf16())
         }
     }
 }
 
-/// What a plain text cannot hold, by name; `None` for text.
-fn non_text_kind(content: &ItemContent) -> Option<&'static str> {
-    match content {
-        ItemContent::String(_) | ItemContent::Deleted(_) => None,
-        ItemContent::Embed(_) => Some("an embedded object"),
-        ItemContent::Format(_, _) => Some("formatting"),
-        ItemContent::Any(_) => Some("values"),
-        ItemContent::Binary(_) => Some("binary data"),
-        ItemContent::Doc(_, _) => Some("a subdocument"),
-        ItemContent::JSON(_) => Some("JSON values"),
-        ItemContent::Type(_) => Some("a nested type"),
-        #[allow(unreachable_patterns)]
+/// What a plain text cannot hold, by the content's kind in an item's info byte; `None` for
+/// characters and deleted runs.
+fn non_text_kind(content_ref: u8) -> Option<&'static str> {
+    match content_ref {
+        BLOCK_ITEM_STRING_REF_NUMBER | BLOCK_ITEM_DELETED_REF_NUMBER => None,
+        BLOCK_ITEM_EMBED_REF_NUMBER => Some("an embedded object"),
+        BLOCK_ITEM_FORMAT_REF_NUMBER => Some("formatting"),
+        BLOCK_ITEM_ANY_REF_NUMBER => Some("values"),
+        BLOCK_ITEM_BINARY_REF_NUMBER => Some("binary data"),
+        BLOCK_ITEM_DOC_REF_NUMBER => Some("a subdocument"),
+        BLOCK_ITEM_JSON_REF_NUMBER => Some("JSON values"),
+        BLOCK_ITEM_TYPE_REF_NUMBER => Some("a nested type"),
         _ => Some("content a text cannot hold"),
     }
 }
@@ -305,6 +314,23 @@ mod tests {
         assert_eq!(
             check(&twice, TEXTS),
             Err(ShapeError::RepeatedClient { client: 5 })
+        );
+    }
+
+    #[test]
+    fn deeply_nested_values_are_refused_without_being_decoded() {
+        // One item in `content` holding a value nested 100,000 arrays deep (200 KB): decoding
+        // it recurses once per level.
+        let mut bytes = vec![0x01, 0x01, 0x05, 0x00, 0x08, 0x01, 0x07];
+        bytes.extend(b"content");
+        bytes.push(0x01);
+        for _ in 0..100_000 {
+            bytes.extend([0x75, 0x01]);
+        }
+        bytes.extend([0x7f, 0x00]);
+        assert_eq!(
+            check(&bytes, TEXTS),
+            Err(ShapeError::NotTextContent { kind: "values" })
         );
     }
 
