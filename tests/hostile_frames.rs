@@ -492,3 +492,33 @@ async fn writing_as_another_open_connections_client_is_refused_and_their_work_go
     }
     bob.wait_for_text("!> hello world").await;
 }
+
+/// Problem: a panic inside yrs was caught, but the half-changed replica went on serving. Now a
+/// caught panic fails the room: every editor is closed with 1011 and the next join reloads the
+/// document from storage, without the change that was applied but never stored. (Every input
+/// known to panic yrs is now refused before yrs reads it, so the panic is requested.)
+#[tokio::test]
+async fn a_panic_during_integration_fails_the_room_and_the_next_join_reloads_it() {
+    let server = TestServer::start().await;
+    let id = random_id();
+    let mut ann = Peer::join(&server, &id).await;
+    ann.insert(0, "kept").await;
+    let mut bob = Peer::join(&server, &id).await;
+    bob.wait_for_text("kept").await;
+
+    let room = server.state.hub.get(&id).expect("the room is open");
+    room.panic_in_next_integration();
+    bob.insert(4, " half-applied").await;
+    assert_eq!(bob.expect_close().await, 1011);
+    assert_eq!(ann.expect_close().await, 1011);
+    drop(room);
+
+    let fresh = Peer::join(&server, &id).await;
+    assert_eq!(
+        fresh.text(),
+        "kept",
+        "the next join reloads what was stored"
+    );
+    let reopened = server.state.hub.get(&id).expect("the room is open again");
+    assert!(reopened.failure().is_none());
+}

@@ -157,6 +157,12 @@ impl Room {
                 .apply_update(update)
                 .err()
                 .map(|e| CloseReason::invalid(format!("update does not apply: {e}")));
+            if self
+                .panic_next
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                panic!("integration panicked (on request)");
+            }
             let mut work_bytes = 0;
             if let Some(waiting) = pending::take(&mut txn) {
                 match pending.hold(from, waiting, sections, &presence.expelled) {

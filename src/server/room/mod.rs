@@ -106,6 +106,8 @@ pub struct Room {
     durable: watch::Sender<u64>,
     /// Cancelled when the room stops accepting changes; the reason is in `State::failure`.
     failed: CancellationToken,
+    /// Set by [`Room::panic_in_next_integration`].
+    panic_next: std::sync::atomic::AtomicBool,
 }
 
 struct State {
@@ -164,6 +166,7 @@ impl Room {
             policy,
             durable: watch::Sender::new(0),
             failed: CancellationToken::new(),
+            panic_next: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -174,6 +177,15 @@ impl Room {
     /// Fires when the room stops accepting changes (storage failed, or the replica did).
     pub fn failed(&self) -> &CancellationToken {
         &self.failed
+    }
+
+    /// Makes the next integration panic after yrs has applied the update, as yrs itself did on
+    /// inputs the shape check now refuses. Every input known to panic yrs is refused before it
+    /// gets there, so this is how the containment around integration is exercised.
+    #[doc(hidden)]
+    pub fn panic_in_next_integration(&self) {
+        self.panic_next
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Why the room failed, once it has.
