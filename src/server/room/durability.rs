@@ -66,13 +66,13 @@ impl Room {
                     self.policy.max_doc_bytes
                 )));
             }
-            let sv = state.doc.transact().state_vector();
-            if let Err(taken) = state.authors.check(from, &sections, &sv) {
-                tracing::info!(doc = %self.tag, conn = from, client = taken.client.get(), "a connection wrote as a client another open connection writes as; refused");
-                return Err(CloseReason::lagging(taken.to_string()));
-            }
-            let applied = match self.integrate(&mut state, from, presence, update, &sections) {
+            let applied = match self.integrate(&mut state, from, presence, update, &sections, live)
+            {
                 Ok(applied) => applied,
+                Err(Integration::Taken(taken)) => {
+                    tracing::info!(doc = %self.tag, conn = from, client = taken.client.get(), "a connection wrote as a client another open connection writes as; refused");
+                    return Err(CloseReason::lagging(taken.to_string()));
+                }
                 Err(Integration::Panicked) => {
                     self.fail(
                         &mut state,
@@ -85,10 +85,6 @@ impl Room {
             };
             refusal = applied.refusal;
             cost = applied.work_bytes / super::COST_UNIT_BYTES;
-            if live {
-                let after = state.doc.transact().state_vector();
-                state.authors.claim(from, &sections, &sv, &after);
-            }
             // Whatever a held update of someone else's brought in, its sender's peers have
             // not seen, nor has the connection whose update unblocked it: it goes to everyone.
             let publish_as = if applied.others_included {
@@ -133,10 +129,13 @@ impl Room {
         durable?;
         refusal.map_or(Ok(cost as u32), Err)
     }
+
     /// Integrates `update` and whatever held updates it unblocks, in one transaction, and
     /// returns the change to store and broadcast, with the reason to close the sender when part
     /// of its update is refused. yrs reports malformed updates as errors; a panic deep inside
     /// integration is caught here and fails the room, because the replica may be half-changed.
+    /// The authors of `sections` are checked against the document's clocks before anything is
+    /// applied, and claimed for `from` after, when the update is `live`.
     fn integrate(
         &self,
         state: &mut State,
@@ -144,6 +143,7 @@ impl Room {
         presence: &Presence,
         update: Update,
         sections: &[super::authors::Section],
+        live: bool,
     ) -> Result<Applied, Integration> {
         let State {
             doc,
@@ -153,6 +153,10 @@ impl Room {
         } = state;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut txn = doc.transact_mut();
+            // Before anything is applied, the transaction's starting clocks are the document's.
+            authors
+                .check(from, sections, txn.before_state())
+                .map_err(Integration::Taken)?;
             let mut refusal = txn
                 .apply_update(update)
                 .err()
@@ -176,7 +180,11 @@ impl Room {
             let before = txn.before_state().clone();
             let retried = pending.retry(&mut txn, &before, from, authors);
             work_bytes += retried.bytes;
+            // yrs fixes the transaction's after-state when it is first read: only now.
             let changed = txn.before_state() != txn.after_state() || !txn.delete_set().is_empty();
+            if live {
+                authors.claim(from, sections, txn.before_state(), txn.after_state());
+            }
             let delta = changed.then(|| txn.encode_update_v1());
             // yrs can integrate an update into a replica it then encodes unreadably: what is
             // stored and broadcast must read back, or the replica is given up before anyone
@@ -320,6 +328,8 @@ struct Applied {
 
 /// Why integration did not return a change.
 enum Integration {
+    /// The update adds to a client another open connection owns; nothing was applied.
+    Taken(super::authors::Taken),
     /// yrs panicked or left the replica unreadable: the room fails.
     Panicked,
 }
