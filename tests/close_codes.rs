@@ -5,7 +5,7 @@
 mod common;
 
 use common::raw::RawClient;
-use common::{random_id, Peer, ServerProcess, TestServer, PATIENCE};
+use common::{random_id, status_kib, Peer, ServerProcess, TestServer, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -220,16 +220,6 @@ async fn a_client_that_never_answers_the_close_is_cut_off_after_the_linger_bytes
     .unwrap_or(false);
     assert!(cut_off, "the server kept reading ({sent} bytes sent)");
     assert!(sent >= 2 * limit, "cut off early, after {sent} bytes");
-}
-
-/// A figure from /proc/{pid}/status in KiB, like `VmRSS` (resident now) or `VmHWM` (peak).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// Refusing a 64 MiB message costs the server little memory: it reads past what it refused

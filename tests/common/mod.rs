@@ -376,3 +376,13 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A figure from /proc/{pid}/status in KiB, like `VmRSS` (resident now) or `VmHWM` (peak).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}

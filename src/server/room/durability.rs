@@ -11,6 +11,7 @@
 //! commits wait for it.
 
 use super::pending;
+use super::runs;
 use super::shape;
 use super::{ConnId, Presence, Room, State};
 use crate::protocol::{self, wire};
@@ -42,7 +43,11 @@ impl Room {
     ) -> Result<u32, CloseReason> {
         let sections = shape::check(bytes, &[protocol::CONTENT, protocol::TITLE])
             .map_err(|e| CloseReason::invalid(e.to_string()))?;
-        let update = Update::decode_v1(bytes)
+        // Runs of characters are joined first: yrs would join them at commit, at a cost
+        // quadratic in their length.
+        let joined = runs::join(bytes)
+            .map_err(|e| CloseReason::invalid(format!("undecodable update: {e}")))?;
+        let update = Update::decode_v1(joined.as_deref().unwrap_or(bytes))
             .map_err(|e| CloseReason::invalid(format!("undecodable update: {e}")))?;
         // Reserve the journal slot before applying, so an applied change is always stored.
         let slot = self

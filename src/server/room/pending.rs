@@ -108,8 +108,11 @@ impl PendingUpdates {
         let (waiting, mut held_sections, since) = match self.held.remove(&from) {
             Some(previous) => {
                 self.bytes -= previous.waiting.update.len();
+                // Merged, the held updates keep their blocks apart: runs they continue one
+                // another in are joined, or retrying them would cost what `runs` avoids.
                 let update =
                     yrs::merge_updates_v1([previous.waiting.update.as_slice(), &waiting.update])
+                        .map(|merged| super::runs::join(&merged).ok().flatten().unwrap_or(merged))
                         .unwrap_or(waiting.update);
                 let mut waits_on = previous.waiting.waits_on;
                 waits_on.extend(waiting.waits_on);
