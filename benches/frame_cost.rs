@@ -1,6 +1,8 @@
 //! What one frame can cost the server at most: memory and time to check, decode and integrate
 //! the worst update of a given size (one-character insertions that never merge, each its own
-//! item), and to answer a sync step 1 for a document of a given size.
+//! item), the same for one run of single characters (which yrs alone would join at a quadratic
+//! cost), and to answer a sync step 1 for a document of a given size. The cases are the default
+//! largest message (8 MiB) and the default largest document (32 MiB).
 //!
 //! Run: `cargo bench --no-default-features --features ssr --bench frame_cost`. Memory is this
 //! process's peak resident size (`VmHWM`, reset before each case); one case per process run
@@ -8,6 +10,7 @@
 
 use std::time::Instant;
 use tandem::protocol;
+use tandem::server::room;
 use yrs::updates::decoder::Decode;
 use yrs::{ReadTxn, StateVector, Text, Transact, Update};
 
@@ -44,20 +47,59 @@ fn peak_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn case_update(mib: usize) {
-    let update = worst_update(mib << 20);
+/// An update of about `bytes` bytes of one-character items, each continuing the one before:
+/// what stock clients send as one item. yrs would join them at commit at a cost quadratic in
+/// their number; the server joins them first (`room::runs`).
+fn run_update(bytes: usize) -> Vec<u8> {
+    use yrs::encoding::write::Write;
+    use yrs::updates::encoder::{Encoder, EncoderV1};
+    let client = yrs::block::ClientID::new(7);
+    // Seven bytes per item past the first.
+    let n = (bytes / 7) as u32;
+    let mut encoder = EncoderV1::new();
+    encoder.write_var(1u32);
+    encoder.write_var(n);
+    encoder.write_client(client);
+    encoder.write_var(0u32);
+    for clock in 0..n {
+        if clock == 0 {
+            encoder.write_info(yrs::block::BLOCK_ITEM_STRING_REF_NUMBER);
+            encoder.write_parent_info(true);
+            encoder.write_string(protocol::CONTENT);
+        } else {
+            encoder.write_info(yrs::block::BLOCK_ITEM_STRING_REF_NUMBER | 0b1000_0000);
+            encoder.write_left_id(&yrs::ID::new(client, clock - 1));
+        }
+        encoder.write_string("x");
+    }
+    encoder.write_var(0u32);
+    encoder.to_vec()
+}
+
+/// What the server does with an update before and while integrating it: check its shape, join
+/// its runs, decode and integrate.
+fn case_update(kind: &str, mib: usize) {
+    let update = match kind {
+        "run" => run_update(mib << 20),
+        _ => worst_update(mib << 20),
+    };
     reset_peak();
     let before = peak_kib();
     let started = Instant::now();
-    tandem::server::room::shape::check(&update, &[protocol::CONTENT, protocol::TITLE]).unwrap();
+    room::shape::check(&update, &[protocol::CONTENT, protocol::TITLE]).unwrap();
+    let joined = room::runs::join(&update).unwrap();
     let doc = protocol::new_doc();
     doc.transact_mut()
-        .apply_update(Update::decode_v1(&update).unwrap())
+        .apply_update(Update::decode_v1(joined.as_deref().unwrap_or(&update)).unwrap())
         .unwrap();
     let elapsed = started.elapsed();
     let grown = peak_kib().saturating_sub(before);
+    let what = match kind {
+        "run" => "update of one run of single characters",
+        _ => "worst update (single characters that never merge)",
+    };
     println!(
-        "worst update of {:.1} MiB: +{} MiB peak resident ({:.0}x its size), {:.2} s to check, decode and integrate",
+        "{what}, {:.1} MiB: +{} MiB peak resident ({:.1}x its size), {:.2} s to check, join, decode and integrate",
         update.len() as f64 / 1048576.0,
         grown / 1024,
         (grown * 1024) as f64 / update.len() as f64,
@@ -71,9 +113,9 @@ fn case_answer(mib: usize) {
     {
         let mut txn = doc.transact_mut();
         let line = "A line of Markdown text, typed by somebody.\n";
-        for _ in 0..(mib << 20) / line.len() {
-            text.push(&mut txn, line);
-        }
+        // One insertion: many pushes in one transaction are squashed at commit by copying
+        // the merged text into each left neighbour, quadratic in time and memory.
+        text.push(&mut txn, &line.repeat((mib << 20) / line.len()));
     }
     reset_peak();
     let before = peak_kib();
@@ -91,12 +133,19 @@ fn case_answer(mib: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("update") => return case_update(args[2].parse().unwrap()),
+        Some(kind @ ("update" | "run")) => return case_update(kind, args[2].parse().unwrap()),
         Some("answer") => return case_answer(args[2].parse().unwrap()),
         _ => {}
     }
     let me = std::env::current_exe().unwrap();
-    for (kind, mib) in [("update", 1), ("update", 4), ("answer", 1), ("answer", 32)] {
+    let cases = [
+        ("update", 1),
+        ("update", 8),
+        ("run", 8),
+        ("answer", 1),
+        ("answer", 32),
+    ];
+    for (kind, mib) in cases {
         let status = std::process::Command::new(&me)
             .args([kind, &mib.to_string()])
             .status()

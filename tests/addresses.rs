@@ -192,8 +192,7 @@ async fn connections_beyond_the_server_wide_cap_are_answered_503() {
         &[],
     )
     .await
-    .err()
-    .expect("a third connection is refused");
+    .expect_err("a third connection is refused");
     assert_eq!(refused.0, StatusCode::SERVICE_UNAVAILABLE);
     assert!(refused.1.contains_key("retry-after"));
 

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use yrs::sync::Message;
 use yrs::updates::encoder::Encode;
 
-use tandem::server::session::LINGER_TIME as LINGER;
+use tandem::server::session::{linger_bytes, LINGER_TIME as LINGER};
 
 /// What a refused client saw: the server's close frame (or what came instead), and whether
 /// any of its own sends ran into a reset.
@@ -91,7 +91,7 @@ fn awareness_query() -> WsMessage {
     WsMessage::Binary(Message::AwarenessQuery.encode_v1().into())
 }
 
-/// 64 MiB against the default limit of 32 MiB: the server sees the size in the frame header
+/// 64 MiB against the default limit of 8 MiB: the server sees the size in the frame header
 /// and refuses before the client has finished sending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_64_mib_message_gets_1009_while_it_is_still_being_sent() {
@@ -100,7 +100,7 @@ async fn a_64_mib_message_gets_1009_while_it_is_still_being_sent() {
     let outcome = refused_while_sending(&server, big, None).await;
     assert_eq!(
         outcome,
-        refusal(1009, "message too big; the limit is 33554432 bytes")
+        refusal(1009, "message too big; the limit is 8388608 bytes")
     );
 }
 
@@ -188,7 +188,7 @@ async fn a_client_that_never_answers_the_close_is_cut_off_after_the_linger_time(
     );
 }
 
-/// ... and is read for no more than twice the message limit plus 1 MiB.
+/// ... and is read for no more than twice the message limit (at least 64 MiB) plus 1 MiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_answers_the_close_is_cut_off_after_the_linger_bytes() {
     let limit = 64 * 1024;
@@ -200,7 +200,8 @@ async fn a_client_that_never_answers_the_close_is_cut_off_after_the_linger_bytes
         .unwrap();
     let close = client.read_close().await.expect("no reset");
     assert_eq!(close.map(|(code, _)| code), Some(1003));
-    // 64 MiB, far more than the server reads and than socket buffers hold.
+    // Far more than the server reads and than socket buffers hold.
+    let linger = linger_bytes(limit) as usize;
     client
         .send_header(OpCode::Data(Data::Binary), 1 << 40)
         .await
@@ -208,7 +209,7 @@ async fn a_client_that_never_answers_the_close_is_cut_off_after_the_linger_bytes
     let chunk = vec![0u8; 64 * 1024];
     let mut sent = 0usize;
     let cut_off = tokio::time::timeout(PATIENCE, async {
-        for _ in 0..1024 {
+        for _ in 0..linger / chunk.len() + 512 {
             if client.write_raw(&chunk).await.is_err() {
                 return true;
             }
@@ -219,7 +220,10 @@ async fn a_client_that_never_answers_the_close_is_cut_off_after_the_linger_bytes
     .await
     .unwrap_or(false);
     assert!(cut_off, "the server kept reading ({sent} bytes sent)");
-    assert!(sent >= 2 * limit, "cut off early, after {sent} bytes");
+    assert!(
+        sent >= linger - 1024 * 1024,
+        "cut off early, after {sent} bytes"
+    );
 }
 
 /// Refusing a 64 MiB message costs the server little memory: it reads past what it refused

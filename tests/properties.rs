@@ -938,6 +938,6 @@ fn fuzz_seeds() {
         ),
     ];
     for (name, input) in sessions {
-        write("room_receive", &name, &input);
+        write("room_receive", name, &input);
     }
 }

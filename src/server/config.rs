@@ -43,12 +43,15 @@ pub struct Config {
 
     /// Largest WebSocket message accepted, in bytes; a larger one closes the connection
     /// with code 1009.
-    #[arg(long, env = "TANDEM_MAX_MESSAGE_BYTES", default_value_t = 32 * 1024 * 1024)]
+    /// The default keeps the worst single update (single characters that never merge) under
+    /// about 80 MiB of server memory (`benches/frame_cost.rs`).
+    #[arg(long, env = "TANDEM_MAX_MESSAGE_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_message_bytes: usize,
 
     /// Largest document, in bytes of its stored form; a change that would exceed it is refused
     /// (close 1009 with the reason) and the document stays as it was.
-    #[arg(long, env = "TANDEM_MAX_DOC_BYTES", default_value_t = 64 * 1024 * 1024)]
+    /// Answering a sync step 1 costs about twice this (`benches/frame_cost.rs`).
+    #[arg(long, env = "TANDEM_MAX_DOC_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_doc_bytes: usize,
 
     /// Open WebSocket connections allowed from one client address.

@@ -92,7 +92,11 @@ impl Limits {
     /// not.
     pub fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Admission, Refusal> {
         let address = address_key(address);
-        if self.admitted.fetch_add(1, Ordering::Relaxed) % 1024 == 0 {
+        if self
+            .admitted
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(1024)
+        {
             self.arrivals.retain_recent();
         }
         if self.arrivals.check_key(&address).is_err() {

@@ -39,15 +39,20 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// most this long while it has not answered with its own: time for a client busy sending to
 /// finish its message and read why it was refused. One that never answers is cut off then.
 pub const LINGER_TIME: Duration = Duration::from_secs(10);
-/// ... and for at most twice the message limit plus this many bytes: a client refused in the
-/// middle of a message up to twice the limit (the oversized one, typically) still gets to
-/// finish it and read its close frame; one that keeps sending beyond that is cut off.
+/// ... and for at most twice the message limit (or [`LINGER_FLOOR_BYTES`], if more) plus this
+/// many bytes: a client refused in the middle of an oversized message still gets to finish it
+/// and read its close frame; one that keeps sending beyond that is cut off. What it sends is
+/// read through a small buffer and dropped, so lingering costs bandwidth, not memory.
 pub const LINGER_EXTRA_BYTES: u64 = 1024 * 1024;
+/// The least a refused client may finish sending: a 64 MiB message (a pasted video, say)
+/// still reads as refused with 1009, not as a dropped connection.
+pub const LINGER_FLOOR_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The most a closed connection is read for, by [`LINGER_TIME`] and [`LINGER_EXTRA_BYTES`].
 pub fn linger_bytes(max_message_bytes: usize) -> u64 {
     (max_message_bytes as u64)
         .saturating_mul(2)
+        .max(LINGER_FLOOR_BYTES)
         .saturating_add(LINGER_EXTRA_BYTES)
 }
 
@@ -323,10 +328,10 @@ async fn linger<S: Connection>(
     match lingered {
         Some(Lingered::Answered | Lingered::Ended) => {}
         Some(Lingered::TooMuch) => {
-            tracing::info!(doc = %crate::server::redact::doc_tag(&doc), max_bytes, "peer kept sending after the close, cutting it off")
+            tracing::info!(doc = %crate::server::redact::doc_tag(doc), max_bytes, "peer kept sending after the close, cutting it off")
         }
         None => {
-            tracing::info!(doc = %crate::server::redact::doc_tag(&doc), ?limit, "peer did not answer the close in time, cutting it off")
+            tracing::info!(doc = %crate::server::redact::doc_tag(doc), ?limit, "peer did not answer the close in time, cutting it off")
         }
     }
 }

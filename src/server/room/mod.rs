@@ -26,7 +26,7 @@ pub mod authors;
 mod durability;
 pub mod pending;
 pub mod presence;
-mod runs;
+pub mod runs;
 pub mod shape;
 
 pub use presence::{Presence, PresenceLimits, PRESENCE_SWEEP, PRESENCE_TIMEOUT};
