@@ -1,11 +1,12 @@
 //! The shape check reads an update before yrs does. It must never panic, and whatever it lets
 //! through to yrs must leave both of a document's texts plain texts: no map entries in them,
-//! nothing but strings inside them, no formatting.
+//! nothing but strings inside them, no formatting. Joining its runs of characters (what the room
+//! does next) must not change what it writes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use tandem::protocol::{self, CONTENT, TITLE};
-use tandem::server::room::shape;
+use tandem::server::room::{runs, shape};
 use yrs::types::text::YChange;
 use yrs::updates::decoder::Decode;
 use yrs::Out;
@@ -15,13 +16,24 @@ fuzz_target!(|bytes: &[u8]| {
     if shape::check(bytes, &[CONTENT, TITLE]).is_err() || !tandem_fuzz::origins_do_not_cross(bytes) {
         return;
     }
+    let joined = runs::join(bytes).expect("an update the shape check accepts can be joined");
     let Ok(update) = Update::decode_v1(bytes) else {
         return;
     };
     let doc = protocol::new_doc();
     // An update yrs refuses changes nothing; one it applies is what a room would hold.
-    let _ = doc.transact_mut().apply_update(update);
+    let applied = doc.transact_mut().apply_update(update).is_ok();
     let txn = doc.transact();
+    if let (true, Some(joined)) = (applied, joined) {
+        let other = protocol::new_doc();
+        let update = Update::decode_v1(&joined).expect("a joined update decodes");
+        other.transact_mut().apply_update(update).expect("a joined update applies");
+        let other_txn = other.transact();
+        for root in [CONTENT, TITLE] {
+            let read = |txn: &yrs::Transaction| txn.get_text(root).map(|t| t.get_string(txn));
+            assert_eq!(read(&txn), read(&other_txn), "joining changed {root}");
+        }
+    }
     for root in [CONTENT, TITLE] {
         let text = txn.get_text(root).expect("both texts are declared");
         let _ = text.get_string(&txn);
