@@ -7,6 +7,7 @@
 //! - [`protocol`]: the document's shape and edit diffing, shared by both sides.
 //! - [`doc_id`]: the document id, parsed at every edge.
 //! - [`markdown`]: the safe Markdown preview renderer, shared by both sides.
+//! - [`undo`]: undo and redo of this person's own changes, used by the browser.
 //! - `server` (feature `ssr`): HTTP, WebSocket sessions and the open documents.
 //! - `client` (feature `hydrate`): the browser's replica, socket and editor binding.
 
@@ -14,6 +15,7 @@ pub mod app;
 pub mod doc_id;
 pub mod markdown;
 pub mod protocol;
+pub mod undo;
 
 #[cfg(feature = "ssr")]
 pub mod server;

@@ -11,6 +11,11 @@ use wasm_bindgen::JsCast;
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yrs::{Assoc, Doc, GetString, IndexedSequence, StickyIndex, Text, TextRef, Transact};
 
+/// Length of `s` in UTF-16 units, the unit of field selections and of the texts' offsets.
+fn utf16_len(s: &str) -> u32 {
+    s.encode_utf16().count() as u32
+}
+
 /// A `<textarea>` or an `<input>`: the same value and selection API under two types.
 pub enum FieldElement {
     Area(HtmlTextAreaElement),
@@ -116,7 +121,8 @@ impl TextField {
         let value = self.element.value();
         let caret = self.element.selection().map(|(_, end)| end);
         let splice = diff::splice(&self.known, &value, caret)?;
-        let mut txn = doc.transact_mut();
+        // Made with the local origin: this person's undo tracks it (see `crate::undo`).
+        let mut txn = doc.transact_mut_with(crate::undo::LOCAL);
         if splice.delete > 0 {
             self.text
                 .remove_range(&mut txn, splice.start, splice.delete);
@@ -165,6 +171,21 @@ impl TextField {
             }
         }
         self.element.element().set_scroll_top(scroll);
+        self.known = value;
+        true
+    }
+
+    /// Shows the text's value after this person's own undo or redo, with the caret where the
+    /// change was (after what came back, or where what went away stood). Returns whether the
+    /// value changed.
+    pub fn show_own_change(&mut self, doc: &Doc) -> bool {
+        let value = self.text.get_string(&doc.transact());
+        let Some(change) = diff::splice(&self.known, &value, None) else {
+            return false;
+        };
+        self.element.set_value(&value);
+        let caret = change.start + utf16_len(&change.insert);
+        self.element.set_selection(caret, caret, None);
         self.known = value;
         true
     }

@@ -16,6 +16,7 @@ use crate::app::carets::{overlay_html, RemoteCaret};
 use crate::app::live::{EditorParts, PeerBadge, SaveState, Status};
 use crate::protocol::presence::{sticky_at, Cursor, PresenceState, RelativePosition, User};
 use crate::protocol::{self, CONTENT, TITLE};
+use crate::undo::{self, Direction, History};
 use leptos::prelude::*;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -93,6 +94,8 @@ struct Session {
     pinged_at: f64,
     /// The offline copy is older than the replica since this moment.
     unsaved_since: Option<f64>,
+    /// This person's own undo and redo steps.
+    history: History,
 }
 
 /// A socket and the handlers it calls, dropped together.
@@ -131,6 +134,12 @@ pub fn start(parts: EditorParts) {
     let title = TextField::new(FieldElement::Line(title), &doc, TITLE);
     recent::remember(parts.id.as_str(), title.text());
     let awareness = Awareness::with_clock(doc.clone(), || js_sys::Date::now() as u64);
+    // Made after the snapshot and the offline copy are in: neither is this person's to undo.
+    let history = History::new(
+        &doc,
+        &[content.shared_text(), title.shared_text()],
+        std::sync::Arc::new(|| js_sys::Date::now() as u64),
+    );
     let me = parts.me;
 
     let session = Rc::new(RefCell::new(Session {
@@ -154,6 +163,7 @@ pub fn start(parts: EditorParts) {
         heard_at: 0.0,
         pinged_at: 0.0,
         unsaved_since: Some(0.0),
+        history,
     }));
     keep_watch(&session);
     listen(&session, Field::Content);
@@ -260,6 +270,47 @@ fn listen(session: &Shared, field: Field) {
     };
     let s = session.clone();
     on("input", Box::new(move |_| s.borrow_mut().local_edit(field)));
+    // Undo and redo are this person's own (see `crate::undo`), never the field's: the field's
+    // history is wiped by every remote change.
+    let s = session.clone();
+    on(
+        "keydown",
+        Box::new(move |event| {
+            let Some(key) = event.dyn_ref::<web_sys::KeyboardEvent>() else {
+                return;
+            };
+            let held = undo::Modifiers {
+                ctrl: key.ctrl_key(),
+                meta: key.meta_key(),
+                shift: key.shift_key(),
+                alt: key.alt_key(),
+            };
+            if let Some(direction) = undo::shortcut(&key.key(), held) {
+                event.prevent_default();
+                s.borrow_mut().step(direction);
+            } else if undo::moves_caret(&key.key()) {
+                s.borrow_mut().history.break_group();
+            }
+        }),
+    );
+    let s = session.clone();
+    on(
+        "beforeinput",
+        Box::new(move |event| {
+            let Some(input) = event.dyn_ref::<web_sys::InputEvent>() else {
+                return;
+            };
+            if let Some(direction) = undo::input_type(&input.input_type()) {
+                event.prevent_default();
+                s.borrow_mut().step(direction);
+            }
+        }),
+    );
+    let s = session.clone();
+    on(
+        "pointerdown",
+        Box::new(move |_| s.borrow_mut().history.break_group()),
+    );
     let s = session.clone();
     on(
         "compositionstart",
@@ -570,6 +621,7 @@ impl Session {
             Field::Title => self.title.local_change(&self.doc),
         };
         let Some(update) = update else { return };
+        self.history.after_change();
         self.unsaved_since.get_or_insert(js_sys::Date::now());
         match field {
             Field::Content => {
@@ -582,6 +634,27 @@ impl Session {
             }
         }
         self.parts.save.set(SaveState::Saving);
+        self.send_change(Message::Sync(SyncMessage::Update(update)));
+    }
+
+    /// Takes back (or redoes) this person's last step, shows it with the caret where it
+    /// happened, and sends it like any edit.
+    fn step(&mut self, direction: Direction) {
+        if self.composing {
+            return;
+        }
+        let Some(update) = self.history.step(direction) else {
+            return;
+        };
+        self.unsaved_since.get_or_insert(js_sys::Date::now());
+        if self.content.show_own_change(&self.doc) {
+            self.parts.content.set(self.content.text().to_string());
+            self.render_carets();
+        }
+        if self.title.show_own_change(&self.doc) {
+            self.parts.title_text.set(self.title.text().to_string());
+            recent::remember(self.parts.id.as_str(), self.title.text());
+        }
         self.send_change(Message::Sync(SyncMessage::Update(update)));
     }
 
