@@ -29,18 +29,19 @@ pub struct StoredDoc {
 impl StoredDoc {
     /// Rebuilds the document from its snapshot and log. The error names the record that does
     /// not read.
+    ///
+    /// Each record is applied in a transaction of its own, as it was when it was accepted: in
+    /// one transaction, yrs would join the log's runs (text typed at the end, record after
+    /// record) at commit, copying text quadratically (a thousand 4 KB records took 2 GB).
     pub fn replica(&self) -> Result<yrs::Doc, String> {
         use yrs::updates::decoder::Decode;
         use yrs::Transact;
         let doc = crate::protocol::new_doc();
-        {
-            let mut txn = doc.transact_mut();
-            for (i, bytes) in self.snapshot.iter().chain(&self.updates).enumerate() {
-                let update =
-                    yrs::Update::decode_v1(bytes).map_err(|e| format!("record {i}: {e}"))?;
-                txn.apply_update(update)
-                    .map_err(|e| format!("record {i}: {e}"))?;
-            }
+        for (i, bytes) in self.snapshot.iter().chain(&self.updates).enumerate() {
+            let update = yrs::Update::decode_v1(bytes).map_err(|e| format!("record {i}: {e}"))?;
+            doc.transact_mut()
+                .apply_update(update)
+                .map_err(|e| format!("record {i}: {e}"))?;
         }
         Ok(doc)
     }
