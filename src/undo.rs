@@ -155,7 +155,14 @@ pub fn input_type(input_type: &str) -> Option<Direction> {
 pub fn moves_caret(key: &str) -> bool {
     matches!(
         key,
-        "ArrowLeft" | "ArrowRight" | "ArrowUp" | "ArrowDown" | "Home" | "End" | "PageUp" | "PageDown"
+        "ArrowLeft"
+            | "ArrowRight"
+            | "ArrowUp"
+            | "ArrowDown"
+            | "Home"
+            | "End"
+            | "PageUp"
+            | "PageDown"
     )
 }
 
@@ -344,16 +351,7 @@ mod tests {
         // Cmd+Y is not redo on a Mac; plain keys and AltGr combinations type.
         assert_eq!(shortcut("y", cmd), None);
         assert_eq!(shortcut("z", Modifiers::default()), None);
-        assert_eq!(
-            shortcut(
-                "z",
-                Modifiers {
-                    alt: true,
-                    ..ctrl
-                }
-            ),
-            None
-        );
+        assert_eq!(shortcut("z", Modifiers { alt: true, ..ctrl }), None);
         assert_eq!(input_type("historyUndo"), Some(Direction::Undo));
         assert_eq!(input_type("historyRedo"), Some(Direction::Redo));
         assert_eq!(input_type("insertText"), None);

@@ -174,22 +174,24 @@ impl Room {
             }
             let mut work_bytes = 0;
             if let Some(waiting) = pending::take(&mut txn) {
-                match pending.hold(from, waiting, sections, &presence.expelled) {
+                match pending.hold(from, waiting, live, &presence.expelled) {
                     Ok(merged) => work_bytes += merged,
                     Err(e) => {
                         refusal.get_or_insert(CloseReason::invalid(e.to_string()));
                     }
                 }
             }
-            // After holding, so that the sender's own waiting blocks are tried with the rest.
+            // The sender claims what its own update advanced, before held updates of others
+            // are retried in the same transaction (those claim for their own senders).
             let before = txn.before_state().clone();
+            if live {
+                authors.claim(from, sections, &before, &txn.state_vector());
+            }
+            // After holding, so that the sender's own waiting blocks are tried with the rest.
             let retried = pending.retry(&mut txn, &before, from, authors);
             work_bytes += retried.bytes;
             // yrs fixes the transaction's after-state when it is first read: only now.
             let changed = txn.before_state() != txn.after_state() || !txn.delete_set().is_empty();
-            if live {
-                authors.claim(from, sections, txn.before_state(), txn.after_state());
-            }
             let delta = changed.then(|| txn.encode_update_v1());
             // yrs can integrate an update into a replica it then encodes unreadably: what is
             // stored and broadcast must read back, or the replica is given up before anyone

@@ -14,6 +14,7 @@
 
 use super::authors::{Authors, Section};
 use super::ConnId;
+use crate::protocol::{CONTENT, TITLE};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +43,9 @@ struct Held {
     /// clients when the blocks integrate (see [`Authors`]).
     sections: Vec<Section>,
     since: tokio::time::Instant,
+    /// Whether it came in a live update, whose clients its sender claims once it integrates
+    /// (see [`Authors::claim`]).
+    live: bool,
     /// Closes the connection that sent it, once it has waited too long or cannot apply.
     expel: CancellationToken,
 }
@@ -59,6 +63,8 @@ pub enum PendingError {
     TooMuch,
     #[error("update depends on changes this document does not have (more than {MAX_PENDING_BYTES_PER_CONNECTION} bytes waiting from this connection)")]
     TooMuchFromOne,
+    #[error("updates waiting for what they depend on do not merge")]
+    Unmergeable,
 }
 
 /// What a retry did.
@@ -102,27 +108,30 @@ impl PendingUpdates {
         &mut self,
         from: ConnId,
         waiting: Waiting,
-        sections: &[Section],
+        live: bool,
         expel: &CancellationToken,
     ) -> Result<usize, PendingError> {
-        let (waiting, mut held_sections, since) = match self.held.remove(&from) {
+        let (waiting, since, live) = match self.held.remove(&from) {
             Some(previous) => {
                 self.bytes -= previous.waiting.update.len();
                 // Merged, the held updates keep their blocks apart: runs they continue one
                 // another in are joined, or retrying them would cost what `runs` avoids.
-                let update =
+                let Ok(merged) =
                     yrs::merge_updates_v1([previous.waiting.update.as_slice(), &waiting.update])
-                        .map(|merged| super::runs::join(&merged).ok().flatten().unwrap_or(merged))
-                        .unwrap_or(waiting.update);
+                else {
+                    // What was held is given up with its sender, never silently.
+                    return Err(PendingError::Unmergeable);
+                };
+                let update = super::runs::join(&merged).ok().flatten().unwrap_or(merged);
                 let mut waits_on = previous.waiting.waits_on;
                 waits_on.extend(waiting.waits_on);
                 (
                     Waiting { update, waits_on },
-                    previous.sections,
                     previous.since,
+                    previous.live && live,
                 )
             }
-            None => (waiting, Vec::new(), tokio::time::Instant::now()),
+            None => (waiting, tokio::time::Instant::now(), live),
         };
         let len = waiting.update.len();
         if len > MAX_PENDING_BYTES_PER_CONNECTION {
@@ -131,14 +140,18 @@ impl PendingUpdates {
         if self.bytes + len > MAX_PENDING_BYTES {
             return Err(PendingError::TooMuch);
         }
-        held_sections.extend_from_slice(sections);
+        // The clocks that wait, read off what is held (bounded by its bytes) rather than kept
+        // from every message that added to it.
+        let sections = super::shape::check(&waiting.update, &[CONTENT, TITLE])
+            .map_err(|_| PendingError::Unmergeable)?;
         self.bytes += len;
         self.held.insert(
             from,
             Held {
                 waiting,
-                sections: held_sections,
+                sections,
                 since,
+                live,
                 expel: expel.clone(),
             },
         );
@@ -154,7 +167,7 @@ impl PendingUpdates {
         txn: &mut TransactionMut<'_>,
         before: &StateVector,
         from: ConnId,
-        authors: &Authors,
+        authors: &mut Authors,
     ) -> Retried {
         let mut retried = Retried::default();
         let mut since = before.clone();
@@ -181,6 +194,9 @@ impl PendingUpdates {
                 let applies = authors.check(conn, &held.sections, &sv).is_ok()
                     && Update::decode_v1(&held.waiting.update)
                         .is_ok_and(|update| txn.apply_update(update).is_ok());
+                if applies && held.live {
+                    authors.claim(conn, &held.sections, &sv, &txn.state_vector());
+                }
                 if !applies {
                     held.expel.cancel();
                     // Whatever yrs kept of it is dropped with it.

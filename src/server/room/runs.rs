@@ -49,6 +49,10 @@ enum Block {
 }
 
 /// Returns `update` (lib0 v1) with its runs of characters joined, or `None` when it has none.
+///
+/// Streams: only the item a run is being joined into is held decoded; every other block is
+/// written out as soon as it is read, so joining costs about the update's size again, however
+/// many blocks it has.
 pub fn join(update: &[u8]) -> Result<Option<Vec<u8>>, Error> {
     let mut decoder = DecoderV1::new(Cursor::new(update));
     let mut encoder = EncoderV1::new();
@@ -59,8 +63,11 @@ pub fn join(update: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         let count: u32 = decoder.read_var()?;
         let client = decoder.read_client()?;
         let start: u32 = decoder.read_var()?;
-        // Not reserved up front: the count is only known not to exceed the bytes.
-        let mut blocks: Vec<Block> = Vec::new();
+        // v1 sections are plain concatenations: a section's blocks are written apart and
+        // appended once their number is known.
+        let mut section = EncoderV1::new();
+        let mut written: u32 = 0;
+        let mut open: Option<Block> = None;
         let mut clock = start;
         for _ in 0..count {
             let block = read_block(&mut decoder)?;
@@ -69,7 +76,7 @@ pub fn join(update: &[u8]) -> Result<Option<Vec<u8>>, Error> {
                 Block::Item { content, .. } => content.len_utf16(),
             };
             let continues = clock.checked_sub(1).map(|last| ID::new(client, last));
-            match (blocks.last_mut(), block) {
+            match (&mut open, block) {
                 (
                     Some(Block::Item {
                         right_origin: left_right_origin,
@@ -82,23 +89,45 @@ pub fn join(update: &[u8]) -> Result<Option<Vec<u8>>, Error> {
                         content: ItemContent::String(right),
                         ..
                     },
-                ) if origin.is_some()
+                    // yrs drops an empty item without giving it a clock, so the next item's
+                    // origin is the character before it: never join into one.
+                ) if !left.as_str().is_empty()
+                    && origin.is_some()
                     && origin == continues
                     && right_origin == *left_right_origin =>
                 {
                     left.push_str(right.as_str());
                     joined = true;
                 }
-                (_, block) => blocks.push(block),
+                (_, block) => {
+                    if let Some(done) = open.take() {
+                        write_block(&mut section, &done);
+                        written += 1;
+                    }
+                    if matches!(
+                        block,
+                        Block::Item {
+                            content: ItemContent::String(_),
+                            ..
+                        }
+                    ) {
+                        open = Some(block);
+                    } else {
+                        write_block(&mut section, &block);
+                        written += 1;
+                    }
+                }
             }
             clock = clock.saturating_add(len);
         }
-        encoder.write_var(blocks.len() as u32);
+        if let Some(done) = open.take() {
+            write_block(&mut section, &done);
+            written += 1;
+        }
+        encoder.write_var(written);
         encoder.write_client(client);
         encoder.write_var(start);
-        for block in &blocks {
-            write_block(&mut encoder, block);
-        }
+        encoder.write_all(&section.to_vec());
     }
     if !joined {
         return Ok(None);
@@ -244,6 +273,34 @@ mod tests {
         assert!(joined.len() < run.len() / 3, "{} bytes", joined.len());
         assert_eq!(text_after(&[&joined]), "ab".repeat(500));
         assert_eq!(text_after(&[&joined]), text_after(&[&run]));
+    }
+
+    #[test]
+    fn nothing_is_joined_into_an_empty_item() {
+        // "AB" as one item, an empty item after "A", and "Z" after "B": yrs drops the empty
+        // item without a clock, so "Z" (whose origin is the clock before it) follows "B".
+        // Joined into the empty item, "Z" would take its origin and land after "A".
+        let client = yrs::block::ClientID::new(7);
+        let mut encoder = EncoderV1::new();
+        encoder.write_var(1u32);
+        encoder.write_var(3u32);
+        encoder.write_client(client);
+        encoder.write_var(0u32);
+        encoder.write_info(yrs::block::BLOCK_ITEM_STRING_REF_NUMBER);
+        encoder.write_parent_info(true);
+        encoder.write_string(CONTENT);
+        encoder.write_string("AB");
+        encoder.write_info(yrs::block::BLOCK_ITEM_STRING_REF_NUMBER | HAS_ORIGIN);
+        encoder.write_left_id(&ID::new(client, 0));
+        encoder.write_string("");
+        encoder.write_info(yrs::block::BLOCK_ITEM_STRING_REF_NUMBER | HAS_ORIGIN);
+        encoder.write_left_id(&ID::new(client, 1));
+        encoder.write_string("Z");
+        encoder.write_var(0u32);
+        let update = encoder.to_vec();
+        let joined = join(&update).unwrap();
+        assert_eq!(text_after(&[&update]), "ABZ");
+        assert_eq!(text_after(&[joined.as_deref().unwrap_or(&update)]), "ABZ");
     }
 
     #[test]
