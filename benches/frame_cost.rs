@@ -2,7 +2,7 @@
 //! the worst update of a given size (one-character insertions that never merge, each its own
 //! item), the same for one run of single characters (which yrs alone would join at a quadratic
 //! cost), and to answer a sync step 1 for a document of a given size. The cases are the default
-//! largest message (8 MiB) and the default largest document (32 MiB).
+//! largest message (4 MiB) and the default largest document (32 MiB).
 //!
 //! Run: `cargo bench --no-default-features --features ssr --bench frame_cost`. Memory is this
 //! process's peak resident size (`VmHWM`, reset before each case); one case per process run
@@ -17,7 +17,12 @@ use yrs::{ReadTxn, StateVector, Text, Transact, Update};
 /// An update of about `bytes` bytes made of one-character insertions at the start of the text,
 /// so that no two items merge: the most items (and the most memory) per byte.
 fn worst_update(bytes: usize) -> Vec<u8> {
-    let doc = protocol::new_doc();
+    // Client 1: the shortest references (one byte for the client), the most items per byte.
+    let doc = yrs::Doc::with_options(yrs::Options {
+        client_id: yrs::block::ClientID::new(1),
+        offset_kind: yrs::OffsetKind::Utf16,
+        ..Default::default()
+    });
     let text = doc.get_or_insert_text(protocol::CONTENT);
     let mut txn = doc.transact_mut();
     let mut n = 0;
@@ -76,11 +81,53 @@ fn run_update(bytes: usize) -> Vec<u8> {
     encoder.to_vec()
 }
 
+/// An update in which every item is a client of its own, as many as fit in `bytes` and the
+/// shape check allows: the most per-client state per byte.
+fn many_clients_update(bytes: usize) -> Vec<u8> {
+    use yrs::encoding::write::Write;
+    use yrs::updates::encoder::{Encoder, EncoderV1};
+    // About fourteen bytes per client.
+    let n = (bytes as u64 / 14).min(room::shape::MAX_CLIENTS.into());
+    let mut encoder = EncoderV1::new();
+    encoder.write_var(n);
+    for client in 0..n {
+        encoder.write_var(1u32);
+        encoder.write_client(yrs::block::ClientID::new(n - client + 1));
+        encoder.write_var(0u32);
+        encoder.write_info(yrs::block::BLOCK_ITEM_STRING_REF_NUMBER);
+        encoder.write_parent_info(true);
+        encoder.write_string(protocol::CONTENT);
+        encoder.write_string("x");
+    }
+    encoder.write_var(0u32);
+    encoder.to_vec()
+}
+
+/// An update of about `bytes` bytes of collected ranges, two bytes each.
+fn collected_update(bytes: usize) -> Vec<u8> {
+    use yrs::encoding::write::Write;
+    use yrs::updates::encoder::{Encoder, EncoderV1};
+    let n = (bytes / 2) as u32;
+    let mut encoder = EncoderV1::new();
+    encoder.write_var(1u32);
+    encoder.write_var(n);
+    encoder.write_client(yrs::block::ClientID::new(1));
+    encoder.write_var(0u32);
+    for _ in 0..n {
+        encoder.write_info(yrs::block::BLOCK_GC_REF_NUMBER);
+        encoder.write_len(1);
+    }
+    encoder.write_var(0u32);
+    encoder.to_vec()
+}
+
 /// What the server does with an update before and while integrating it: check its shape, join
 /// its runs, decode and integrate.
 fn case_update(kind: &str, mib: usize) {
     let update = match kind {
         "run" => run_update(mib << 20),
+        "clients" => many_clients_update(mib << 20),
+        "collected" => collected_update(mib << 20),
         _ => worst_update(mib << 20),
     };
     reset_peak();
@@ -96,6 +143,8 @@ fn case_update(kind: &str, mib: usize) {
     let grown = peak_kib().saturating_sub(before);
     let what = match kind {
         "run" => "update of one run of single characters",
+        "clients" => "update of one item per client",
+        "collected" => "update of two-byte collected ranges",
         _ => "worst update (single characters that never merge)",
     };
     println!(
@@ -133,15 +182,19 @@ fn case_answer(mib: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some(kind @ ("update" | "run")) => return case_update(kind, args[2].parse().unwrap()),
+        Some(kind @ ("update" | "run" | "clients" | "collected")) => {
+            return case_update(kind, args[2].parse().unwrap())
+        }
         Some("answer") => return case_answer(args[2].parse().unwrap()),
         _ => {}
     }
     let me = std::env::current_exe().unwrap();
     let cases = [
         ("update", 1),
-        ("update", 8),
-        ("run", 8),
+        ("update", 4),
+        ("clients", 4),
+        ("collected", 4),
+        ("run", 4),
         ("answer", 1),
         ("answer", 32),
     ];

@@ -91,7 +91,7 @@ fn awareness_query() -> WsMessage {
     WsMessage::Binary(Message::AwarenessQuery.encode_v1().into())
 }
 
-/// 64 MiB against the default limit of 8 MiB: the server sees the size in the frame header
+/// 64 MiB against the default limit of 4 MiB: the server sees the size in the frame header
 /// and refuses before the client has finished sending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_64_mib_message_gets_1009_while_it_is_still_being_sent() {
@@ -100,7 +100,7 @@ async fn a_64_mib_message_gets_1009_while_it_is_still_being_sent() {
     let outcome = refused_while_sending(&server, big, None).await;
     assert_eq!(
         outcome,
-        refusal(1009, "message too big; the limit is 8388608 bytes")
+        refusal(1009, "message too big; the limit is 4194304 bytes")
     );
 }
 

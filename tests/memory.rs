@@ -102,3 +102,57 @@ async fn reloading_a_log_of_continuing_pastes_costs_what_its_text_does() {
     let grew_mib = peak_after.saturating_sub(peak_before) / 1024;
     assert!(grew_mib < 32, "peak resident memory grew by {grew_mib} MiB");
 }
+
+/// An update built to make yrs's conflict resolution walk the text again for every item:
+/// `n` one-character items of client 2, each placed after a character further left in client
+/// 1's text of `n` characters and with nothing to its right, so each scans to the end of the
+/// text. Its cost is quadratic in `n` (2,000 items take about half a second in a release build).
+fn conflicting_update(n: u32) -> Vec<u8> {
+    use yrs::block::BLOCK_ITEM_STRING_REF_NUMBER as STRING;
+    let (base, other) = (ClientID::new(1), ClientID::new(2));
+    let mut encoder = EncoderV1::new();
+    encoder.write_var(2u32);
+    // Higher clients first, as yrs writes them.
+    encoder.write_var(n);
+    encoder.write_client(other);
+    encoder.write_var(0u32);
+    for t in 0..n {
+        encoder.write_info(STRING | 0b1000_0000);
+        encoder.write_left_id(&ID::new(base, n - 1 - t));
+        encoder.write_string("y");
+    }
+    encoder.write_var(1u32);
+    encoder.write_client(base);
+    encoder.write_var(0u32);
+    encoder.write_info(STRING);
+    encoder.write_parent_info(true);
+    encoder.write_string(tandem::protocol::CONTENT);
+    encoder.write_string(&"x".repeat(n as usize));
+    encoder.write_var(0u32);
+    encoder.to_vec()
+}
+
+/// While such updates are being integrated in two documents (as many as the server has
+/// runtime workers), a third document still works: integration runs off the runtime's workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_integrations_do_not_stop_other_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path());
+    let id = random_id();
+    let mut writer = Peer::join_url(&server.ws_url(&id), None).await;
+    let mut reader = Peer::join_url(&server.ws_url(&id), None).await;
+    let mut attackers = Vec::new();
+    for _ in 0..2 {
+        attackers.push(Peer::join_url(&server.ws_url(&random_id()), None).await);
+    }
+    for attacker in &mut attackers {
+        attacker
+            .send(Message::Sync(SyncMessage::Update(conflicting_update(
+                12_000,
+            ))))
+            .await;
+    }
+    writer.insert(0, "still here").await;
+    reader.wait_for_text("still here").await;
+    drop(attackers);
+}

@@ -43,9 +43,9 @@ pub struct Config {
 
     /// Largest WebSocket message accepted, in bytes; a larger one closes the connection
     /// with code 1009.
-    /// The default keeps the worst single update (single characters that never merge) under
-    /// about 80 MiB of server memory (`benches/frame_cost.rs`).
-    #[arg(long, env = "TANDEM_MAX_MESSAGE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    /// The default keeps the worst single update under about 40 MiB of server memory
+    /// (`benches/frame_cost.rs`).
+    #[arg(long, env = "TANDEM_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
 
     /// Largest document, in bytes of its stored form; a change that would exceed it is refused

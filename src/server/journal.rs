@@ -77,7 +77,7 @@ pub struct Journal {
 
 /// A reserved place in the journal's queue, taken before an update is applied so that
 /// storing it can never be refused afterwards.
-pub struct Slot<'a>(mpsc::Permit<'a, Job>);
+pub struct Slot(mpsc::OwnedPermit<Job>);
 
 impl Journal {
     /// Starts the journal's threads over `store`. They end when every handle is dropped.
@@ -98,8 +98,8 @@ impl Journal {
     }
 
     /// Waits for a place in the queue. Fails only when the journal has stopped.
-    pub async fn reserve(&self) -> Option<Slot<'_>> {
-        self.jobs.reserve().await.ok().map(Slot)
+    pub async fn reserve(&self) -> Option<Slot> {
+        self.jobs.clone().reserve_owned().await.ok().map(Slot)
     }
 
     /// Queues a compaction for the compactor if there is room; compaction is an optimisation
@@ -141,7 +141,7 @@ impl Journal {
     }
 }
 
-impl Slot<'_> {
+impl Slot {
     pub fn append(self, update: NewUpdate, completion: Completion) {
         self.0.send(Job::Append(update, completion));
     }

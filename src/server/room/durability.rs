@@ -55,31 +55,35 @@ impl Room {
             .reserve()
             .await
             .ok_or_else(|| CloseReason::internal("storage has stopped"))?;
-        let refusal;
-        let cost;
-        let (sequence, stored) = {
-            let mut state = self.lock();
+        // Integrating runs on a blocking thread: yrs's conflict resolution can take long for
+        // updates built to make it (see the README), and the runtime's workers must go on
+        // serving every other document meanwhile.
+        let room = self.clone();
+        let expel = presence.expelled.clone();
+        let message_bytes = bytes.len();
+        let outcome = tokio::task::spawn_blocking(move || -> Result<_, CloseReason> {
+            let mut state = room.lock();
             if let Some(failure) = &state.failure {
                 return Err(CloseReason::internal(failure.clone()));
             }
             // An update is never smaller than what it adds, so this refuses every change that
             // could push the document past its limit, before anything is applied.
-            if state.stored_bytes + state.pending.bytes() + bytes.len() > self.policy.max_doc_bytes
+            if state.stored_bytes + state.pending.bytes() + message_bytes > room.policy.max_doc_bytes
             {
                 return Err(CloseReason::too_big(format!(
                     "document would exceed its size limit of {} bytes",
-                    self.policy.max_doc_bytes
+                    room.policy.max_doc_bytes
                 )));
             }
-            let applied = match self.integrate(&mut state, from, presence, update, &sections, live)
+            let applied = match room.integrate(&mut state, from, &expel, update, &sections, live)
             {
                 Ok(applied) => applied,
                 Err(Integration::Taken(taken)) => {
-                    tracing::info!(doc = %self.tag, conn = from, client = taken.client.get(), "a connection wrote as a client another open connection writes as; refused");
+                    tracing::info!(doc = %room.tag, conn = from, client = taken.client.get(), "a connection wrote as a client another open connection writes as; refused");
                     return Err(CloseReason::lagging(taken.to_string()));
                 }
                 Err(Integration::Panicked) => {
-                    self.fail(
+                    room.fail(
                         &mut state,
                         "the document's replica failed; reopen the document".into(),
                     );
@@ -88,8 +92,8 @@ impl Room {
                     ));
                 }
             };
-            refusal = applied.refusal;
-            cost = applied.work_bytes / super::COST_UNIT_BYTES;
+            let refusal = applied.refusal;
+            let cost = applied.work_bytes / super::COST_UNIT_BYTES;
             // Whatever a held update of someone else's brought in, its sender's peers have
             // not seen, nor has the connection whose update unblocked it: it goes to everyone.
             let publish_as = if applied.others_included {
@@ -97,7 +101,7 @@ impl Room {
             } else {
                 from
             };
-            match applied.delta {
+            let (sequence, stored) = match applied.delta {
                 // Nothing new, but what it repeats may still be on its way to disk.
                 None => (state.applied, None),
                 Some(delta) => {
@@ -106,10 +110,10 @@ impl Room {
                     let title = protocol::read_title(&state.doc.transact());
                     let frame = encode_update(&delta);
                     let (done, stored) = oneshot::channel();
-                    let room = self.clone();
+                    let room = room.clone();
                     slot.append(
                         NewUpdate {
-                            doc: self.id.clone(),
+                            doc: room.id.clone(),
                             data: delta,
                             title,
                         },
@@ -119,8 +123,12 @@ impl Room {
                     );
                     (sequence, Some(stored))
                 }
-            }
-        };
+            };
+            Ok((sequence, stored, refusal, cost))
+        })
+        .await
+        .map_err(|_| CloseReason::internal("the document's replica failed; reopen the document"))?;
+        let (sequence, stored, refusal, cost) = outcome?;
         // What integrated is stored and broadcast even when the rest of the update is refused:
         // the replica has it, so everyone must.
         let durable = match stored {
@@ -145,7 +153,7 @@ impl Room {
         &self,
         state: &mut State,
         from: ConnId,
-        presence: &Presence,
+        expel: &tokio_util::sync::CancellationToken,
         update: Update,
         sections: &[super::authors::Section],
         live: bool,
@@ -174,7 +182,7 @@ impl Room {
             }
             let mut work_bytes = 0;
             if let Some(waiting) = pending::take(&mut txn) {
-                match pending.hold(from, waiting, live, &presence.expelled) {
+                match pending.hold(from, waiting, live, expel) {
                     Ok(merged) => work_bytes += merged,
                     Err(e) => {
                         refusal.get_or_insert(CloseReason::invalid(e.to_string()));

@@ -1,5 +1,5 @@
-//! Joins runs of characters an update writes one after another into one item, before yrs
-//! integrates them.
+//! Joins runs of characters an update writes one after another into one item, and runs of
+//! collected or skipped clocks into one range, before yrs integrates them.
 //!
 //! When a transaction commits, yrs merges each client's new items with their left neighbours,
 //! walking from the right: every item takes in the text of everything right of it, and the
@@ -99,6 +99,13 @@ pub fn join(update: &[u8]) -> Result<Option<Vec<u8>>, Error> {
                     left.push_str(right.as_str());
                     joined = true;
                 }
+                // Collected or skipped ranges merge as yrs merges them, by adding lengths: two
+                // bytes on the wire would otherwise be a hundred-byte block in yrs's memory.
+                (Some(Block::Gc(left)), Block::Gc(right))
+                | (Some(Block::Skip(left)), Block::Skip(right)) => {
+                    *left += right;
+                    joined = true;
+                }
                 (_, block) => {
                     if let Some(done) = open.take() {
                         write_block(&mut section, &done);
@@ -106,10 +113,12 @@ pub fn join(update: &[u8]) -> Result<Option<Vec<u8>>, Error> {
                     }
                     if matches!(
                         block,
-                        Block::Item {
-                            content: ItemContent::String(_),
-                            ..
-                        }
+                        Block::Gc(_)
+                            | Block::Skip(_)
+                            | Block::Item {
+                                content: ItemContent::String(_),
+                                ..
+                            }
                     ) {
                         open = Some(block);
                     } else {
@@ -301,6 +310,32 @@ mod tests {
         let joined = join(&update).unwrap();
         assert_eq!(text_after(&[&update]), "ABZ");
         assert_eq!(text_after(&[joined.as_deref().unwrap_or(&update)]), "ABZ");
+    }
+
+    #[test]
+    fn collected_ranges_are_joined_into_one() {
+        // Client 7: 10,000 collected ranges of one clock each, then "x" after them.
+        let client = yrs::block::ClientID::new(7);
+        let mut encoder = EncoderV1::new();
+        encoder.write_var(1u32);
+        encoder.write_var(10_001u32);
+        encoder.write_client(client);
+        encoder.write_var(0u32);
+        for _ in 0..10_000 {
+            encoder.write_info(yrs::block::BLOCK_GC_REF_NUMBER);
+            encoder.write_len(1);
+        }
+        encoder.write_info(yrs::block::BLOCK_ITEM_STRING_REF_NUMBER);
+        encoder.write_parent_info(true);
+        encoder.write_string(CONTENT);
+        encoder.write_string("x");
+        encoder.write_var(0u32);
+        let update = encoder.to_vec();
+        let joined = join(&update).unwrap().expect("the ranges are joined");
+        assert!(joined.len() < 32, "{} bytes", joined.len());
+        let decoded = Update::decode_v1(&joined).unwrap();
+        assert_eq!(decoded.state_vector().get(&client), 10_001);
+        assert_eq!(text_after(&[&joined]), text_after(&[&update]));
     }
 
     #[test]

@@ -38,6 +38,10 @@ const CONTENT_REF: u8 = 0b0001_1111;
 
 /// The largest clock an update may reach.
 pub const MAX_CLOCK: u32 = i32::MAX as u32;
+/// Most clients one update may write for. yrs keeps a few hundred bytes per client, so an
+/// update of one character per client takes 30 times its size in memory; this bounds that
+/// (to about 30 MiB), far above what documents have (each page that ever wrote is one client).
+pub const MAX_CLIENTS: u32 = 65_536;
 
 /// Why an update is refused before it is applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +62,8 @@ pub enum ShapeError {
     RepeatedClient { client: u64 },
     #[error("update reaches past the largest clock ({MAX_CLOCK})")]
     ClockOverflow,
+    #[error("update writes for {0} clients, more than {MAX_CLIENTS}")]
+    TooManyClients(u32),
 }
 
 impl From<yrs::encoding::read::Error> for ShapeError {
@@ -83,6 +89,9 @@ pub fn check(update: &[u8], texts: &[&str]) -> Result<Vec<Section>, ShapeError> 
     };
     let clients: u32 = decoder.read_var()?;
     bounded(clients)?;
+    if clients > MAX_CLIENTS {
+        return Err(ShapeError::TooManyClients(clients));
+    }
     let mut seen = HashSet::new();
     // Not reserved up front: the count is only known not to exceed the bytes.
     let mut sections = Vec::new();
@@ -371,6 +380,23 @@ mod tests {
         assert_eq!(
             check(&bytes, TEXTS),
             Err(ShapeError::NotTextContent { kind: "values" })
+        );
+    }
+
+    #[test]
+    fn more_clients_than_the_bound_are_refused() {
+        // The count alone decides: no client's section is read.
+        let mut bytes = Vec::new();
+        let mut count = MAX_CLIENTS + 1;
+        while count >= 0x80 {
+            bytes.push((count as u8 & 0x7f) | 0x80);
+            count >>= 7;
+        }
+        bytes.push(count as u8);
+        bytes.resize(MAX_CLIENTS as usize * 4, 0);
+        assert_eq!(
+            check(&bytes, TEXTS),
+            Err(ShapeError::TooManyClients(MAX_CLIENTS + 1))
         );
     }
 
