@@ -384,3 +384,32 @@ async fn document_pages_beyond_the_render_cap_are_answered_503() {
         "a finished render gives its permit back"
     );
 }
+
+/// `GET /d/{id}/raw` gives the Markdown as written, as a file and never as a page; with
+/// `?download` it is an attachment whose name keeps only safe characters of the title.
+#[tokio::test]
+async fn the_raw_markdown_is_served_as_text_and_downloads_under_a_safe_name() {
+    let server = TestServer::start().await;
+    let id = write_document(&server, HOSTILE_TITLE, HOSTILE_CONTENT).await;
+    let (status, headers, body) = get(&server, &format!("/d/{id}/raw")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, HOSTILE_CONTENT);
+    assert_eq!(headers["content-type"], "text/markdown; charset=utf-8");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers.get("content-disposition").is_none());
+
+    let (status, headers, body) = get(&server, &format!("/d/{id}/raw?download")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, HOSTILE_CONTENT);
+    let disposition = headers["content-disposition"].to_str().unwrap();
+    assert_eq!(
+        disposition,
+        "attachment; filename=\"title-script-alert-document.domain-script-img src-x onerror-alert-7-amp.md\""
+    );
+
+    // Unknown documents are empty; malformed ids are refused.
+    let (status, _, body) = get(&server, &format!("/d/{}/raw", random_id())).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
+    let (status, _, _) = get(&server, "/d/short/raw").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -147,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/new", get(new_document))
         .route("/ws/{doc}", get(websocket))
+        .route("/d/{doc}/raw", get(http::raw::raw_markdown))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -335,7 +336,8 @@ async fn bad_doc_id_is_400(request: Request, next: Next) -> Response {
         .uri()
         .path()
         .strip_prefix("/d/")
-        .is_some_and(|raw| DocId::parse(raw.trim_end_matches('/')).is_err());
+        .and_then(|rest| rest.split('/').next())
+        .is_some_and(|raw| DocId::parse(raw).is_err());
     let mut response = next.run(request).await;
     if malformed {
         *response.status_mut() = StatusCode::BAD_REQUEST;

@@ -6,10 +6,12 @@
 //! - [`origin`]: which pages may open a WebSocket here.
 //! - [`security_headers`]: the Content Security Policy and the other protective headers.
 //! - [`render_gate`]: a cap on document pages rendered at once.
+//! - [`raw`]: a document's Markdown as a file.
 //! - [`request_span`]: request tracing that names the route, never the document.
 
 pub mod client_address;
 pub mod origin;
+pub mod raw;
 pub mod render_gate;
 pub mod request_span;
 pub mod security_headers;

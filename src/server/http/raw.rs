@@ -1,0 +1,96 @@
+//! `GET /d/{id}/raw`: a document's Markdown as it is, as `text/markdown`.
+//!
+//! The text is whatever people wrote, so it goes out as a plain download with
+//! `X-Content-Type-Options: nosniff` (added for every response), never as HTML. With `?download`
+//! it comes as an attachment named after the title, the title reduced to characters that are
+//! safe in a file name and a header.
+
+use crate::doc_id::DocId;
+use crate::server::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Longest file name offered, before `.md`.
+const MAX_FILE_STEM: usize = 80;
+
+#[derive(serde::Deserialize)]
+pub struct RawQuery {
+    download: Option<String>,
+}
+
+pub async fn raw_markdown(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    Query(query): Query<RawQuery>,
+) -> Response {
+    let Ok(id) = DocId::parse(&raw_id) else {
+        return (StatusCode::BAD_REQUEST, "not a document link").into_response();
+    };
+    let snapshot = match state.hub.snapshot(&id).await {
+        Ok(snapshot) => snapshot,
+        Err(error) => {
+            tracing::warn!(doc = %crate::server::redact::doc_tag(&id), %error, "raw document could not be read");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the document could not be read",
+            )
+                .into_response();
+        }
+    };
+    let mut response = snapshot.content.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/markdown; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if query.download.is_some() {
+        let disposition = format!("attachment; filename=\"{}.md\"", file_stem(&snapshot.title));
+        if let Ok(value) = HeaderValue::from_str(&disposition) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
+    response
+}
+
+/// A file name for `title`: letters, digits, spaces, `-`, `_` and `.` kept (ASCII only, so the
+/// header needs no encoding), runs of anything else made one `-`, at most [`MAX_FILE_STEM`]
+/// characters; "document" when nothing is left.
+pub fn file_stem(title: &str) -> String {
+    let mut stem = String::new();
+    for c in title.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.') {
+            stem.push(c);
+        } else if !stem.ends_with('-') {
+            stem.push('-');
+        }
+        if stem.len() >= MAX_FILE_STEM {
+            break;
+        }
+    }
+    let stem = stem.trim_matches(|c: char| c == '-' || c == '.' || c == ' ');
+    if stem.is_empty() {
+        "document".into()
+    } else {
+        stem.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_stem;
+
+    #[test]
+    fn file_names_keep_only_safe_characters() {
+        assert_eq!(file_stem("Meeting notes 2026-11"), "Meeting notes 2026-11");
+        assert_eq!(
+            file_stem("\"; filename=evil.exe\r\nX: y"),
+            "filename-evil.exe-X- y"
+        );
+        assert_eq!(file_stem("../../etc/passwd"), "etc-passwd");
+        assert_eq!(file_stem("日本語"), "document");
+        assert_eq!(file_stem(""), "document");
+        assert_eq!(file_stem(&"a".repeat(500)).len(), 80);
+    }
+}
