@@ -64,3 +64,19 @@ test('typing is undone in steps, and the title is undone too', async ({ browser 
   await a.context.close();
   await b.context.close();
 });
+
+test('Download .md gives the text as written, named after the title', async ({ browser }) => {
+  const id = newDocId();
+  const a = await openDoc(browser, id);
+  await a.page.getByTestId('title').fill('Plans: <b>2027</b>');
+  await typeAt(a.page, 0, '# Plans\n\n- [ ] <script>x</script>\n');
+  await expect(a.page.getByTestId('saved')).toHaveAttribute('data-saved', 'saved');
+  const downloading = a.page.waitForEvent('download');
+  await a.page.getByTestId('download-md').click();
+  const download = await downloading;
+  expect(download.suggestedFilename()).toBe('Plans- -b-2027-b.md');
+  const path = await download.path();
+  const text = (await import('node:fs')).readFileSync(path!, 'utf8');
+  expect(text).toBe('# Plans\n\n- [ ] <script>x</script>\n');
+  await a.context.close();
+});

@@ -76,6 +76,8 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
     let carets = NodeRef::<Div>::new();
     let preview = Memo::new(move |_| markdown::render(&content.read()));
     let copied = RwSignal::new(false);
+    // The document id is the link's own, already parsed: safe in an attribute.
+    let download_md = format!("/d/{}/raw?download", id.as_str());
 
     let parts = EditorParts {
         id,
@@ -203,6 +205,9 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                 >
                     {move || save.get().label()}
                 </span>
+                <a class="button" data-testid="download-md" href=download_md download="">
+                    "Download .md"
+                </a>
                 <button
                     class="button"
                     data-testid="copy-link"
