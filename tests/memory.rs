@@ -104,12 +104,12 @@ async fn reloading_a_log_of_continuing_pastes_costs_what_its_text_does() {
 }
 
 /// An update built to make yrs's conflict resolution walk the text again for every item:
-/// `n` one-character items of client 2, each placed after a character further left in client
-/// 1's text of `n` characters and with nothing to its right, so each scans to the end of the
+/// `n` one-character items of client `clients + 1`, each placed after a character further left
+/// in client `clients`'s text of `n` characters and with nothing to its right, so each scans to the end of the
 /// text. Its cost is quadratic in `n` (2,000 items take about half a second in a release build).
-fn conflicting_update(n: u32) -> Vec<u8> {
+fn conflicting_update(n: u32, clients: u64) -> Vec<u8> {
     use yrs::block::BLOCK_ITEM_STRING_REF_NUMBER as STRING;
-    let (base, other) = (ClientID::new(1), ClientID::new(2));
+    let (base, other) = (ClientID::new(clients), ClientID::new(clients + 1));
     let mut encoder = EncoderV1::new();
     encoder.write_var(2u32);
     // Higher clients first, as yrs writes them.
@@ -148,11 +148,29 @@ async fn slow_integrations_do_not_stop_other_documents() {
     for attacker in &mut attackers {
         attacker
             .send(Message::Sync(SyncMessage::Update(conflicting_update(
-                12_000,
+                12_000, 1,
             ))))
             .await;
     }
     writer.insert(0, "still here").await;
     reader.wait_for_text("still here").await;
     drop(attackers);
+}
+
+/// The time an update takes to integrate counts against its sender's message rate: a client
+/// that sends such slow updates one after another is closed with 1008.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_of_slow_updates_is_closed_for_flooding() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path());
+    let mut attacker = Peer::join_url(&server.ws_url(&random_id()), None).await;
+    // Each takes seconds to integrate, more than the burst of 600 messages' worth at one per
+    // millisecond: the first uses up the allowance, the next finds it empty.
+    for round in 0..3 {
+        let update = conflicting_update(5_000, 10 + 2 * round);
+        attacker
+            .send(Message::Sync(SyncMessage::Update(update)))
+            .await;
+    }
+    assert_eq!(attacker.expect_close().await, 1008);
 }

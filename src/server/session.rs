@@ -178,6 +178,13 @@ pub async fn run<S: Connection>(
                                 decide(CloseReason::policy("too many requests; slow down"));
                                 break;
                             }
+                            if !charge_up_to_burst(&settings.messages, received.slow_cost) {
+                                tracing::warn!(doc = %room.tag, conn, cost = received.slow_cost, "updates slow to integrate beyond the message rate, closing connection");
+                                decide(CloseReason::policy(
+                                    "updates too slow to integrate; slow down",
+                                ));
+                                break;
+                            }
                             if received.stored && settings.acks {
                                 received.replies.push(saved.clone());
                             }
@@ -347,6 +354,19 @@ fn charge(limiter: &governor::DefaultDirectRateLimiter, cost: u32) -> bool {
         Ok(allowed) => allowed.is_ok(),
         Err(governor::InsufficientCapacity(burst)) => std::num::NonZeroU32::new(burst / 2)
             .is_none_or(|half| limiter.check_n(half).is_ok_and(|allowed| allowed.is_ok())),
+    }
+}
+
+/// Charges `cost` extra messages, at most the whole burst; false when it is exhausted. One
+/// costly message passes however costly; another before the allowance refills does not.
+fn charge_up_to_burst(limiter: &governor::DefaultDirectRateLimiter, cost: u32) -> bool {
+    let Some(cost) = std::num::NonZeroU32::new(cost) else {
+        return true;
+    };
+    match limiter.check_n(cost) {
+        Ok(allowed) => allowed.is_ok(),
+        Err(governor::InsufficientCapacity(burst)) => std::num::NonZeroU32::new(burst)
+            .is_none_or(|burst| limiter.check_n(burst).is_ok_and(|allowed| allowed.is_ok())),
     }
 }
 

@@ -33,14 +33,14 @@ impl Room {
     /// `live` tells an update typed now (which claims its authors' client ids for `from`, see
     /// [`super::authors`]) from a sync step 2, which may carry edits made earlier under ids other
     /// pages of the same person use. Returns what the work cost, in messages' worth beyond the
-    /// message itself.
+    /// message itself, and how long integrating took (see [`super::Received::slow_cost`]).
     pub(super) async fn apply_update(
         self: &Arc<Self>,
         from: ConnId,
         presence: &Presence,
         bytes: &[u8],
         live: bool,
-    ) -> Result<u32, CloseReason> {
+    ) -> Result<(u32, u32), CloseReason> {
         let sections = shape::check(bytes, &[protocol::CONTENT, protocol::TITLE])
             .map_err(|e| CloseReason::invalid(e.to_string()))?;
         // Runs of characters are joined first: yrs would join them at commit, at a cost
@@ -75,8 +75,12 @@ impl Room {
                     room.policy.max_doc_bytes
                 )));
             }
-            let applied = match room.integrate(&mut state, from, &expel, update, &sections, live)
-            {
+            let started = std::time::Instant::now();
+            let integrated = room.integrate(&mut state, from, &expel, update, &sections, live);
+            // Time spent integrating counts against the sender's rate like bytes answered do:
+            // an update built to be slow (see the README) uses up its sender's allowance.
+            let slow = started.elapsed().as_millis() / super::COST_UNIT_MILLIS;
+            let applied = match integrated {
                 Ok(applied) => applied,
                 Err(Integration::Taken(taken)) => {
                     tracing::info!(doc = %room.tag, conn = from, client = taken.client.get(), "a connection wrote as a client another open connection writes as; refused");
@@ -124,11 +128,11 @@ impl Room {
                     (sequence, Some(stored))
                 }
             };
-            Ok((sequence, stored, refusal, cost))
+            Ok((sequence, stored, refusal, cost, slow))
         })
         .await
         .map_err(|_| CloseReason::internal("the document's replica failed; reopen the document"))?;
-        let (sequence, stored, refusal, cost) = outcome?;
+        let (sequence, stored, refusal, cost, slow) = outcome?;
         // What integrated is stored and broadcast even when the rest of the update is refused:
         // the replica has it, so everyone must.
         let durable = match stored {
@@ -140,7 +144,9 @@ impl Room {
             },
         };
         durable?;
-        refusal.map_or(Ok(cost as u32), Err)
+        let cost = u32::try_from(cost).unwrap_or(u32::MAX);
+        let slow = u32::try_from(slow).unwrap_or(u32::MAX);
+        refusal.map_or(Ok((cost, slow)), Err)
     }
 
     /// Integrates `update` and whatever held updates it unblocks, in one transaction, and

@@ -85,10 +85,16 @@ pub struct Received {
     /// What answering cost, in messages' worth, beyond the message itself: large answers
     /// count as many messages against the connection's rate (see [`COST_UNIT_BYTES`]).
     pub cost: u32,
+    /// How long integrating took, in messages' worth (see [`COST_UNIT_MILLIS`]): charged up
+    /// to the whole burst, so one slow update passes and a second in a row closes its sender.
+    pub slow_cost: u32,
 }
 
 /// An answer this large counts as one more message against the sender's rate.
 pub const COST_UNIT_BYTES: usize = 64 * 1024;
+/// Integrating an update for this long counts as one more message against the sender's rate:
+/// ordinary edits take microseconds, a large reconnect a few hundred milliseconds.
+pub const COST_UNIT_MILLIS: u128 = 1;
 
 pub struct Room {
     pub id: DocId,
@@ -228,11 +234,13 @@ impl Room {
                 received.replies.push(reply);
             }
             Message::Sync(SyncMessage::SyncStep2(update)) => {
-                received.cost = self.apply_update(from, presence, &update, false).await?;
+                (received.cost, received.slow_cost) =
+                    self.apply_update(from, presence, &update, false).await?;
                 received.stored = true;
             }
             Message::Sync(SyncMessage::Update(update)) => {
-                received.cost = self.apply_update(from, presence, &update, true).await?;
+                (received.cost, received.slow_cost) =
+                    self.apply_update(from, presence, &update, true).await?;
                 received.stored = true;
             }
             Message::Awareness(update) => self.receive_presence(from, presence, update)?,
