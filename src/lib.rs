@@ -7,12 +7,14 @@
 //! - [`protocol`]: the document's shape and edit diffing, shared by both sides.
 //! - [`doc_id`]: the document id, parsed at every edge.
 //! - [`markdown`]: the safe Markdown preview renderer, shared by both sides.
+//! - [`formatting`]: what the Markdown toolbar and its shortcuts do to the source.
 //! - [`undo`]: undo and redo of this person's own changes, used by the browser.
 //! - `server` (feature `ssr`): HTTP, WebSocket sessions and the open documents.
 //! - `client` (feature `hydrate`): the browser's replica, socket and editor binding.
 
 pub mod app;
 pub mod doc_id;
+pub mod formatting;
 pub mod markdown;
 pub mod protocol;
 pub mod undo;

@@ -6,8 +6,9 @@
 //! because an HTML parser drops the first newline after `<textarea>`).
 
 use super::document::{load_document, DocSnapshot};
-use super::live::{self, EditorParts, PeerBadge, SaveState, Status};
+use super::live::{self, EditorParts, PeerBadge, SaveState, Status, ViewMode};
 use crate::doc_id::DocId;
+use crate::formatting::Command;
 use crate::markdown;
 use crate::protocol::presence::{initials, safe_color, User, PALETTE};
 use leptos::html::{Div, Input, Textarea};
@@ -76,6 +77,13 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
     let carets = NodeRef::<Div>::new();
     let preview = Memo::new(move |_| markdown::render(&content.read()));
     let copied = RwSignal::new(false);
+    // Split until the browser's remembered choice is read, after hydration.
+    let view_mode = RwSignal::new(ViewMode::Split);
+    Effect::new(move |_| {
+        if let Some(mode) = live::remembered_view_mode() {
+            view_mode.set(mode);
+        }
+    });
     // The document id is the link's own, already parsed: safe in an attribute.
     let download_md = format!("/d/{}/raw?download", id.as_str());
 
@@ -221,7 +229,54 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                     {move || error.get().unwrap_or_default()}
                 </p>
             </Show>
-            <div class="panes">
+            <div class="toolbar" role="toolbar" aria-label="Formatting and view">
+                {Command::TOOLBAR
+                    .into_iter()
+                    .map(|(command, label, shortcut)| {
+                        view! {
+                            <button
+                                type="button"
+                                class="tool"
+                                data-testid=format!("format-{}", command.key())
+                                title=format!("{label} ({shortcut})")
+                                aria-label=label
+                                on:click=move |_| live::format_source(&source, command)
+                            >
+                                {tool_glyph(command)}
+                            </button>
+                        }
+                    })
+                    .collect_view()}
+                <span class="toolbar-gap"></span>
+                <span class="counts" data-testid="counts" aria-live="off">
+                    {move || {
+                        let (words, characters) = counts(&content.read());
+                        format!("{words} words · {characters} characters")
+                    }}
+                </span>
+                <span class="view-modes" role="group" aria-label="View">
+                    {ViewMode::ALL
+                        .into_iter()
+                        .map(|mode| {
+                            view! {
+                                <button
+                                    type="button"
+                                    class="tool"
+                                    data-testid=format!("view-{}", mode.key())
+                                    aria-pressed=move || (view_mode.get() == mode).to_string()
+                                    on:click=move |_| {
+                                        view_mode.set(mode);
+                                        live::remember_view_mode(mode);
+                                    }
+                                >
+                                    {mode.label()}
+                                </button>
+                            }
+                        })
+                        .collect_view()}
+                </span>
+            </div>
+            <div class="panes" data-view=move || view_mode.get().key()>
                 <div class="source-wrap">
                     <textarea
                         class="source"
@@ -269,4 +324,24 @@ mod tests {
         );
         assert_eq!(textarea_inner_html("\nx"), "\n\nx");
     }
+}
+
+/// What a toolbar button shows: short, with the full name in its label and tooltip.
+fn tool_glyph(command: Command) -> &'static str {
+    match command {
+        Command::Bold => "B",
+        Command::Italic => "I",
+        Command::Heading => "H",
+        Command::List => "• List",
+        Command::Checklist => "☐ Tasks",
+        Command::Link => "Link",
+        Command::Code => "</>",
+        Command::Quote => "❝",
+        Command::Indent | Command::Outdent => "",
+    }
+}
+
+/// Words and characters (Unicode scalar values) in `text`.
+fn counts(text: &str) -> (usize, usize) {
+    (text.split_whitespace().count(), text.chars().count())
 }

@@ -37,6 +37,38 @@ impl Status {
     }
 }
 
+/// Which panes the editor shows; remembered per browser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViewMode {
+    Edit,
+    Split,
+    Preview,
+}
+
+impl ViewMode {
+    pub const ALL: [ViewMode; 3] = [ViewMode::Edit, ViewMode::Split, ViewMode::Preview];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            ViewMode::Edit => "edit",
+            ViewMode::Split => "split",
+            ViewMode::Preview => "preview",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ViewMode::Edit => "Edit",
+            ViewMode::Split => "Split",
+            ViewMode::Preview => "Preview",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<ViewMode> {
+        ViewMode::ALL.into_iter().find(|mode| mode.key() == key)
+    }
+}
+
 /// Whether the server has confirmed that this page's latest change is durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SaveState {
@@ -104,17 +136,29 @@ pub struct EditorParts {
 }
 
 #[cfg(feature = "hydrate")]
-pub use crate::client::{attach_editor, copy_link, recent_documents};
+pub use crate::client::{
+    attach_editor, copy_link, format_source, recent_documents, remember_view_mode,
+    remembered_view_mode,
+};
 
 #[cfg(not(feature = "hydrate"))]
 mod inert {
-    use super::{EditorParts, RecentDoc};
+    use super::{EditorParts, RecentDoc, ViewMode};
     pub fn attach_editor(_parts: EditorParts) {}
     pub fn copy_link() -> bool {
         false
     }
+    pub fn format_source(
+        _source: &leptos::prelude::NodeRef<leptos::html::Textarea>,
+        _command: crate::formatting::Command,
+    ) {
+    }
     pub fn recent_documents() -> Vec<RecentDoc> {
         Vec::new()
+    }
+    pub fn remember_view_mode(_mode: ViewMode) {}
+    pub fn remembered_view_mode() -> Option<ViewMode> {
+        None
     }
 }
 #[cfg(not(feature = "hydrate"))]

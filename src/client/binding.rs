@@ -55,6 +55,13 @@ impl FieldElement {
             FieldElement::Line(e) => e.set_selection_range_with_direction(start, end, direction),
         };
     }
+    /// The `<textarea>`, when this is one.
+    pub fn area(&self) -> Option<&HtmlTextAreaElement> {
+        match self {
+            FieldElement::Area(e) => Some(e),
+            FieldElement::Line(_) => None,
+        }
+    }
     pub fn element(&self) -> &web_sys::Element {
         match self {
             FieldElement::Area(e) => e.unchecked_ref(),

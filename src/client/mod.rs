@@ -3,18 +3,21 @@
 //! # Layout
 //! - [`binding`]: a text field bound to a yrs text; local edits become splices, remote
 //!   changes keep the caret where it was relative to the text.
+//! - [`format`]: the formatting commands applied to the source field.
 //! - [`session`]: one open document: replica, fields, socket, reconnection.
 //! - [`recent`]: the documents this browser has opened, kept in local storage.
 //! - [`identity`]: this person's name and colour, kept in local storage.
 //! - [`offline`]: each open document's state, kept in the browser for offline edits.
 
 mod binding;
+mod format;
 mod identity;
 mod offline;
 mod recent;
 mod session;
 
 use crate::app::live::EditorParts;
+pub use format::format_source;
 pub use recent::recent_documents;
 
 /// Entry point called by the page's bootstrap script.
@@ -44,4 +47,20 @@ pub fn copy_link() -> bool {
     };
     let _ = window.navigator().clipboard().write_text(&href);
     true
+}
+
+/// Where the editor's view mode is kept in local storage.
+const VIEW_MODE_KEY: &str = "tandem.view";
+
+/// Remembers the editor's view mode for every document in this browser.
+pub fn remember_view_mode(mode: crate::app::live::ViewMode) {
+    if let Some(storage) = local_storage() {
+        let _ = storage.set_item(VIEW_MODE_KEY, mode.key());
+    }
+}
+
+/// The view mode this browser last chose, if any (anything unknown is ignored).
+pub fn remembered_view_mode() -> Option<crate::app::live::ViewMode> {
+    let stored = local_storage()?.get_item(VIEW_MODE_KEY).ok()??;
+    crate::app::live::ViewMode::from_key(&stored)
 }

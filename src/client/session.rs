@@ -14,6 +14,7 @@ use super::binding::{FieldElement, TextField};
 use super::{identity, offline, recent};
 use crate::app::carets::{overlay_html, RemoteCaret};
 use crate::app::live::{EditorParts, PeerBadge, SaveState, Status};
+use crate::formatting::{self, Command};
 use crate::protocol::presence::{sticky_at, Cursor, PresenceState, RelativePosition, User};
 use crate::protocol::{self, CONTENT, TITLE};
 use crate::undo::{self, Direction, History};
@@ -269,7 +270,22 @@ fn listen(session: &Shared, field: Field) {
         closure.forget();
     };
     let s = session.clone();
-    on("input", Box::new(move |_| s.borrow_mut().local_edit(field)));
+    on(
+        "input",
+        Box::new(move |event| {
+            let mut s = s.borrow_mut();
+            // An input event the page dispatched itself is a formatting command: a step of
+            // its own for undo, not part of the typing around it.
+            let command = !event.is_trusted();
+            if command {
+                s.history.break_group();
+            }
+            s.local_edit(field);
+            if command {
+                s.history.break_group();
+            }
+        }),
+    );
     // Undo and redo are this person's own (see `crate::undo`), never the field's: the field's
     // history is wiped by every remote change.
     let s = session.clone();
@@ -279,6 +295,33 @@ fn listen(session: &Shared, field: Field) {
             let Some(key) = event.dyn_ref::<web_sys::KeyboardEvent>() else {
                 return;
             };
+            // Formatting shortcuts, in the source only; Tab indents only inside a list item
+            // and otherwise moves the focus on, as keyboard users expect.
+            let area = s.borrow().content.element().area().cloned();
+            if let (Field::Content, Some(area)) = (field, area) {
+                let ctrl = key.ctrl_key() || key.meta_key();
+                let command = Command::for_key(
+                    &key.key(),
+                    &key.code(),
+                    ctrl,
+                    key.shift_key(),
+                    key.alt_key(),
+                );
+                let caret = area.selection_start().ok().flatten().unwrap_or(0);
+                let applies = match command {
+                    Some(Command::Indent | Command::Outdent) => {
+                        formatting::in_list_item(&area.value(), caret)
+                    }
+                    Some(_) => true,
+                    None => false,
+                };
+                if let (true, Some(command)) = (applies, command) {
+                    event.prevent_default();
+                    // No borrow is held: the field's input event reaches the session.
+                    super::format::apply(&area, command);
+                    return;
+                }
+            }
             let held = undo::Modifiers {
                 ctrl: key.ctrl_key(),
                 meta: key.meta_key(),

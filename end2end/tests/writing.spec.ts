@@ -1,0 +1,79 @@
+import { test, expect } from '@playwright/test';
+import { newDocId, openDoc, source, typeAt } from './support';
+
+test('formatting with shortcuts and the toolbar, by keyboard alone, reaches the other person', async ({ browser }) => {
+  const id = newDocId();
+  const a = await openDoc(browser, id);
+  const b = await openDoc(browser, id);
+  await typeAt(a.page, 0, 'word');
+  await source(a.page).evaluate((el: HTMLTextAreaElement) => el.setSelectionRange(0, 4));
+  await a.page.keyboard.press('Control+b');
+  await expect(source(b.page)).toHaveValue('**word**');
+
+  // The toolbar's List button, reached and pressed with the keyboard.
+  await a.page.getByTestId('format-list').focus();
+  await a.page.keyboard.press('Enter');
+  await expect(source(b.page)).toHaveValue('- **word**');
+  // The focus is back in the source: typing goes on there.
+  await a.page.keyboard.press('End');
+  await a.page.keyboard.type('\nsecond');
+  await expect(source(b.page)).toHaveValue('- **word**\nsecond');
+
+  // Tab indents a list item; outside a list it moves the focus on and types nothing.
+  await source(a.page).evaluate((el: HTMLTextAreaElement) => el.setSelectionRange(3, 3));
+  await a.page.keyboard.press('Tab');
+  await expect(source(b.page)).toHaveValue('  - **word**\nsecond');
+  await a.page.keyboard.press('Shift+Tab');
+  await expect(source(b.page)).toHaveValue('- **word**\nsecond');
+  await source(a.page).evaluate((el: HTMLTextAreaElement) => el.setSelectionRange(14, 14));
+  await a.page.keyboard.press('Tab');
+  await expect(source(a.page)).not.toBeFocused();
+  await expect(source(a.page)).toHaveValue('- **word**\nsecond');
+
+  // Undo takes each formatting command back as a step of its own.
+  await source(a.page).focus();
+  await a.page.keyboard.press('Control+z');
+  await expect(source(b.page)).toHaveValue('  - **word**\nsecond');
+  await a.page.keyboard.press('Control+z');
+  await expect(source(b.page)).toHaveValue('- **word**\nsecond');
+  await a.page.keyboard.press('Control+z');
+  await expect(source(b.page)).toHaveValue('- **word**');
+  await expect(a.page.getByTestId('counts')).toHaveText('2 words · 10 characters');
+  await a.context.close();
+  await b.context.close();
+});
+
+test('view modes switch by keyboard and are remembered by the browser', async ({ browser }) => {
+  const id = newDocId();
+  const a = await openDoc(browser, id);
+  await typeAt(a.page, 0, '# Shown');
+  await expect(a.page.getByTestId('view-split')).toHaveAttribute('aria-pressed', 'true');
+  await a.page.getByTestId('view-preview').focus();
+  await a.page.keyboard.press('Enter');
+  await expect(source(a.page)).toBeHidden();
+  await expect(a.page.getByTestId('preview').locator('h1')).toHaveText('Shown');
+  await expect(a.page.getByTestId('view-preview')).toHaveAttribute('aria-pressed', 'true');
+
+  // Remembered: another document in the same browser opens in Preview.
+  await a.page.goto(`/d/${newDocId()}`);
+  await expect(a.page.getByTestId('view-preview')).toHaveAttribute('aria-pressed', 'true');
+  await expect(source(a.page)).toBeHidden();
+  await a.page.getByTestId('view-edit').click();
+  await expect(source(a.page)).toBeVisible();
+  await expect(a.page.getByTestId('preview')).toBeHidden();
+  await a.context.close();
+});
+
+test('a 390 x 844 phone screen has no horizontal scrolling', async ({ browser }) => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await context.newPage();
+  await page.goto(`/d/${newDocId()}`);
+  await expect(page.getByTestId('status')).toHaveAttribute('data-status', 'live');
+  await typeAt(page, 0, '# A long title that goes on\n\n' + 'word '.repeat(200));
+  for (const mode of ['split', 'edit', 'preview']) {
+    await page.getByTestId(`view-${mode}`).click();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow, `horizontal overflow in ${mode}`).toBeLessThanOrEqual(0);
+  }
+  await context.close();
+});
