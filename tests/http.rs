@@ -413,3 +413,40 @@ async fn the_raw_markdown_is_served_as_text_and_downloads_under_a_safe_name() {
     let (status, _, _) = get(&server, "/d/short/raw").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// `GET /d/{id}/html` is the document as one standalone page: rendered by the safe renderer,
+/// no script anywhere, its own policy forbidding scripts, named after the title.
+#[tokio::test]
+async fn the_standalone_html_download_carries_no_script() {
+    let server = TestServer::start().await;
+    let id = write_document(&server, HOSTILE_TITLE, HOSTILE_CONTENT).await;
+    let (status, headers, body) = get(&server, &format!("/d/{id}/html")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .ends_with(".html\""));
+    let page = Html::parse_document(&body);
+    assert!(select(&page, "script").is_empty(), "{body}");
+    // Whatever the text holds stayed text: no element carries a handler or a script link.
+    for element in select(&page, "*") {
+        for (name, value) in element.value().attrs() {
+            assert!(!name.starts_with("on"), "{name}={value}");
+            assert!(
+                !value.trim_start().starts_with("javascript:"),
+                "{name}={value}"
+            );
+        }
+    }
+    let title = select(&page, "title");
+    assert_eq!(title.len(), 1);
+    assert_eq!(title[0].text().collect::<String>(), HOSTILE_TITLE);
+    let policy = select(&page, "meta[http-equiv=Content-Security-Policy]");
+    assert!(policy[0]
+        .value()
+        .attr("content")
+        .unwrap()
+        .starts_with("default-src 'none'"));
+    assert_eq!(select(&page, "h1")[0].text().collect::<String>(), "Hostile");
+}

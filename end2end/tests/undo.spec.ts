@@ -65,7 +65,7 @@ test('typing is undone in steps, and the title is undone too', async ({ browser 
   await b.context.close();
 });
 
-test('Download .md gives the text as written, named after the title', async ({ browser }) => {
+test('Download .md gives the text as written and .html the rendered page, named after the title', async ({ browser }) => {
   const id = newDocId();
   const a = await openDoc(browser, id);
   await a.page.getByTestId('title').fill('Plans: <b>2027</b>');
@@ -78,5 +78,14 @@ test('Download .md gives the text as written, named after the title', async ({ b
   const path = await download.path();
   const text = (await import('node:fs')).readFileSync(path!, 'utf8');
   expect(text).toBe('# Plans\n\n- [ ] <script>x</script>\n');
+
+  // The standalone page: rendered, styled, and without a single script.
+  const downloadingHtml = a.page.waitForEvent('download');
+  await a.page.getByTestId('download-html').click();
+  const html = await downloadingHtml;
+  expect(html.suggestedFilename()).toBe('Plans- -b-2027-b.html');
+  const page = (await import('node:fs')).readFileSync((await html.path())!, 'utf8');
+  expect(page).toContain('<h1>Plans</h1>');
+  expect(page).not.toContain('<script');
   await a.context.close();
 });

@@ -77,3 +77,19 @@ test('a 390 x 844 phone screen has no horizontal scrolling', async ({ browser })
   }
   await context.close();
 });
+
+test('the preview follows the source as it scrolls', async ({ browser }) => {
+  const a = await openDoc(browser, newDocId());
+  const lines = Array.from({ length: 150 }, (_, i) => `Line ${i}`).join('\n\n');
+  await source(a.page).focus();
+  await a.page.keyboard.insertText(lines);
+  const preview = a.page.getByTestId('preview');
+  await expect(preview.locator('p')).toHaveCount(150);
+  await source(a.page).evaluate((el: HTMLTextAreaElement) => { el.scrollTop = 0; });
+  await expect.poll(() => preview.evaluate((el) => el.scrollTop)).toBe(0);
+  await source(a.page).evaluate((el: HTMLTextAreaElement) => { el.scrollTop = el.scrollHeight; });
+  await expect
+    .poll(() => preview.evaluate((el) => el.scrollHeight - el.clientHeight - el.scrollTop))
+    .toBeLessThanOrEqual(2);
+  await a.context.close();
+});

@@ -86,6 +86,7 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
     });
     // The document id is the link's own, already parsed: safe in an attribute.
     let download_md = format!("/d/{}/raw?download", id.as_str());
+    let download_html = format!("/d/{}/html", id.as_str());
 
     let parts = EditorParts {
         id,
@@ -215,6 +216,9 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                 </span>
                 <a class="button" data-testid="download-md" href=download_md download="">
                     "Download .md"
+                </a>
+                <a class="button" data-testid="download-html" href=download_html download="">
+                    "Download .html"
                 </a>
                 <button
                     class="button"

@@ -148,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         .route("/new", get(new_document))
         .route("/ws/{doc}", get(websocket))
         .route("/d/{doc}/raw", get(http::raw::raw_markdown))
+        .route("/d/{doc}/html", get(http::raw::standalone_html))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -1,4 +1,5 @@
-//! `GET /d/{id}/raw`: a document's Markdown as it is, as `text/markdown`.
+//! `GET /d/{id}/raw`: a document's Markdown as it is, as `text/markdown`; `GET /d/{id}/html`:
+//! the document rendered as one standalone HTML file (styled, no scripts), to keep or send.
 //!
 //! The text is whatever people wrote, so it goes out as a plain download with
 //! `X-Content-Type-Options: nosniff` (added for every response), never as HTML. With `?download`
@@ -52,6 +53,89 @@ pub async fn raw_markdown(
         }
     }
     response
+}
+
+/// The stylesheet of a downloaded page: readable on screen and on paper, nothing fetched.
+const STANDALONE_CSS: &str = "body{max-width:46rem;margin:2rem auto;padding:0 1rem;\
+font:16px/1.6 system-ui,sans-serif;color:#1f2328;background:#fff}\
+pre,code{font-family:ui-monospace,monospace;background:#f6f8fa;border-radius:4px}\
+pre{padding:.75rem;overflow:auto}code{padding:.1rem .3rem}\
+blockquote{margin:0;padding-left:1rem;border-left:3px solid #d0d7de;color:#59636e}\
+table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:.3rem .6rem}\
+img{max-width:100%}\
+@media (prefers-color-scheme:dark){body{color:#e6edf3;background:#0d1117}\
+pre,code{background:#161b22}}";
+
+/// `GET /d/{id}/html`: the document rendered by the preview's own safe renderer into a page
+/// with no scripts at all, its policy in a `<meta>` so it holds wherever the file is opened.
+pub async fn standalone_html(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+) -> Response {
+    let Ok(id) = DocId::parse(&raw_id) else {
+        return (StatusCode::BAD_REQUEST, "not a document link").into_response();
+    };
+    let snapshot = match state.hub.snapshot(&id).await {
+        Ok(snapshot) => snapshot,
+        Err(error) => {
+            tracing::warn!(doc = %crate::server::redact::doc_tag(&id), %error, "document could not be read for download");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the document could not be read",
+            )
+                .into_response();
+        }
+    };
+    let images = if state.config.no_remote_images {
+        "data:"
+    } else {
+        "https: data:"
+    };
+    let title = if snapshot.title.trim().is_empty() {
+        "Untitled".to_string()
+    } else {
+        snapshot.title.trim().to_string()
+    };
+    let page = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src {images}\">\
+<meta name=\"referrer\" content=\"no-referrer\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{}</title><style>{STANDALONE_CSS}</style></head>\n<body>\n{}\n</body></html>\n",
+        escape_html(&title),
+        crate::markdown::render(&snapshot.content)
+    );
+    let mut response = page.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let disposition = format!(
+        "attachment; filename=\"{}.html\"",
+        file_stem(&snapshot.title)
+    );
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+/// `text` as HTML character data.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A file name for `title`: letters, digits, spaces, `-`, `_` and `.` kept (ASCII only, so the
