@@ -198,7 +198,7 @@ fn line_start(units: &[u16], at: usize) -> usize {
 fn line_starts(units: &[u16], start: usize, end: usize) -> Vec<usize> {
     let mut starts = vec![line_start(units, start)];
     for (i, &u) in units.iter().enumerate().take(end).skip(start) {
-        if u == u16::from(b'\n') && i + 1 <= end && (i + 1 < end || start == end) {
+        if u == u16::from(b'\n') && i + 1 < end {
             starts.push(i + 1);
         }
     }

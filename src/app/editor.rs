@@ -316,20 +316,6 @@ fn textarea_inner_html(text: &str) -> String {
     html
 }
 
-#[cfg(test)]
-mod tests {
-    use super::textarea_inner_html;
-
-    #[test]
-    fn textarea_html_is_escaped_and_keeps_leading_newlines() {
-        assert_eq!(
-            textarea_inner_html("</textarea><b>&"),
-            "\n&lt;/textarea&gt;&lt;b&gt;&amp;"
-        );
-        assert_eq!(textarea_inner_html("\nx"), "\n\nx");
-    }
-}
-
 /// What a toolbar button shows: short, with the full name in its label and tooltip.
 fn tool_glyph(command: Command) -> &'static str {
     match command {
@@ -348,4 +334,18 @@ fn tool_glyph(command: Command) -> &'static str {
 /// Words and characters (Unicode scalar values) in `text`.
 fn counts(text: &str) -> (usize, usize) {
     (text.split_whitespace().count(), text.chars().count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::textarea_inner_html;
+
+    #[test]
+    fn textarea_html_is_escaped_and_keeps_leading_newlines() {
+        assert_eq!(
+            textarea_inner_html("</textarea><b>&"),
+            "\n&lt;/textarea&gt;&lt;b&gt;&amp;"
+        );
+        assert_eq!(textarea_inner_html("\nx"), "\n\nx");
+    }
 }
