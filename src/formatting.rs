@@ -280,6 +280,30 @@ fn indent(units: &[u16], start: usize, end: usize, deeper: bool) -> Edited {
     })
 }
 
+/// Ticks or unticks the task whose `[ ]` starts at `at` (UTF-16 units); `None` when there is
+/// no task marker there (the preview was drawn from another version of the text).
+pub fn toggle_task(text: &str, at: u32) -> Option<Edited> {
+    let units: Vec<u16> = text.encode_utf16().collect();
+    let at = at as usize;
+    let marker = units.get(at..at + 3)?;
+    let (open, close) = (u16::from(b'['), u16::from(b']'));
+    if marker[0] != open || marker[2] != close {
+        return None;
+    }
+    let next = match u8::try_from(marker[1]).ok()? {
+        b' ' => b'x',
+        b'x' | b'X' => b' ',
+        _ => return None,
+    };
+    let mut out = units.clone();
+    out[at + 1] = u16::from(next);
+    Some(Edited {
+        text: text_of(&out),
+        start: at as u32 + 3,
+        end: at as u32 + 3,
+    })
+}
+
 /// Whether the line holding `caret` (UTF-16 units) is a list item (`-`, `*`, `+` or `1.`,
 /// indented or not). Tab indents only there: elsewhere it moves the focus on, as keyboard
 /// users expect.
@@ -369,6 +393,15 @@ mod tests {
             run(Command::Bold, "ab", 10, 20),
             ("ab**bold**".into(), 4, 8)
         );
+    }
+
+    #[test]
+    fn tasks_are_ticked_and_unticked_where_their_marker_is() {
+        let text = "- [ ] one\n- [X] two";
+        assert_eq!(toggle_task(text, 2).unwrap().text, "- [x] one\n- [X] two");
+        assert_eq!(toggle_task(text, 12).unwrap().text, "- [ ] one\n- [ ] two");
+        assert_eq!(toggle_task(text, 3), None);
+        assert_eq!(toggle_task(text, 100), None);
     }
 
     #[test]

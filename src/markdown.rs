@@ -23,10 +23,56 @@ pub fn render(source: &str) -> String {
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_TASKLISTS
         | Options::ENABLE_FOOTNOTES;
-    let events = Parser::new_ext(source, options).map(make_safe);
+    let mut tasks = Utf16Offsets::new(source);
+    let events = Parser::new_ext(source, options)
+        .into_offset_iter()
+        .map(move |(event, range)| match event {
+            Event::TaskListMarker(done) => {
+                Event::InlineHtml(task_box(tasks.at(range.start), done).into())
+            }
+            other => make_safe(other),
+        });
     let mut out = String::with_capacity(source.len() + source.len() / 2);
     html::push_html(&mut out, events);
     out
+}
+
+/// The checkbox of a task list item, tickable: it carries where its `[ ]` starts in the source
+/// (in UTF-16 units, the unit of the source field), so that ticking it edits the source there.
+fn task_box(at: usize, done: bool) -> String {
+    let checked = if done { " checked=\"\"" } else { "" };
+    format!("<input type=\"checkbox\" class=\"task\" data-task-at=\"{at}\" aria-label=\"Done\"{checked}/>")
+}
+
+/// Converts byte offsets into `text`, asked in increasing order, to UTF-16 offsets in one pass.
+struct Utf16Offsets<'a> {
+    text: &'a str,
+    byte: usize,
+    units: usize,
+}
+
+impl<'a> Utf16Offsets<'a> {
+    fn new(text: &'a str) -> Self {
+        Utf16Offsets {
+            text,
+            byte: 0,
+            units: 0,
+        }
+    }
+
+    fn at(&mut self, byte: usize) -> usize {
+        if byte < self.byte {
+            // Out of order: count from the start again.
+            self.byte = 0;
+            self.units = 0;
+        }
+        let end = byte.min(self.text.len());
+        if let Some(between) = self.text.get(self.byte..end) {
+            self.units += between.encode_utf16().count();
+            self.byte = end;
+        }
+        self.units
+    }
 }
 
 fn make_safe(event: Event<'_>) -> Event<'_> {
@@ -103,6 +149,19 @@ fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
 #[cfg(test)]
 mod tests {
     use super::render;
+
+    #[test]
+    fn task_boxes_say_where_their_marker_is() {
+        let html = render("- [ ] one\n- [x] 😀 two\n- [ ] three");
+        assert!(html.contains(r#"data-task-at="2""#), "{html}");
+        assert!(
+            html.contains(r#"data-task-at="12" aria-label="Done" checked="""#),
+            "{html}"
+        );
+        // Counted in UTF-16 units: the emoji is two of them (and four bytes).
+        assert!(html.contains(r#"data-task-at="25""#), "{html}");
+        assert!(!html.contains("disabled"), "{html}");
+    }
 
     #[test]
     fn renders_common_markdown() {

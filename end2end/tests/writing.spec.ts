@@ -93,3 +93,22 @@ test('the preview follows the source as it scrolls', async ({ browser }) => {
     .toBeLessThanOrEqual(2);
   await a.context.close();
 });
+
+test("ticking a task in one person's preview ticks it in everyone's source", async ({ browser }) => {
+  const id = newDocId();
+  const a = await openDoc(browser, id);
+  const b = await openDoc(browser, id);
+  await typeAt(a.page, 0, '- [ ] milk\n- [ ] 😀 bread');
+  await expect(source(b.page)).toHaveValue('- [ ] milk\n- [ ] 😀 bread');
+  const boxes = b.page.getByTestId('preview').locator('input.task');
+  await expect(boxes).toHaveCount(2);
+  await boxes.nth(1).click();
+  await expect(source(a.page)).toHaveValue('- [ ] milk\n- [x] 😀 bread');
+  await expect(a.page.getByTestId('preview').locator('input.task').nth(1)).toBeChecked();
+  // By keyboard: Space on a focused box.
+  await boxes.nth(0).focus();
+  await b.page.keyboard.press('Space');
+  await expect(source(a.page)).toHaveValue('- [x] milk\n- [x] 😀 bread');
+  await a.context.close();
+  await b.context.close();
+});

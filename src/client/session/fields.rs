@@ -207,3 +207,44 @@ pub(super) fn listen(session: &Shared, field: Field) {
         }),
     );
 }
+
+/// Ticking a task's box in the preview edits the source: the box says where its `[ ]` is.
+pub(super) fn listen_tasks(session: &Shared) {
+    let Some(preview) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.query_selector("[data-testid=preview]").ok().flatten())
+    else {
+        return;
+    };
+    let s = session.clone();
+    let closure = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+        let Some(tick) = event
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        else {
+            return;
+        };
+        let Some(at) = tick
+            .get_attribute("data-task-at")
+            .and_then(|at| at.parse::<u32>().ok())
+        else {
+            return;
+        };
+        // The box shows what the source says, once the change comes back through it.
+        event.prevent_default();
+        let Some(area) = s.borrow().content.element().area().cloned() else {
+            return;
+        };
+        if let Some(edited) = formatting::toggle_task(&area.value(), at) {
+            area.set_value(&edited.text);
+            let _ = area.set_selection_range(edited.start, edited.end);
+            // No borrow is held: the field's input event reaches the session.
+            if let Ok(input) = web_sys::Event::new("input") {
+                let _ = area.dispatch_event(&input);
+            }
+        }
+    });
+    let _ = preview.add_event_listener_with_callback("click", closure.as_ref().unchecked_ref());
+    // The preview lives as long as the page.
+    closure.forget();
+}

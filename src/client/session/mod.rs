@@ -33,7 +33,7 @@ mod connection;
 mod fields;
 
 use connection::{connect, fresh_presence_id, keep_watch};
-use fields::{listen, listen_presence};
+use fields::{listen, listen_presence, listen_tasks};
 
 /// First reconnection delay ceiling, in milliseconds.
 const BACKOFF_BASE_MS: f64 = 250.0;
@@ -176,6 +176,7 @@ pub fn start(parts: EditorParts) {
     listen(&session, Field::Content);
     listen(&session, Field::Title);
     listen_presence(&session);
+    listen_tasks(&session);
     // The header edits `me`; every change is remembered and published at once.
     me.set(identity::load());
     let s = session.clone();
