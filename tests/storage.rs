@@ -375,3 +375,119 @@ async fn tandem_clients_are_told_when_changes_are_durable_and_stock_clients_are_
         }
     }
 }
+
+fn new_version(
+    id: &DocId,
+    title: &str,
+    content: &str,
+    authors: &[&str],
+) -> tandem::server::storage::NewVersion {
+    tandem::server::storage::NewVersion {
+        doc: id.clone(),
+        title: title.into(),
+        content: content.into(),
+        authors: authors.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+/// Versions are kept compactly beside the document: read back whole, newest first, a repeat
+/// of the newest is not kept, and only the newest hundred stay.
+#[test]
+fn versions_are_kept_read_back_and_retained() {
+    use tandem::server::storage::versions::MAX_VERSIONS;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), 0).unwrap();
+    let (id, other) = (random_id(), random_id());
+    let text = "# Plans\n\n".to_string() + &"A line of the plan.\n".repeat(500);
+    let first = store
+        .add_version(&new_version(
+            &id,
+            "Plans",
+            &text,
+            &["Ada", " Ada ", "", "Bea"],
+        ))
+        .unwrap()
+        .expect("kept");
+    assert_eq!(
+        store
+            .add_version(&new_version(&id, "Plans", &text, &["Cy"]))
+            .unwrap(),
+        None
+    );
+    store
+        .add_version(&new_version(&other, "Other", "x", &[]))
+        .unwrap();
+    let second = store
+        .add_version(&new_version(&id, "Plans", "# Plans\n", &["Bea"]))
+        .unwrap()
+        .unwrap();
+    let listed = store.versions(&id).unwrap();
+    assert_eq!(
+        listed.iter().map(|v| v.id).collect::<Vec<_>>(),
+        [second, first]
+    );
+    assert_eq!(listed[1].authors, ["Ada", "Bea"]);
+    let read = store.version(&id, first).unwrap().unwrap();
+    assert_eq!(read.content, text);
+    assert_eq!(read.info.title, "Plans");
+    // Another document's version is not this one's.
+    let others = store.versions(&other).unwrap();
+    assert_eq!(store.version(&id, others[0].id).unwrap(), None);
+    // Deflated: far smaller than the text it holds.
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let stored: i64 = conn
+        .query_row(
+            "SELECT length(content) FROM versions WHERE id = ?1",
+            [first],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        (stored as usize) < text.len() / 10,
+        "{stored} bytes for {}",
+        text.len()
+    );
+    // Retention: the newest hundred.
+    for i in 0..MAX_VERSIONS + 5 {
+        store
+            .add_version(&new_version(&id, "Plans", &format!("v{i}"), &[]))
+            .unwrap();
+    }
+    let listed = store.versions(&id).unwrap();
+    assert_eq!(listed.len(), MAX_VERSIONS);
+    assert!(listed.iter().all(|v| v.id != first && v.id != second));
+    assert_eq!(
+        store.version(&id, listed[0].id).unwrap().unwrap().content,
+        format!("v{}", MAX_VERSIONS + 4)
+    );
+}
+
+/// When the last editor leaves, what was written becomes a version, with the writer's name.
+#[tokio::test]
+async fn a_version_is_kept_when_the_last_editor_leaves() {
+    let server = TestServer::start().await;
+    let id = random_id();
+    let mut writer = Peer::join(&server, &id).await;
+    writer
+        .set_presence(r##"{"user":{"name":"Ada Lovelace","color":"#e5484d"}}"##)
+        .await;
+    writer.insert(0, "Notes from today").await;
+    let mut reader = Peer::join(&server, &id).await;
+    reader.wait_for_text("Notes from today").await;
+    assert!(server.state.hub.versions(&id).await.unwrap().is_empty());
+    writer.close().await;
+    reader.close().await;
+    let hub = server.state.hub.clone();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let versions = loop {
+        let versions = hub.versions(&id).await.unwrap();
+        if !versions.is_empty() || tokio::time::Instant::now() > deadline {
+            break versions;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(versions.len(), 1, "one version once the room closed");
+    assert_eq!(versions[0].authors, ["Ada Lovelace"]);
+    let version = hub.version(&id, versions[0].id).await.unwrap().unwrap();
+    assert_eq!(version.content, "Notes from today");
+}

@@ -8,7 +8,7 @@
 use super::journal::Journal;
 use super::redact::doc_tag;
 use super::room::{ConnId, Loaded, Room, RoomPolicy};
-use super::storage::{DocStore, StoreError};
+use super::storage::{DocStore, StoreError, Version, VersionInfo};
 use crate::doc_id::DocId;
 use crate::protocol;
 use std::collections::HashMap;
@@ -179,6 +179,22 @@ impl Hub {
             content,
             update,
         })
+    }
+
+    /// The versions kept of a document for its History, newest first (on a blocking thread).
+    pub async fn versions(&self, id: &DocId) -> Result<Vec<VersionInfo>, StoreError> {
+        let (store, id) = (self.inner.store.clone(), id.clone());
+        tokio::task::spawn_blocking(move || store.versions(&id))
+            .await
+            .unwrap_or(Err(StoreError::Panicked))
+    }
+
+    /// One version of a document, if it is kept (on a blocking thread).
+    pub async fn version(&self, id: &DocId, version: i64) -> Result<Option<Version>, StoreError> {
+        let (store, id) = (self.inner.store.clone(), id.clone());
+        tokio::task::spawn_blocking(move || store.version(&id, version))
+            .await
+            .unwrap_or(Err(StoreError::Panicked))
     }
 
     async fn load(&self, id: DocId) -> Result<Arc<Room>, LoadError> {

@@ -62,6 +62,8 @@ pub type BuildCompaction = Box<dyn FnOnce(&dyn DocStore) -> Option<Compaction> +
 
 enum CompactionJob {
     Compact(BuildCompaction),
+    /// A version for a document's History, kept beside its compactions.
+    KeepVersion(crate::server::storage::NewVersion),
     /// Replies once every compaction queued before it is done.
     Flush(oneshot::Sender<()>),
 }
@@ -112,6 +114,15 @@ impl Journal {
     pub fn try_compact_with(&self, build: BuildCompaction) -> bool {
         self.compactions
             .try_send(CompactionJob::Compact(build))
+            .is_ok()
+    }
+
+    /// Queues a version of a document for keeping, if there is room (a version is history, not
+    /// the document: skipping one under load loses nothing of the text). Returns whether it
+    /// was accepted.
+    pub fn try_keep_version(&self, version: crate::server::storage::NewVersion) -> bool {
+        self.compactions
+            .try_send(CompactionJob::KeepVersion(version))
             .is_ok()
     }
 
@@ -203,6 +214,11 @@ fn run(store: Arc<dyn DocStore>, mut receiver: mpsc::Receiver<Job>) {
 fn compact(store: Arc<dyn DocStore>, mut receiver: mpsc::Receiver<CompactionJob>) {
     while let Some(job) = receiver.blocking_recv() {
         match job {
+            CompactionJob::KeepVersion(version) => {
+                if let Err(error) = guarded("keep a version", || store.add_version(&version)) {
+                    tracing::warn!(doc = %doc_tag(&version.doc), %error, "a version could not be kept");
+                }
+            }
             CompactionJob::Compact(build) => {
                 let compaction = match guarded("build a compaction", || Ok(build(&*store))) {
                     Ok(Some(compaction)) => compaction,

@@ -109,6 +109,7 @@ impl Room {
                 // Nothing new, but what it repeats may still be on its way to disk.
                 None => (state.applied, None),
                 Some(delta) => {
+                    room.note_change(&mut state, from);
                     state.applied += 1;
                     let sequence = state.applied;
                     let title = protocol::read_title(&state.doc.transact());
@@ -325,6 +326,8 @@ impl Room {
     pub fn unload(self: &Arc<Self>) {
         let start = {
             let mut state = self.lock();
+            // The last editor left: what they wrote becomes a version.
+            self.cut_version(&mut state);
             let start = state.failure.is_none() && state.tail_updates > 0 && !state.compacting;
             state.compacting |= start;
             start

@@ -24,6 +24,7 @@
 
 pub mod authors;
 mod durability;
+mod history;
 pub mod pending;
 pub mod presence;
 pub mod runs;
@@ -139,6 +140,8 @@ struct State {
     last_answer: Option<(u64, StateVector, Bytes)>,
     /// Why the room stopped accepting changes, as its editors are told.
     failure: Option<String>,
+    /// When the next version for the History is due, and who wrote since the last.
+    versions: history::VersionClock,
 }
 
 impl Room {
@@ -166,6 +169,7 @@ impl Room {
                 compacting: false,
                 last_answer: None,
                 failure: None,
+                versions: history::VersionClock::default(),
             }),
             updates,
             journal,

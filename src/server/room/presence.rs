@@ -85,6 +85,18 @@ impl Registry {
         self.entries.len()
     }
 
+    /// The names connection `conn` shows (`user.name` of its states), for the History.
+    pub fn names_of(&self, conn: ConnId) -> Vec<String> {
+        self.entries
+            .values()
+            .filter(|entry| entry.owner == conn)
+            .filter_map(|entry| {
+                let state: serde_json::Value = serde_json::from_str(&entry.json).ok()?;
+                Some(state.get("user")?.get("name")?.as_str()?.to_owned())
+            })
+            .collect()
+    }
+
     /// Applies what connection `from` says about presence; returns the accepted entries,
     /// re-encoded, for the others.
     fn accept(

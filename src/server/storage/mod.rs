@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`sqlite`]: the default engine, an embedded SQLite file in WAL mode.
 //! - [`private_files`]: the data directory, database and backups, readable by their owner only.
+//! - [`versions`]: versions of a document, kept for its History.
 //!
 //! A document is stored as a snapshot (the whole state as one yrs update) plus a log of the
 //! updates accepted since. Loading applies the snapshot and then the log; compaction merges
@@ -11,6 +12,9 @@
 
 pub mod private_files;
 pub mod sqlite;
+pub mod versions;
+
+pub use versions::{NewVersion, Version, VersionInfo};
 
 use crate::doc_id::DocId;
 use std::path::{Path, PathBuf};
@@ -106,6 +110,9 @@ pub enum StoreError {
     Exists(PathBuf),
     #[error("no database at {}", .0.display())]
     NoDatabase(PathBuf),
+    /// This store does not keep what was asked of it.
+    #[error("this store does not keep {0}")]
+    Unsupported(&'static str),
 }
 
 impl From<std::io::Error> for StoreError {
@@ -158,6 +165,22 @@ pub trait DocStore: Send + Sync + 'static {
 
     /// Whether a write would succeed now, found without storing anything; cheap enough to be
     /// polled every few seconds. Engines with nothing to check are always writable.
+    /// Keeps a version of a document (see [`versions`]); `None` when it repeats the newest
+    /// one kept. Drops the oldest beyond [`versions::MAX_VERSIONS`].
+    fn add_version(&self, _version: &NewVersion) -> Result<Option<i64>, StoreError> {
+        Err(StoreError::Unsupported("versions"))
+    }
+
+    /// The versions kept of `doc`, newest first.
+    fn versions(&self, _doc: &DocId) -> Result<Vec<VersionInfo>, StoreError> {
+        Err(StoreError::Unsupported("versions"))
+    }
+
+    /// One version of `doc`, if it is kept.
+    fn version(&self, _doc: &DocId, _id: i64) -> Result<Option<Version>, StoreError> {
+        Err(StoreError::Unsupported("versions"))
+    }
+
     fn check_writable(&self) -> Result<(), StoreError> {
         Ok(())
     }

@@ -13,7 +13,10 @@
 //! steps with commits in between.
 
 use super::private_files::{self, create_private_file_if_missing, new_private_file};
-use super::{Compaction, DocMeta, DocStore, NewUpdate, StoreError, StoredDoc};
+use super::{
+    Compaction, DocMeta, DocStore, NewUpdate, NewVersion, StoreError, StoredDoc, Version,
+    VersionInfo,
+};
 use crate::doc_id::DocId;
 use parking_lot::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -24,7 +27,12 @@ use std::time::Duration;
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "tandem.db";
 
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/0001_documents.sql"))];
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("migrations/0001_documents.sql")),
+    M::up(include_str!("migrations/0002_versions.sql")),
+];
+
+mod versions;
 
 /// How long a write waits for another process's lock before failing with [`StoreError::Busy`].
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -133,6 +141,18 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
 }
 
 impl DocStore for SqliteStore {
+    fn add_version(&self, version: &NewVersion) -> Result<Option<i64>, StoreError> {
+        versions::add(&mut self.writer.lock(), version)
+    }
+
+    fn versions(&self, doc: &DocId) -> Result<Vec<VersionInfo>, StoreError> {
+        versions::list(&self.reader.lock(), doc)
+    }
+
+    fn version(&self, doc: &DocId, id: i64) -> Result<Option<Version>, StoreError> {
+        versions::get(&self.reader.lock(), doc, id)
+    }
+
     fn load(&self, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
         let mut conn = self.reader.lock();
         // One read transaction: the snapshot and the log are seen as of the same commit, even

@@ -1,0 +1,77 @@
+//! Versions of a document, kept for its History.
+//!
+//! A version is the document's title and text at one moment, with the names of the people who
+//! wrote since the one before. They are made by the room (see `room::history`) and kept in the
+//! same store as the document, its text deflated. Retention: the newest [`MAX_VERSIONS`] of each
+//! document; a version that repeats the one before it is not kept.
+
+use crate::doc_id::DocId;
+use serde::{Deserialize, Serialize};
+
+/// Most versions kept per document; older ones are dropped as new ones come.
+pub const MAX_VERSIONS: usize = 100;
+/// Most author names kept with one version, each at most [`MAX_AUTHOR_CHARS`] long.
+pub const MAX_AUTHORS: usize = 16;
+pub const MAX_AUTHOR_CHARS: usize = 64;
+
+/// A version to keep.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub doc: DocId,
+    pub title: String,
+    pub content: String,
+    pub authors: Vec<String>,
+}
+
+/// What the History list shows of a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub id: i64,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    pub authors: Vec<String>,
+    pub title: String,
+}
+
+/// A whole version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub info: VersionInfo,
+    pub content: String,
+}
+
+/// Deflates a version's text for storage.
+pub fn deflate(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(text.as_bytes());
+    encoder.finish().unwrap_or_default()
+}
+
+/// Inflates a stored version's text; `None` if it does not read, or reads past `limit` bytes.
+pub fn inflate(bytes: &[u8], limit: usize) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::ZlibDecoder::new(bytes)
+        .take(limit as u64 + 1)
+        .read_to_string(&mut text)
+        .ok()?;
+    (text.len() <= limit).then_some(text)
+}
+
+/// Author names as kept: trimmed, cut to [`MAX_AUTHOR_CHARS`], without repeats, at most
+/// [`MAX_AUTHORS`].
+pub fn tidy_authors(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::new();
+    for name in names {
+        let name: String = name.trim().chars().take(MAX_AUTHOR_CHARS).collect();
+        if !name.is_empty() && !kept.contains(&name) {
+            kept.push(name);
+            if kept.len() == MAX_AUTHORS {
+                break;
+            }
+        }
+    }
+    kept
+}
