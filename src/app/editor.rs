@@ -6,6 +6,7 @@
 //! because an HTML parser drops the first newline after `<textarea>`).
 
 use super::document::{load_document, DocSnapshot};
+use super::history::HistoryPanel;
 use super::live::{self, EditorParts, PeerBadge, SaveState, Status, ViewMode};
 use crate::doc_id::DocId;
 use crate::formatting::Command;
@@ -87,6 +88,8 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
     // The document id is the link's own, already parsed: safe in an attribute.
     let download_md = format!("/d/{}/raw?download", id.as_str());
     let download_html = format!("/d/{}/html", id.as_str());
+    let history_open = RwSignal::new(false);
+    let history_id = id.clone();
 
     let parts = EditorParts {
         id,
@@ -214,6 +217,15 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                 >
                     {move || save.get().label()}
                 </span>
+                <button
+                    type="button"
+                    class="button"
+                    data-testid="history-button"
+                    aria-expanded=move || history_open.get().to_string()
+                    on:click=move |_| history_open.update(|open| *open = !*open)
+                >
+                    "History"
+                </button>
                 <a class="button" data-testid="download-md" href=download_md download="">
                     "Download .md"
                 </a>
@@ -280,6 +292,13 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                         .collect_view()}
                 </span>
             </div>
+            <HistoryPanel
+                id=history_id
+                open=history_open
+                content=content
+                source=source
+                title=title_input
+            />
             <div class="panes" data-view=move || view_mode.get().key()>
                 <div class="source-wrap">
                     <textarea

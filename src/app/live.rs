@@ -138,7 +138,7 @@ pub struct EditorParts {
 #[cfg(feature = "hydrate")]
 pub use crate::client::{
     attach_editor, copy_link, format_source, recent_documents, remember_view_mode,
-    remembered_view_mode,
+    remembered_view_mode, restore_version,
 };
 
 #[cfg(not(feature = "hydrate"))]
@@ -157,6 +157,12 @@ mod inert {
         Vec::new()
     }
     pub fn remember_view_mode(_mode: ViewMode) {}
+    pub fn restore_version(
+        _source: &leptos::prelude::NodeRef<leptos::html::Textarea>,
+        _title: &leptos::prelude::NodeRef<leptos::html::Input>,
+        _version: &crate::app::history::VersionText,
+    ) {
+    }
     pub fn remembered_view_mode() -> Option<ViewMode> {
         None
     }

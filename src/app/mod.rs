@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`home`]: `/`, what Tandem is, the New document button and the recently opened documents.
 //! - [`editor`]: `/d/{id}`, the title, status, source editor and live preview.
+//! - [`history`]: the History panel: versions, what changed since, Restore.
 //! - [`carets`]: the layer that shows other people's carets and selections.
 //! - [`document`]: the server function that hands a page its document's current state.
 //! - [`live`]: the seam to the browser-only client (a no-op in the server build).
@@ -10,6 +11,7 @@
 pub mod carets;
 pub mod document;
 pub mod editor;
+pub mod history;
 pub mod home;
 pub mod live;
 

@@ -17,7 +17,7 @@ mod recent;
 mod session;
 
 use crate::app::live::EditorParts;
-pub use format::format_source;
+pub use format::{format_source, restore_version};
 pub use recent::recent_documents;
 
 /// Entry point called by the page's bootstrap script.
