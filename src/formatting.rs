@@ -81,12 +81,59 @@ impl Command {
     }
 }
 
-/// The result of a command: the whole new text and the selection to show.
+/// The result of a command: the whole new text, the selection to show, and the few small
+/// edits that make it. The edits are what the page applies to the shared text: only the
+/// markers change, and text anyone typed inside the selection (at the same moment, perhaps)
+/// is never deleted and written again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Edited {
     pub text: String,
     pub start: u32,
     pub end: u32,
+    /// In increasing order of `at`, not overlapping, positions in the text before the command:
+    /// applied from the last to the first, each leaves the earlier ones' positions valid.
+    pub ops: Vec<Op>,
+}
+
+/// One edit: at `at` (UTF-16 units), remove `remove` units, then insert `insert`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Op {
+    pub at: u32,
+    pub remove: u32,
+    pub insert: String,
+}
+
+/// An edit while it is worked out, in UTF-16 units.
+struct Splice16 {
+    at: usize,
+    remove: usize,
+    insert: Vec<u16>,
+}
+
+/// The result of applying `ops` (increasing, not overlapping) to `units`, with the final
+/// selection `start..end`.
+fn finish(units: &[u16], ops: Vec<Splice16>, start: usize, end: usize) -> Edited {
+    let mut out = Vec::with_capacity(units.len() + 16);
+    let mut copied = 0;
+    for op in &ops {
+        out.extend_from_slice(&units[copied..op.at]);
+        out.extend_from_slice(&op.insert);
+        copied = op.at + op.remove;
+    }
+    out.extend_from_slice(&units[copied..]);
+    Edited {
+        text: text_of(&out),
+        start: start as u32,
+        end: end.max(start) as u32,
+        ops: ops
+            .into_iter()
+            .map(|op| Op {
+                at: op.at as u32,
+                remove: op.remove as u32,
+                insert: text_of(&op.insert),
+            })
+            .collect(),
+    }
 }
 
 /// Applies `command` to `text` with the selection `start..end` (UTF-16 units, clamped).
@@ -135,55 +182,80 @@ fn wrap(
         && units.len() >= end + a.len()
         && units[end..end + a.len()] == a[..];
     if around && start < end {
-        let mut out = units[..start - b.len()].to_vec();
-        out.extend_from_slice(&units[start..end]);
-        out.extend_from_slice(&units[end + a.len()..]);
-        let s = (start - b.len()) as u32;
-        return Edited {
-            text: text_of(&out),
-            start: s,
-            end: s + (end - start) as u32,
-        };
+        let ops = vec![
+            Splice16 {
+                at: start - b.len(),
+                remove: b.len(),
+                insert: Vec::new(),
+            },
+            Splice16 {
+                at: end,
+                remove: a.len(),
+                insert: Vec::new(),
+            },
+        ];
+        let s = start - b.len();
+        return finish(units, ops, s, s + (end - start));
     }
-    let inner: Vec<u16> = if start == end {
-        utf16(placeholder)
-    } else {
-        units[start..end].to_vec()
-    };
-    let mut out = units[..start].to_vec();
-    out.extend_from_slice(&b);
-    out.extend_from_slice(&inner);
-    out.extend_from_slice(&a);
-    out.extend_from_slice(&units[end..]);
-    let s = (start + b.len()) as u32;
-    Edited {
-        text: text_of(&out),
-        start: s,
-        end: s + inner.len() as u32,
+    if start == end {
+        let inner = utf16(placeholder);
+        let mut insert = b.clone();
+        insert.extend_from_slice(&inner);
+        insert.extend_from_slice(&a);
+        let s = start + b.len();
+        let ops = vec![Splice16 {
+            at: start,
+            remove: 0,
+            insert,
+        }];
+        return finish(units, ops, s, s + inner.len());
     }
+    let ops = vec![
+        Splice16 {
+            at: start,
+            remove: 0,
+            insert: b.clone(),
+        },
+        Splice16 {
+            at: end,
+            remove: 0,
+            insert: a,
+        },
+    ];
+    finish(units, ops, start + b.len(), end + b.len())
 }
 
 /// `[selection](url)`, with `url` selected to be typed over.
 fn link(units: &[u16], start: usize, end: usize) -> Edited {
-    let label: Vec<u16> = if start == end {
-        utf16("link")
-    } else {
-        units[start..end].to_vec()
-    };
-    let mut out = units[..start].to_vec();
-    out.extend(utf16("["));
-    out.extend_from_slice(&label);
-    out.extend(utf16("]("));
-    let url_at = out.len();
-    out.extend(utf16("https://"));
-    let url_end = out.len();
-    out.extend(utf16(")"));
-    out.extend_from_slice(&units[end..]);
-    Edited {
-        text: text_of(&out),
-        start: url_at as u32,
-        end: url_end as u32,
+    let url = utf16("https://");
+    let mut close = utf16("](");
+    close.extend_from_slice(&url);
+    close.extend(utf16(")"));
+    if start == end {
+        let mut insert = utf16("[link");
+        let url_at = start + insert.len() + 2;
+        insert.extend_from_slice(&close);
+        let ops = vec![Splice16 {
+            at: start,
+            remove: 0,
+            insert,
+        }];
+        return finish(units, ops, url_at, url_at + url.len());
     }
+    let url_at = end + 1 + 2;
+    let ops = vec![
+        Splice16 {
+            at: start,
+            remove: 0,
+            insert: utf16("["),
+        },
+        Splice16 {
+            at: end,
+            remove: 0,
+            insert: close,
+        },
+    ];
+    finish(units, ops, url_at, url_at + url.len())
 }
 
 /// Where the line holding `at` starts.
@@ -220,15 +292,8 @@ fn edit_lines(
             let (remove, insert) = change(&units[at..]);
             (at, remove, insert)
         })
+        .filter(|(_, remove, insert)| *remove > 0 || !insert.is_empty())
         .collect();
-    let mut out = Vec::with_capacity(units.len() + edits.len() * 6);
-    let mut copied = 0;
-    for (at, remove, insert) in &edits {
-        out.extend_from_slice(&units[copied..*at]);
-        out.extend_from_slice(insert);
-        copied = at + remove;
-    }
-    out.extend_from_slice(&units[copied..]);
     // A position after an edit moves by its size; one inside removed text lands after what
     // replaced it.
     let moved = |pos: usize| -> usize {
@@ -243,11 +308,11 @@ fn edit_lines(
         (pos as i64 + shift) as usize
     };
     let (new_start, new_end) = (moved(start), moved(end));
-    Edited {
-        text: text_of(&out),
-        start: new_start as u32,
-        end: new_end.max(new_start) as u32,
-    }
+    let ops = edits
+        .into_iter()
+        .map(|(at, remove, insert)| Splice16 { at, remove, insert })
+        .collect();
+    finish(units, ops, new_start, new_end)
 }
 
 /// Adds `prefix` to every touched line, or removes it from all when every one has it.
@@ -295,13 +360,12 @@ pub fn toggle_task(text: &str, at: u32) -> Option<Edited> {
         b'x' | b'X' => b' ',
         _ => return None,
     };
-    let mut out = units.clone();
-    out[at + 1] = u16::from(next);
-    Some(Edited {
-        text: text_of(&out),
-        start: at as u32 + 3,
-        end: at as u32 + 3,
-    })
+    let ops = vec![Splice16 {
+        at: at + 1,
+        remove: 1,
+        insert: vec![u16::from(next)],
+    }];
+    Some(finish(&units, ops, at + 3, at + 3))
 }
 
 /// Whether the line holding `caret` (UTF-16 units) is a list item (`-`, `*`, `+` or `1.`,
@@ -402,6 +466,71 @@ mod tests {
         assert_eq!(toggle_task(text, 12).unwrap().text, "- [ ] one\n- [ ] two");
         assert_eq!(toggle_task(text, 3), None);
         assert_eq!(toggle_task(text, 100), None);
+    }
+
+    /// Applies `ops` from the last to the first, as the page does to the shared text.
+    fn replay(text: &str, ops: &[Op]) -> String {
+        let mut units: Vec<u16> = text.encode_utf16().collect();
+        for op in ops.iter().rev() {
+            let at = op.at as usize;
+            units.splice(at..at + op.remove as usize, op.insert.encode_utf16());
+        }
+        String::from_utf16_lossy(&units)
+    }
+
+    #[test]
+    fn the_edits_make_the_text_and_never_rewrite_the_selection() {
+        let texts = [
+            "a word here",
+            "one\ntwo\nthree",
+            "- a\n  - b",
+            "😀 x",
+            "**bold**",
+            "",
+        ];
+        let commands = [
+            Command::Bold,
+            Command::Italic,
+            Command::Code,
+            Command::Link,
+            Command::Heading,
+            Command::Quote,
+            Command::List,
+            Command::Checklist,
+            Command::Indent,
+            Command::Outdent,
+        ];
+        for text in texts {
+            let len = text.encode_utf16().count() as u32;
+            for command in commands {
+                for (start, end) in [(0, 0), (0, len), (len / 2, len), (len.min(2), len.min(2))] {
+                    let edited = apply(command, text, start, end);
+                    assert_eq!(
+                        replay(text, &edited.ops),
+                        edited.text,
+                        "{command:?} on {text:?} {start}..{end}"
+                    );
+                }
+            }
+        }
+        // Bold on a selection inserts markers around it; the selected text stays as it is.
+        let edited = apply(Command::Bold, "a word here", 2, 6);
+        assert!(
+            edited.ops.iter().all(|op| op.remove == 0),
+            "{:?}",
+            edited.ops
+        );
+        assert!(
+            edited.ops.iter().all(|op| op.insert == "**"),
+            "{:?}",
+            edited.ops
+        );
+        let edited = apply(Command::List, "one\ntwo", 0, 5);
+        assert_eq!(edited.ops.len(), 2);
+        assert!(edited
+            .ops
+            .iter()
+            .all(|op| op.remove == 0 && op.insert == "- "));
     }
 
     #[test]

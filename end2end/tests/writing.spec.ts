@@ -112,3 +112,22 @@ test("ticking a task in one person's preview ticks it in everyone's source", asy
   await a.context.close();
   await b.context.close();
 });
+
+test("formatting someone else's text adds markers only: their text stays theirs to undo", async ({ browser }) => {
+  const id = newDocId();
+  const a = await openDoc(browser, id);
+  const b = await openDoc(browser, id);
+  await typeAt(a.page, 0, 'hello world');
+  await expect(source(b.page)).toHaveValue('hello world');
+  await source(b.page).focus();
+  await source(b.page).evaluate((el: HTMLTextAreaElement) => el.setSelectionRange(0, 11));
+  await b.page.keyboard.press('Control+b');
+  await expect(source(a.page)).toHaveValue('**hello world**');
+  // A's undo takes back A's words; B's markers stay.
+  await source(a.page).focus();
+  await a.page.keyboard.press('Control+z');
+  await expect(source(a.page)).toHaveValue('****');
+  await expect(source(b.page)).toHaveValue('****');
+  await a.context.close();
+  await b.context.close();
+});

@@ -55,13 +55,6 @@ impl FieldElement {
             FieldElement::Line(e) => e.set_selection_range_with_direction(start, end, direction),
         };
     }
-    /// The `<textarea>`, when this is one.
-    pub fn area(&self) -> Option<&HtmlTextAreaElement> {
-        match self {
-            FieldElement::Area(e) => Some(e),
-            FieldElement::Line(_) => None,
-        }
-    }
     pub fn element(&self) -> &web_sys::Element {
         match self {
             FieldElement::Area(e) => e.unchecked_ref(),
@@ -182,6 +175,41 @@ impl TextField {
         true
     }
 
+    /// The selection as (start, end), in UTF-16 units.
+    pub fn selection(&self) -> Option<(u32, u32)> {
+        self.element.selection()
+    }
+
+    /// Applies this person's formatting `ops` (see [`crate::formatting::Edited`]) to the text
+    /// as small edits, shows the result with the selection `start..end`, and returns the update
+    /// to send. Only the markers change: text inside the selection is not rewritten, so what
+    /// someone else types into it at the same moment stays.
+    pub fn apply_own_ops(
+        &mut self,
+        doc: &Doc,
+        ops: &[crate::formatting::Op],
+        (start, end): (u32, u32),
+    ) -> Vec<u8> {
+        let mut txn = doc.transact_mut_with(crate::undo::LOCAL);
+        for op in ops.iter().rev() {
+            if op.remove > 0 {
+                self.text.remove_range(&mut txn, op.at, op.remove);
+            }
+            if !op.insert.is_empty() {
+                self.text.insert(&mut txn, op.at, &op.insert);
+            }
+        }
+        let update = txn.encode_update_v1();
+        drop(txn);
+        let value = self.text.get_string(&doc.transact());
+        let scroll = self.element.element().scroll_top();
+        self.element.set_value(&value);
+        self.element.set_selection(start, end, None);
+        self.element.element().set_scroll_top(scroll);
+        self.known = value;
+        update
+    }
+
     /// Shows the text's value after this person's own undo or redo, with the caret where the
     /// change was (after what came back, or where what went away stood). Returns whether the
     /// value changed.
@@ -190,9 +218,11 @@ impl TextField {
         let Some(change) = diff::splice(&self.known, &value, None) else {
             return false;
         };
+        let scroll = self.element.element().scroll_top();
         self.element.set_value(&value);
         let caret = change.start + utf16_len(&change.insert);
         self.element.set_selection(caret, caret, None);
+        self.element.element().set_scroll_top(scroll);
         self.known = value;
         true
     }

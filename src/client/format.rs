@@ -1,36 +1,18 @@
-//! Applies a formatting command ([`crate::formatting`]) to the source field.
+//! The toolbar's commands and Restore, from the page's components to the session.
 //!
-//! The new value is written into the field and an `input` event dispatched, so it travels the
-//! way typing does: the session reads the field, turns the difference into one splice, sends it
-//! and records it for undo.
+//! Formatting goes to the session, which applies it to the shared text as small edits (see
+//! [`crate::formatting`]). Restore writes the version into the fields and dispatches `input`,
+//! so it travels as one change the way typing does.
 
-use crate::formatting::{self, Command};
-use web_sys::HtmlTextAreaElement;
+use crate::formatting::Command;
 
-/// Applies `command` to the field's value and selection; returns whether anything changed.
-pub fn apply(area: &HtmlTextAreaElement, command: Command) -> bool {
-    let value = area.value();
-    let start = area.selection_start().ok().flatten().unwrap_or(0);
-    let end = area.selection_end().ok().flatten().unwrap_or(start);
-    let edited = formatting::apply(command, &value, start, end);
-    if edited.text == value {
-        return false;
-    }
-    area.set_value(&edited.text);
-    let _ = area.set_selection_range(edited.start, edited.end);
-    if let Ok(event) = web_sys::Event::new("input") {
-        let _ = area.dispatch_event(&event);
-    }
-    true
-}
-
-/// The toolbar's entry: formats the source and gives it the focus back.
+/// The toolbar's entry: formats the source at its selection and gives it the focus back.
 pub fn format_source(source: &leptos::prelude::NodeRef<leptos::html::Textarea>, command: Command) {
     use leptos::prelude::GetUntracked;
     if let Some(area) = source.get_untracked() {
         let _ = area.focus();
-        apply(&area, command);
     }
+    super::session::run_command(command);
 }
 
 /// Turns the source and the title back into a version's, as edits made in this page: each

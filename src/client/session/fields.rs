@@ -129,11 +129,18 @@ pub(super) fn listen(session: &Shared, field: Field) {
             let Some(key) = event.dyn_ref::<web_sys::KeyboardEvent>() else {
                 return;
             };
-            // Formatting shortcuts, in the source only; Tab indents only inside a list item
-            // and otherwise moves the focus on, as keyboard users expect.
-            let area = s.borrow().content.element().area().cloned();
-            if let (Field::Content, Some(area)) = (field, area) {
-                let ctrl = key.ctrl_key() || key.meta_key();
+            // Formatting shortcuts, in the source only. AltGr (reported as Ctrl+Alt on Windows)
+            // types characters, never commands; a composition is left alone; on a Mac only
+            // Cmd is a command key (Ctrl+B, Ctrl+E and Ctrl+K move the caret there). Tab
+            // indents only inside a list item, and only when it changes something, and
+            // otherwise moves the focus on, as keyboard users expect.
+            let typing = key.is_composing() || key.get_modifier_state("AltGraph");
+            if let (Field::Content, false) = (field, typing) {
+                let ctrl = if is_mac() {
+                    key.meta_key()
+                } else {
+                    key.ctrl_key()
+                };
                 let command = Command::for_key(
                     &key.key(),
                     &key.code(),
@@ -141,19 +148,22 @@ pub(super) fn listen(session: &Shared, field: Field) {
                     key.shift_key(),
                     key.alt_key(),
                 );
-                let caret = area.selection_start().ok().flatten().unwrap_or(0);
-                let applies = match command {
-                    Some(Command::Indent | Command::Outdent) => {
-                        formatting::in_list_item(&area.value(), caret)
+                if let Some(command) = command {
+                    let mut session = s.borrow_mut();
+                    let (start, end) = session.content.selection().unwrap_or((0, 0));
+                    let text = session.content.text();
+                    let applies = match command {
+                        Command::Indent | Command::Outdent => {
+                            formatting::in_list_item(text, start)
+                                && !formatting::apply(command, text, start, end).ops.is_empty()
+                        }
+                        _ => true,
+                    };
+                    if applies {
+                        event.prevent_default();
+                        session.command(command);
+                        return;
                     }
-                    Some(_) => true,
-                    None => false,
-                };
-                if let (true, Some(command)) = (applies, command) {
-                    event.prevent_default();
-                    // No borrow is held: the field's input event reaches the session.
-                    crate::client::format::apply(&area, command);
-                    return;
                 }
             }
             let held = undo::Modifiers {
@@ -232,19 +242,19 @@ pub(super) fn listen_tasks(session: &Shared) {
         };
         // The box shows what the source says, once the change comes back through it.
         event.prevent_default();
-        let Some(area) = s.borrow().content.element().area().cloned() else {
-            return;
-        };
-        if let Some(edited) = formatting::toggle_task(&area.value(), at) {
-            area.set_value(&edited.text);
-            let _ = area.set_selection_range(edited.start, edited.end);
-            // No borrow is held: the field's input event reaches the session.
-            if let Ok(input) = web_sys::Event::new("input") {
-                let _ = area.dispatch_event(&input);
-            }
+        let mut session = s.borrow_mut();
+        if let Some(edited) = formatting::toggle_task(session.content.text(), at) {
+            session.apply_edited(edited);
         }
     });
     let _ = preview.add_event_listener_with_callback("click", closure.as_ref().unchecked_ref());
     // The preview lives as long as the page.
     closure.forget();
+}
+
+/// Whether the page runs on a Mac, where Cmd (not Ctrl) is the command key.
+fn is_mac() -> bool {
+    web_sys::window()
+        .and_then(|w| w.navigator().platform().ok())
+        .is_some_and(|platform| platform.starts_with("Mac"))
 }

@@ -57,6 +57,18 @@ const SAVE_LOCALLY_AFTER_MS: f64 = 1_000.0;
 
 type Shared = Rc<RefCell<Session>>;
 
+thread_local! {
+    /// The page's session, for the toolbar (a page edits one document).
+    static CURRENT: RefCell<std::rc::Weak<RefCell<Session>>> = RefCell::new(std::rc::Weak::new());
+}
+
+/// Applies a toolbar command to the page's document, if one is open.
+pub fn run_command(command: Command) {
+    if let Some(session) = CURRENT.with(|current| current.borrow().upgrade()) {
+        session.borrow_mut().command(command);
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Field {
     Content,
@@ -172,6 +184,7 @@ pub fn start(parts: EditorParts) {
         unsaved_since: Some(0.0),
         history,
     }));
+    CURRENT.with(|current| *current.borrow_mut() = Rc::downgrade(&session));
     keep_watch(&session);
     listen(&session, Field::Content);
     listen(&session, Field::Title);
@@ -268,6 +281,35 @@ impl Session {
                 recent::remember(self.parts.id.as_str(), self.title.text());
             }
         }
+        self.parts.save.set(SaveState::Saving);
+        self.send_change(Message::Sync(SyncMessage::Update(update)));
+    }
+
+    /// Applies a formatting command to the source at its selection, as a step of its own.
+    fn command(&mut self, command: Command) {
+        if self.composing {
+            return;
+        }
+        let (start, end) = self.content.selection().unwrap_or((0, 0));
+        let edited = formatting::apply(command, self.content.text(), start, end);
+        self.apply_edited(edited);
+    }
+
+    /// Applies this person's formatting edits to the source (a step of its own for undo) and
+    /// sends them like any edit.
+    fn apply_edited(&mut self, edited: formatting::Edited) {
+        if edited.ops.is_empty() {
+            return;
+        }
+        self.history.break_group();
+        let update = self
+            .content
+            .apply_own_ops(&self.doc, &edited.ops, (edited.start, edited.end));
+        self.history.break_group();
+        self.history.after_change();
+        self.unsaved_since.get_or_insert(js_sys::Date::now());
+        self.parts.content.set(self.content.text().to_string());
+        self.render_carets();
         self.parts.save.set(SaveState::Saving);
         self.send_change(Message::Sync(SyncMessage::Update(update)));
     }
