@@ -164,13 +164,29 @@ async fn a_sender_of_slow_updates_is_closed_for_flooding() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path());
     let mut attacker = Peer::join_url(&server.ws_url(&random_id()), None).await;
-    // Each takes seconds to integrate, more than the burst of 600 messages' worth at one per
-    // millisecond: the first uses up the allowance, the next finds it empty.
+    // Each takes well over six seconds to integrate (about 17 s on a 2-core machine), more than
+    // the burst of 600 messages' worth at one per 10 ms: the first uses up the allowance, and
+    // the next, sent at once, finds it empty.
     for round in 0..3 {
-        let update = conflicting_update(5_000, 10 + 2 * round);
+        let update = conflicting_update(12_000, 10 + 2 * round);
         attacker
             .send(Message::Sync(SyncMessage::Update(update)))
             .await;
     }
-    assert_eq!(attacker.expect_close().await, 1008);
+    // Bounded: the first update takes its time before anything is decided.
+    let code = tokio::time::timeout(std::time::Duration::from_secs(90), async {
+        loop {
+            use futures_util::StreamExt;
+            match attacker.ws.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => {
+                    return frame.map(|f| u16::from(f.code));
+                }
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(code, Some(1008));
 }

@@ -245,6 +245,9 @@ const CONTEXT_LINES: usize = 2;
 pub fn changes_since(version: &str, now: &str) -> Vec<Line> {
     let old: Vec<&str> = version.lines().collect();
     let new: Vec<&str> = now.lines().collect();
+    if old == new {
+        return Vec::new();
+    }
     let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
     let suffix = old[prefix..]
         .iter()

@@ -181,6 +181,16 @@ impl Hub {
         })
     }
 
+    /// The document's title and text, from memory when it is open and from the store
+    /// otherwise, without encoding its state (for downloads). Never opens a room.
+    pub async fn texts(&self, id: &DocId) -> Result<(String, String), LoadError> {
+        if let Some(room) = self.get(id).filter(|room| !room.failed().is_cancelled()) {
+            return Ok(room.texts());
+        }
+        let loaded = self.read(id.clone()).await?;
+        Ok(protocol::texts_of(&loaded.doc))
+    }
+
     /// The versions kept of a document for its History, newest first (on a blocking thread).
     pub async fn versions(&self, id: &DocId) -> Result<Vec<VersionInfo>, StoreError> {
         let (store, id) = (self.inner.store.clone(), id.clone());

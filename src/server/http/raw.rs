@@ -28,8 +28,8 @@ pub async fn raw_markdown(
     let Ok(id) = DocId::parse(&raw_id) else {
         return (StatusCode::BAD_REQUEST, "not a document link").into_response();
     };
-    let snapshot = match state.hub.snapshot(&id).await {
-        Ok(snapshot) => snapshot,
+    let (title, content) = match state.hub.texts(&id).await {
+        Ok(texts) => texts,
         Err(error) => {
             tracing::warn!(doc = %crate::server::redact::doc_tag(&id), %error, "raw document could not be read");
             return (
@@ -39,7 +39,7 @@ pub async fn raw_markdown(
                 .into_response();
         }
     };
-    let mut response = snapshot.content.into_response();
+    let mut response = content.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -47,7 +47,7 @@ pub async fn raw_markdown(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if query.download.is_some() {
-        let disposition = format!("attachment; filename=\"{}.md\"", file_stem(&snapshot.title));
+        let disposition = format!("attachment; filename=\"{}.md\"", file_stem(&title));
         if let Ok(value) = HeaderValue::from_str(&disposition) {
             headers.insert(header::CONTENT_DISPOSITION, value);
         }
@@ -75,8 +75,8 @@ pub async fn standalone_html(
     let Ok(id) = DocId::parse(&raw_id) else {
         return (StatusCode::BAD_REQUEST, "not a document link").into_response();
     };
-    let snapshot = match state.hub.snapshot(&id).await {
-        Ok(snapshot) => snapshot,
+    let (title, content) = match state.hub.texts(&id).await {
+        Ok(texts) => texts,
         Err(error) => {
             tracing::warn!(doc = %crate::server::redact::doc_tag(&id), %error, "document could not be read for download");
             return (
@@ -91,10 +91,10 @@ pub async fn standalone_html(
     } else {
         "https: data:"
     };
-    let title = if snapshot.title.trim().is_empty() {
+    let shown_title = if title.trim().is_empty() {
         "Untitled".to_string()
     } else {
-        snapshot.title.trim().to_string()
+        title.trim().to_string()
     };
     let page = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
@@ -102,8 +102,8 @@ pub async fn standalone_html(
 <meta name=\"referrer\" content=\"no-referrer\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{}</title><style>{STANDALONE_CSS}</style></head>\n<body>\n{}\n</body></html>\n",
-        escape_html(&title),
-        crate::markdown::render(&snapshot.content)
+        escape_html(&shown_title),
+        crate::markdown::render(&content)
     );
     let mut response = page.into_response();
     let headers = response.headers_mut();
@@ -112,10 +112,7 @@ pub async fn standalone_html(
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let disposition = format!(
-        "attachment; filename=\"{}.html\"",
-        file_stem(&snapshot.title)
-    );
+    let disposition = format!("attachment; filename=\"{}.html\"", file_stem(&title));
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }

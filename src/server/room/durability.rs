@@ -131,8 +131,21 @@ impl Room {
             };
             Ok((sequence, stored, refusal, cost, slow))
         })
-        .await
-        .map_err(|_| CloseReason::internal("the document's replica failed; reopen the document"))?;
+        .await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            // A panic outside yrs's own integration (which fails the room itself): the replica
+            // may hold a change that was never stored, so the room gives up.
+            Err(_) => {
+                self.fail(
+                    &mut self.lock(),
+                    "the document's replica failed; reopen the document".into(),
+                );
+                return Err(CloseReason::internal(
+                    "the document's replica failed; reopen the document",
+                ));
+            }
+        };
         let (sequence, stored, refusal, cost, slow) = outcome?;
         // What integrated is stored and broadcast even when the rest of the update is refused:
         // the replica has it, so everyone must.

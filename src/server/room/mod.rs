@@ -94,8 +94,9 @@ pub struct Received {
 /// An answer this large counts as one more message against the sender's rate.
 pub const COST_UNIT_BYTES: usize = 64 * 1024;
 /// Integrating an update for this long counts as one more message against the sender's rate:
-/// ordinary edits take microseconds, a large reconnect a few hundred milliseconds.
-pub const COST_UNIT_MILLIS: u128 = 1;
+/// ordinary edits take microseconds, a large reconnect up to a second or two (a hundred or two,
+/// well within the burst of 600).
+pub const COST_UNIT_MILLIS: u128 = 10;
 
 pub struct Room {
     pub id: DocId,
