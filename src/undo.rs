@@ -14,19 +14,23 @@
 
 use std::sync::{Arc, Mutex};
 use yrs::sync::time::Clock;
-use yrs::undo::{Options, UndoManager};
+use yrs::undo::{Options, StackItem, UndoManager};
 use yrs::{Doc, TextRef};
 
 /// The origin of transactions this page makes from its own fields.
 pub const LOCAL: &str = "tandem-local";
 /// Changes closer together than this are undone as one step.
 pub const GROUP_MILLIS: u64 = 500;
-/// Most steps kept, each way; the oldest are forgotten first.
+/// Most steps kept, each way; past it the oldest are forgotten, down to [`KEPT_STEPS`].
 pub const MAX_STEPS: usize = 500;
+/// Steps kept each way once [`MAX_STEPS`] is passed.
+pub const KEPT_STEPS: usize = 400;
 
 /// This person's undo and redo stacks for one document.
 pub struct History {
     doc: Doc,
+    texts: Vec<TextRef>,
+    clock: Arc<dyn Clock>,
     manager: UndoManager<()>,
 }
 
@@ -40,23 +44,38 @@ pub enum Direction {
 impl History {
     /// Tracks this page's changes to `texts` of `doc`, timed by `clock` (milliseconds).
     pub fn new(doc: &Doc, texts: &[&TextRef], clock: Arc<dyn Clock>) -> History {
+        let texts: Vec<TextRef> = texts.iter().map(|text| (*text).clone()).collect();
+        let manager = Self::manager(doc, &texts, clock.clone(), Vec::new(), Vec::new());
+        History {
+            doc: doc.clone(),
+            texts,
+            clock,
+            manager,
+        }
+    }
+
+    /// An undo manager over `texts` tracking the local origin, starting with these stacks.
+    fn manager(
+        doc: &Doc,
+        texts: &[TextRef],
+        clock: Arc<dyn Clock>,
+        undo: Vec<StackItem<()>>,
+        redo: Vec<StackItem<()>>,
+    ) -> UndoManager<()> {
         let mut options = Options {
             capture_timeout_millis: GROUP_MILLIS,
             tracked_origins: Default::default(),
             capture_transaction: None,
             timestamp: clock,
-            init_undo_stack: Vec::new(),
-            init_redo_stack: Vec::new(),
+            init_undo_stack: undo,
+            init_redo_stack: redo,
         };
         options.tracked_origins.insert(LOCAL.into());
         let mut manager = UndoManager::with_options(options);
         for text in texts {
-            manager.expand_scope(doc, *text);
+            manager.expand_scope(doc, text);
         }
-        History {
-            doc: doc.clone(),
-            manager,
-        }
+        manager
     }
 
     /// Takes back (or redoes) this person's last step and returns the update that does it, to
@@ -98,17 +117,20 @@ impl History {
         self.manager.can_redo()
     }
 
-    /// Forgets the oldest steps beyond [`MAX_STEPS`]: a page open all day must not keep every
-    /// keystroke's history.
+    /// Forgets the oldest steps once there are more than [`MAX_STEPS`] (keeping the newest
+    /// [`KEPT_STEPS`]): a page open all day must not keep every keystroke's history, and the
+    /// recent past stays undoable. yrs cannot drop the oldest steps in place, so the manager is
+    /// rebuilt from the steps kept.
     fn trim(&mut self) {
-        // yrs offers no way to drop the oldest steps alone; past the bound, the whole undo
-        // stack is forgotten, which keeps memory bounded at the cost of the distant past.
-        if self.manager.undo_stack().len() > MAX_STEPS {
-            self.manager.clear_undo();
+        let undo = self.manager.undo_stack();
+        let redo = self.manager.redo_stack();
+        if undo.len() <= MAX_STEPS && redo.len() <= MAX_STEPS {
+            return;
         }
-        if self.manager.redo_stack().len() > MAX_STEPS {
-            self.manager.clear_redo();
-        }
+        let newest =
+            |stack: &[StackItem<()>]| stack[stack.len().saturating_sub(KEPT_STEPS)..].to_vec();
+        let (undo, redo) = (newest(undo), newest(redo));
+        self.manager = Self::manager(&self.doc, &self.texts, self.clock.clone(), undo, redo);
     }
 
     /// Called after each local change, so the bound holds while typing too.
@@ -324,12 +346,23 @@ mod tests {
     }
 
     #[test]
-    fn the_steps_kept_are_bounded() {
+    fn the_steps_kept_are_bounded_and_the_newest_still_undo() {
         let mut me = Page::new(1);
         for i in 0..(MAX_STEPS as u32 + 10) {
             me.type_at(CONTENT, i, "x", GROUP_MILLIS + 1);
         }
-        assert!(me.history.manager.undo_stack().len() <= MAX_STEPS);
+        let kept = me.history.manager.undo_stack().len();
+        assert!((KEPT_STEPS..=MAX_STEPS).contains(&kept), "{kept} steps");
+        // The step just made is among those kept.
+        let before = me.text().len();
+        me.history
+            .step(Direction::Undo)
+            .expect("the newest step undoes");
+        assert_eq!(me.text().len(), before - 1);
+        // Typing goes on being recorded after the rebuild.
+        me.type_at(CONTENT, 0, "y", GROUP_MILLIS + 1);
+        me.history.step(Direction::Undo).unwrap();
+        assert!(!me.text().starts_with('y'));
     }
 
     #[test]
