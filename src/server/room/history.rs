@@ -22,7 +22,13 @@ pub(super) struct VersionClock {
     changed: bool,
     /// Who wrote since then.
     writers: Vec<String>,
+    /// The connections whose names are in `writers` already (at most [`MAX_WRITING_CONNECTIONS`]),
+    /// so that a name is read off presence once per connection, not once per keystroke.
+    counted: Vec<ConnId>,
 }
+
+/// Most connections remembered per version as having written.
+const MAX_WRITING_CONNECTIONS: usize = 64;
 
 impl Default for VersionClock {
     fn default() -> Self {
@@ -30,6 +36,7 @@ impl Default for VersionClock {
             since: tokio::time::Instant::now(),
             changed: false,
             writers: Vec::new(),
+            counted: Vec::new(),
         }
     }
 }
@@ -37,10 +44,20 @@ impl Default for VersionClock {
 impl Room {
     /// Notes that `from` changed the document; cuts a version when one is due.
     pub(super) fn note_change(&self, state: &mut State, from: ConnId) {
-        let names = state.presence.names_of(from);
+        state.versions.changed = true;
+        if !state.versions.counted.contains(&from)
+            && state.versions.counted.len() < MAX_WRITING_CONNECTIONS
+        {
+            let names = state.presence.names_of(from);
+            let clock = &mut state.versions;
+            // One that shows no name yet is asked again next time (that costs nothing).
+            if !names.is_empty() {
+                clock.counted.push(from);
+            }
+            clock.writers =
+                tidy_authors(std::mem::take(&mut clock.writers).into_iter().chain(names));
+        }
         let clock = &mut state.versions;
-        clock.changed = true;
-        clock.writers = tidy_authors(std::mem::take(&mut clock.writers).into_iter().chain(names));
         if clock.since.elapsed() >= VERSION_EVERY {
             self.cut_version(state);
         }
