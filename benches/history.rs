@@ -1,7 +1,7 @@
 //! What the History costs in storage: the automerge-paper trace (259,778 edits of one
 //! writer, `tests/data/traces/`, CC BY 4.0) replayed with a version kept every
-//! `EDITS_PER_VERSION` edits, stored as the server stores them (SQLite, deflated, newest 100
-//! kept). Prints bytes of versions per byte of the final document, for all versions made and
+//! `EDITS_PER_VERSION` edits, stored as the server stores them (SQLite, deflated, retained as the
+//! server retains them: all made within the hour here, so the recent 50). Prints bytes of versions per byte of the final document, for all versions made and
 //! for those retained.
 //!
 //! Run: `cargo bench --no-default-features --features ssr --bench history`.

@@ -391,10 +391,10 @@ fn new_version(
 }
 
 /// Versions are kept compactly beside the document: read back whole, newest first, a repeat
-/// of the newest is not kept, and only the newest hundred stay.
+/// of the newest is not kept, and a burst keeps the recent ones and the newest of each hour.
 #[test]
 fn versions_are_kept_read_back_and_retained() {
-    use tandem::server::storage::versions::MAX_VERSIONS;
+    use tandem::server::storage::versions::{MAX_VERSIONS, RECENT_VERSIONS};
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), 0).unwrap();
     let (id, other) = (random_id(), random_id());
@@ -429,7 +429,7 @@ fn versions_are_kept_read_back_and_retained() {
     assert_eq!(listed[1].authors, ["Ada", "Bea"]);
     let read = store.version(&id, first).unwrap().unwrap();
     assert_eq!(read.content, text);
-    assert_eq!(read.info.title, "Plans");
+    assert_eq!(read.title, "Plans");
     // Another document's version is not this one's.
     let others = store.versions(&other).unwrap();
     assert_eq!(store.version(&id, others[0].id).unwrap(), None);
@@ -447,15 +447,25 @@ fn versions_are_kept_read_back_and_retained() {
         "{stored} bytes for {}",
         text.len()
     );
-    // Retention: the newest hundred.
+    // Retention: a burst (all within this hour) keeps the recent ones, and the newest of each
+    // earlier hour survives it.
+    let hours_ago = |hours: i64, id: i64| {
+        conn.execute(
+            "UPDATE versions SET created_at = created_at - ?1 WHERE id = ?2",
+            [hours * tandem::server::storage::versions::HOURLY_MILLIS, id],
+        )
+        .unwrap();
+    };
+    hours_ago(3, first);
+    hours_ago(2, second);
     for i in 0..MAX_VERSIONS + 5 {
         store
             .add_version(&new_version(&id, "Plans", &format!("v{i}"), &[]))
             .unwrap();
     }
     let listed = store.versions(&id).unwrap();
-    assert_eq!(listed.len(), MAX_VERSIONS);
-    assert!(listed.iter().all(|v| v.id != first && v.id != second));
+    assert_eq!(listed.len(), RECENT_VERSIONS + 2);
+    assert!(listed.iter().any(|v| v.id == first) && listed.iter().any(|v| v.id == second));
     assert_eq!(
         store.version(&id, listed[0].id).unwrap().unwrap().content,
         format!("v{}", MAX_VERSIONS + 4)

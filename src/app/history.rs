@@ -20,7 +20,6 @@ pub struct HistoryEntry {
     /// Milliseconds since the epoch.
     pub created_at: i64,
     pub authors: Vec<String>,
-    pub title: String,
 }
 
 /// A version's texts.
@@ -45,7 +44,6 @@ pub async fn list_versions(id: String) -> Result<Vec<HistoryEntry>, ServerFnErro
             id: v.id,
             created_at: v.created_at,
             authors: v.authors,
-            title: v.title,
         })
         .collect())
 }
@@ -57,7 +55,7 @@ pub async fn load_version(id: String, version: i64) -> Result<VersionText, Serve
     let hub = use_context::<Hub>().ok_or_else(|| ServerFnError::new("no document hub"))?;
     match hub.version(&id, version).await {
         Ok(Some(v)) => Ok(VersionText {
-            title: v.info.title,
+            title: v.title,
             content: v.content,
         }),
         Ok(None) => Err(ServerFnError::new("no such version")),
@@ -88,6 +86,14 @@ pub fn HistoryPanel(
                 entries.set(Some(list_versions(id).await.map_err(|e| e.to_string())));
             });
         }
+    });
+    // Rendered once per selection, not on every keystroke while the panel is open.
+    let rendered = Memo::new(move |_| {
+        selected
+            .read()
+            .as_ref()
+            .map(|(_, text)| markdown::render(&text.content))
+            .unwrap_or_default()
     });
     let choose = move |entry: HistoryEntry| {
         let id = id.get_value();
@@ -158,6 +164,13 @@ pub fn HistoryPanel(
                             view! {
                                 <div class="history-version" data-testid="version-view">
                                     <p class="history-when">{entry_label(&entry)}</p>
+                                    <p class="history-title" data-testid="version-title">
+                                        {if text.title.trim().is_empty() {
+                                            "Title: (none)".to_string()
+                                        } else {
+                                            format!("Title: {}", text.title.trim())
+                                        }}
+                                    </p>
                                     <button
                                         type="button"
                                         class="button"
@@ -184,7 +197,7 @@ pub fn HistoryPanel(
                                     <article
                                         class="preview history-preview"
                                         data-testid="version-preview"
-                                        inner_html=markdown::render(&text.content)
+                                        inner_html=move || rendered.get()
                                     ></article>
                                 </div>
                             }
@@ -238,6 +251,8 @@ pub enum Line {
 
 /// Most lines of context shown around what changed.
 const CONTEXT_LINES: usize = 2;
+/// Most lines of what changed shown, each way: a long document rewritten shows the start.
+const MAX_CHANGED_LINES: usize = 200;
 
 /// What changed between `version` and `now`, by lines: the lines they share at the start and
 /// the end, and between them what the version had and what is there now. Linear in the text,
@@ -259,10 +274,16 @@ pub fn changes_since(version: &str, now: &str) -> Vec<Line> {
     for line in &old[prefix.saturating_sub(CONTEXT_LINES)..prefix] {
         lines.push(Line::Same((*line).to_owned()));
     }
-    for line in &old[prefix..old.len() - suffix] {
+    for line in old[prefix..old.len() - suffix]
+        .iter()
+        .take(MAX_CHANGED_LINES)
+    {
         lines.push(Line::Gone((*line).to_owned()));
     }
-    for line in &new[prefix..new.len() - suffix] {
+    for line in new[prefix..new.len() - suffix]
+        .iter()
+        .take(MAX_CHANGED_LINES)
+    {
         lines.push(Line::Added((*line).to_owned()));
     }
     let after = old.len() - suffix;

@@ -175,6 +175,12 @@ impl TextField {
         true
     }
 
+    /// Puts `value` into the field as if this person had typed it; the next
+    /// [`TextField::local_change`] turns it into one splice.
+    pub fn type_value(&self, value: &str) {
+        self.element.set_value(value);
+    }
+
     /// The selection as (start, end), in UTF-16 units.
     pub fn selection(&self) -> Option<(u32, u32)> {
         self.element.selection()

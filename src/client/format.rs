@@ -1,8 +1,7 @@
 //! The toolbar's commands and Restore, from the page's components to the session.
 //!
 //! Formatting goes to the session, which applies it to the shared text as small edits (see
-//! [`crate::formatting`]). Restore writes the version into the fields and dispatches `input`,
-//! so it travels as one change the way typing does.
+//! [`crate::formatting`]). Restore puts the version into the fields as one undoable step.
 
 use crate::formatting::Command;
 
@@ -15,29 +14,12 @@ pub fn format_source(source: &leptos::prelude::NodeRef<leptos::html::Textarea>, 
     super::session::run_command(command);
 }
 
-/// Turns the source and the title back into a version's, as edits made in this page: each
-/// field's new value travels as one change, which this person's undo takes back.
+/// Turns the document back into a version's title and text, as one change this person can
+/// undo (see the session's `restore`).
 pub fn restore_version(
-    source: &leptos::prelude::NodeRef<leptos::html::Textarea>,
-    title: &leptos::prelude::NodeRef<leptos::html::Input>,
+    _source: &leptos::prelude::NodeRef<leptos::html::Textarea>,
+    _title: &leptos::prelude::NodeRef<leptos::html::Input>,
     version: &crate::app::history::VersionText,
 ) {
-    use leptos::prelude::GetUntracked;
-    let input = || web_sys::Event::new("input").ok();
-    if let Some(area) = source.get_untracked() {
-        if area.value() != version.content {
-            area.set_value(&version.content);
-            if let Some(event) = input() {
-                let _ = area.dispatch_event(&event);
-            }
-        }
-    }
-    if let Some(line) = title.get_untracked() {
-        if line.value() != version.title {
-            line.set_value(&version.title);
-            if let Some(event) = input() {
-                let _ = line.dispatch_event(&event);
-            }
-        }
-    }
+    super::session::run_restore(&version.title, &version.content);
 }

@@ -62,6 +62,13 @@ thread_local! {
     static CURRENT: RefCell<std::rc::Weak<RefCell<Session>>> = RefCell::new(std::rc::Weak::new());
 }
 
+/// Turns the page's document back into a version's title and text, if one is open.
+pub fn run_restore(title: &str, content: &str) {
+    if let Some(session) = CURRENT.with(|current| current.borrow().upgrade()) {
+        session.borrow_mut().restore(title, content);
+    }
+}
+
 /// Applies a toolbar command to the page's document, if one is open.
 pub fn run_command(command: Command) {
     if let Some(session) = CURRENT.with(|current| current.borrow().upgrade()) {
@@ -283,6 +290,24 @@ impl Session {
         }
         self.parts.save.set(SaveState::Saving);
         self.send_change(Message::Sync(SyncMessage::Update(update)));
+    }
+
+    /// Turns the document back into `title` and `content` (a version from the History), as one
+    /// step this person can undo: each field changes by one splice, sent like typing.
+    fn restore(&mut self, title: &str, content: &str) {
+        if self.composing {
+            return;
+        }
+        self.history.break_group();
+        if self.content.text() != content {
+            self.content.type_value(content);
+            self.local_edit(Field::Content);
+        }
+        if self.title.text() != title {
+            self.title.type_value(title);
+            self.local_edit(Field::Title);
+        }
+        self.history.break_group();
     }
 
     /// Applies a formatting command to the source at its selection, as a step of its own.

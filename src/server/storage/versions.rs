@@ -2,14 +2,20 @@
 //!
 //! A version is the document's title and text at one moment, with the names of the people who
 //! wrote since the one before. They are made by the room (see `room::history`) and kept in the
-//! same store as the document, its text deflated. Retention: the newest [`MAX_VERSIONS`] of each
-//! document; a version that repeats the one before it is not kept.
+//! same store as the document, its text deflated. Retention: the newest [`RECENT_VERSIONS`] of a
+//! document, and beyond them the newest of each hour, up to [`MAX_VERSIONS`] in all; a version
+//! that repeats the one before it is not kept. So a burst of versions (someone joining and
+//! leaving in a loop, say) can push out the recent ones, but not the hours before.
 
 use crate::doc_id::DocId;
 use serde::{Deserialize, Serialize};
 
-/// Most versions kept per document; older ones are dropped as new ones come.
-pub const MAX_VERSIONS: usize = 100;
+/// Versions kept whatever their age.
+pub const RECENT_VERSIONS: usize = 50;
+/// Most versions kept per document; the oldest are dropped first.
+pub const MAX_VERSIONS: usize = 200;
+/// Beyond the recent ones, the newest version of each such period is kept.
+pub const HOURLY_MILLIS: i64 = 60 * 60 * 1000;
 /// Most author names kept with one version, each at most [`MAX_AUTHOR_CHARS`] long.
 pub const MAX_AUTHORS: usize = 16;
 pub const MAX_AUTHOR_CHARS: usize = 64;
@@ -23,20 +29,21 @@ pub struct NewVersion {
     pub authors: Vec<String>,
 }
 
-/// What the History list shows of a version.
+/// What the History list shows of a version (not its title: a title may be long, and a list
+/// of a hundred of them longer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionInfo {
     pub id: i64,
     /// Milliseconds since the epoch.
     pub created_at: i64,
     pub authors: Vec<String>,
-    pub title: String,
 }
 
 /// A whole version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
     pub info: VersionInfo,
+    pub title: String,
     pub content: String,
 }
 

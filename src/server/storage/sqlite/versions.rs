@@ -1,7 +1,9 @@
 //! The `versions` table: keeping, listing and reading versions (see [`crate::server::storage::versions`]).
 
 use crate::doc_id::DocId;
-use crate::server::storage::versions::{deflate, inflate, tidy_authors, MAX_VERSIONS};
+use crate::server::storage::versions::{
+    deflate, inflate, tidy_authors, HOURLY_MILLIS, MAX_VERSIONS, RECENT_VERSIONS,
+};
 use crate::server::storage::{NewVersion, StoreError, Version, VersionInfo};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -37,6 +39,14 @@ pub fn add(conn: &mut Connection, version: &NewVersion) -> Result<Option<i64>, S
         ],
     )?;
     let id = txn.last_insert_rowid();
+    // Retention (see `storage::versions`): the recent ones, the newest of each hour, and no
+    // more than the most in all.
+    txn.execute(
+        "DELETE FROM versions WHERE doc = ?1
+           AND id NOT IN (SELECT id FROM versions WHERE doc = ?1 ORDER BY id DESC LIMIT ?2)
+           AND id NOT IN (SELECT max(id) FROM versions WHERE doc = ?1 GROUP BY created_at / ?3)",
+        params![version.doc.as_str(), RECENT_VERSIONS as i64, HOURLY_MILLIS],
+    )?;
     txn.execute(
         "DELETE FROM versions WHERE doc = ?1 AND id NOT IN
            (SELECT id FROM versions WHERE doc = ?1 ORDER BY id DESC LIMIT ?2)",
@@ -46,27 +56,21 @@ pub fn add(conn: &mut Connection, version: &NewVersion) -> Result<Option<i64>, S
     Ok(Some(id))
 }
 
-fn info(id: i64, created_at: i64, authors: &str, title: String) -> VersionInfo {
+fn info(id: i64, created_at: i64, authors: &str) -> VersionInfo {
     VersionInfo {
         id,
         created_at,
         // Written by `add`; anything unreadable shows as no names.
         authors: serde_json::from_str(authors).unwrap_or_default(),
-        title,
     }
 }
 
 pub fn list(conn: &Connection, doc: &DocId) -> Result<Vec<VersionInfo>, StoreError> {
     let mut query = conn.prepare_cached(
-        "SELECT id, created_at, authors, title FROM versions WHERE doc = ?1 ORDER BY id DESC",
+        "SELECT id, created_at, authors FROM versions WHERE doc = ?1 ORDER BY id DESC",
     )?;
     let rows = query.query_map([doc.as_str()], |r| {
-        Ok(info(
-            r.get(0)?,
-            r.get(1)?,
-            &r.get::<_, String>(2)?,
-            r.get(3)?,
-        ))
+        Ok(info(r.get(0)?, r.get(1)?, &r.get::<_, String>(2)?))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -91,7 +95,8 @@ pub fn get(conn: &Connection, doc: &DocId, id: i64) -> Result<Option<Version>, S
     };
     let content = inflate(&content, MAX_INFLATED_BYTES).ok_or(StoreError::Corrupt)?;
     Ok(Some(Version {
-        info: info(id, created_at, &authors, title),
+        info: info(id, created_at, &authors),
+        title,
         content,
     }))
 }
