@@ -245,14 +245,19 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                     {move || error.get().unwrap_or_default()}
                 </p>
             </Show>
-            <div class="toolbar" role="toolbar" aria-label="Formatting and view">
+            <div
+                class="toolbar"
+                role="toolbar"
+                aria-label="Formatting and view"
+                data-view=move || view_mode.get().key()
+            >
                 {Command::TOOLBAR
                     .into_iter()
                     .map(|(command, label, shortcut)| {
                         view! {
                             <button
                                 type="button"
-                                class="tool"
+                                class="tool format"
                                 data-testid=format!("format-{}", command.key())
                                 title=format!("{label} ({shortcut})")
                                 aria-label=label

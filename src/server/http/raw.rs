@@ -47,7 +47,7 @@ pub async fn raw_markdown(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if query.download.is_some() {
-        let disposition = format!("attachment; filename=\"{}.md\"", file_stem(&title));
+        let disposition = disposition(&title, "md");
         if let Ok(value) = HeaderValue::from_str(&disposition) {
             headers.insert(header::CONTENT_DISPOSITION, value);
         }
@@ -135,6 +135,35 @@ fn escape_html(text: &str) -> String {
     out
 }
 
+/// `Content-Disposition` for a download named after `title`: an ASCII name every browser
+/// reads and, for a title beyond ASCII, the title itself (percent-encoded UTF-8, RFC 6266).
+fn disposition(title: &str, extension: &str) -> String {
+    let mut encoded = String::new();
+    for c in title.trim().chars().take(MAX_FILE_STEM) {
+        // Characters that mean something in a path or a header are left out of both names.
+        if c.is_control() || matches!(c, '/' | '\\' | '"' | ':' | '*' | '?' | '<' | '>' | '|') {
+            continue;
+        }
+        let mut bytes = [0u8; 4];
+        for byte in c.encode_utf8(&mut bytes).bytes() {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+                encoded.push(byte as char);
+            } else {
+                encoded.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    let ascii = file_stem(title);
+    // An ASCII title reads well enough as the plain name.
+    if encoded.is_empty() || title.is_ascii() {
+        format!("attachment; filename=\"{ascii}.{extension}\"")
+    } else {
+        format!(
+            "attachment; filename=\"{ascii}.{extension}\"; filename*=UTF-8''{encoded}.{extension}"
+        )
+    }
+}
+
 /// A file name for `title`: letters, digits, spaces, `-`, `_` and `.` kept (ASCII only, so the
 /// header needs no encoding), runs of anything else made one `-`, at most [`MAX_FILE_STEM`]
 /// characters; "document" when nothing is left.
@@ -161,6 +190,26 @@ pub fn file_stem(title: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::file_stem;
+
+    #[test]
+    fn titles_outside_ascii_are_offered_encoded_too() {
+        assert_eq!(
+            super::disposition("日本 notes", "md"),
+            "attachment; filename=\"notes.md\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC%20notes.md"
+        );
+        assert_eq!(
+            super::disposition("é\"b\r\n/c", "md"),
+            "attachment; filename=\"b-c.md\"; filename*=UTF-8''%C3%A9bc.md"
+        );
+        assert_eq!(
+            super::disposition("plain: text", "md"),
+            "attachment; filename=\"plain- text.md\""
+        );
+        assert_eq!(
+            super::disposition("", "md"),
+            "attachment; filename=\"document.md\""
+        );
+    }
 
     #[test]
     fn file_names_keep_only_safe_characters() {
