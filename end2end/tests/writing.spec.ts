@@ -52,6 +52,8 @@ test('view modes switch by keyboard and are remembered by the browser', async ({
   await a.page.keyboard.press('Enter');
   await expect(source(a.page)).toBeHidden();
   await expect(a.page.getByTestId('preview').locator('h1')).toHaveText('Shown');
+  // Nothing to format while the source is hidden.
+  await expect(a.page.getByTestId('format-bold')).toBeHidden();
   await expect(a.page.getByTestId('view-preview')).toHaveAttribute('aria-pressed', 'true');
 
   // Remembered: another document in the same browser opens in Preview.
