@@ -9,6 +9,9 @@
 //! would be cleaner, so each case is measured in a child process of this same binary.
 
 use std::time::Instant;
+#[path = "../tests/common/updates.rs"]
+mod updates;
+
 use tandem::protocol;
 use tandem::server::room;
 use yrs::updates::decoder::Decode;
@@ -56,29 +59,8 @@ fn peak_kib() -> u64 {
 /// what stock clients send as one item. yrs would join them at commit at a cost quadratic in
 /// their number; the server joins them first (`room::runs`).
 fn run_update(bytes: usize) -> Vec<u8> {
-    use yrs::encoding::write::Write;
-    use yrs::updates::encoder::{Encoder, EncoderV1};
-    let client = yrs::block::ClientID::new(7);
     // Seven bytes per item past the first.
-    let n = (bytes / 7) as u32;
-    let mut encoder = EncoderV1::new();
-    encoder.write_var(1u32);
-    encoder.write_var(n);
-    encoder.write_client(client);
-    encoder.write_var(0u32);
-    for clock in 0..n {
-        if clock == 0 {
-            encoder.write_info(yrs::block::BLOCK_ITEM_STRING_REF_NUMBER);
-            encoder.write_parent_info(true);
-            encoder.write_string(protocol::CONTENT);
-        } else {
-            encoder.write_info(yrs::block::BLOCK_ITEM_STRING_REF_NUMBER | 0b1000_0000);
-            encoder.write_left_id(&yrs::ID::new(client, clock - 1));
-        }
-        encoder.write_string("x");
-    }
-    encoder.write_var(0u32);
-    encoder.to_vec()
+    updates::run_of_single_characters(7, (bytes / 7) as u32).0
 }
 
 /// An update in which every item is a client of its own, as many as fit in `bytes` and the

@@ -3,39 +3,12 @@
 
 mod common;
 
+use common::updates::run_of_single_characters;
 use common::{random_id, status_kib, Peer, ServerProcess};
-use yrs::block::{ClientID, BLOCK_ITEM_STRING_REF_NUMBER, ID};
+use yrs::block::{ClientID, ID};
 use yrs::encoding::write::Write;
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::encoder::{Encoder, EncoderV1};
-
-/// An update of `n` one-character items of `client` in `content`, each continuing the one
-/// before. Stock clients send such text as one item; sent apart, yrs joins the items when the
-/// transaction commits, each taking in the text of all those right of it.
-fn run_of_single_characters(client: u64, n: u32) -> (Vec<u8>, String) {
-    let client = ClientID::new(client);
-    let mut encoder = EncoderV1::new();
-    let mut text = String::new();
-    encoder.write_var(1u32);
-    encoder.write_var(n);
-    encoder.write_client(client);
-    encoder.write_var(0u32);
-    for clock in 0..n {
-        let character = if clock % 2 == 0 { "a" } else { "b" };
-        if clock == 0 {
-            encoder.write_info(BLOCK_ITEM_STRING_REF_NUMBER);
-            encoder.write_parent_info(true);
-            encoder.write_string(tandem::protocol::CONTENT);
-        } else {
-            encoder.write_info(BLOCK_ITEM_STRING_REF_NUMBER | 0b1000_0000);
-            encoder.write_left_id(&ID::new(client, clock - 1));
-        }
-        encoder.write_string(character);
-        text.push_str(character);
-    }
-    encoder.write_var(0u32);
-    (encoder.to_vec(), text)
-}
 
 /// 20,000 characters sent as 20,000 items (140 KB) once took the server 270 MiB, quadratic in
 /// their number; joined before they integrate, they cost about what their text does.

@@ -78,7 +78,8 @@ fn color_of(caret: &RemoteCaret) -> &str {
     safe_color(&caret.color).unwrap_or("#888888")
 }
 
-fn escape(text: &str) -> String {
+/// `text` as HTML character data or an attribute value (quotes escaped too).
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     escape_into(&mut out, text);
     out

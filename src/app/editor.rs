@@ -301,8 +301,6 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                 id=history_id
                 open=history_open
                 content=content
-                source=source
-                title=title_input
             />
             <div class="panes" data-view=move || view_mode.get().key()>
                 <div class="source-wrap">

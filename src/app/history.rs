@@ -9,7 +9,6 @@
 use super::live;
 use crate::doc_id::DocId;
 use crate::markdown;
-use leptos::html::{Input, Textarea};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -68,13 +67,7 @@ pub async fn load_version(id: String, version: i64) -> Result<VersionText, Serve
 
 /// The History panel, shown while `open` is set.
 #[component]
-pub fn HistoryPanel(
-    id: DocId,
-    open: RwSignal<bool>,
-    content: RwSignal<String>,
-    source: NodeRef<Textarea>,
-    title: NodeRef<Input>,
-) -> impl IntoView {
+pub fn HistoryPanel(id: DocId, open: RwSignal<bool>, content: RwSignal<String>) -> impl IntoView {
     let entries = RwSignal::new(None::<Result<Vec<HistoryEntry>, String>>);
     let selected = RwSignal::new(None::<(HistoryEntry, VersionText)>);
     let id = StoredValue::new(id.as_str().to_owned());
@@ -176,7 +169,7 @@ pub fn HistoryPanel(
                                         class="button"
                                         data-testid="restore"
                                         on:click=move |_| {
-                                            live::restore_version(&source, &title, &restore);
+                                            live::restore_version(&restore);
                                             open.set(false);
                                         }
                                     >

@@ -157,12 +157,7 @@ mod inert {
         Vec::new()
     }
     pub fn remember_view_mode(_mode: ViewMode) {}
-    pub fn restore_version(
-        _source: &leptos::prelude::NodeRef<leptos::html::Textarea>,
-        _title: &leptos::prelude::NodeRef<leptos::html::Input>,
-        _version: &crate::app::history::VersionText,
-    ) {
-    }
+    pub fn restore_version(_version: &crate::app::history::VersionText) {}
     pub fn remembered_view_mode() -> Option<ViewMode> {
         None
     }

@@ -16,10 +16,6 @@ pub fn format_source(source: &leptos::prelude::NodeRef<leptos::html::Textarea>, 
 
 /// Turns the document back into a version's title and text, as one change this person can
 /// undo (see the session's `restore`).
-pub fn restore_version(
-    _source: &leptos::prelude::NodeRef<leptos::html::Textarea>,
-    _title: &leptos::prelude::NodeRef<leptos::html::Input>,
-    version: &crate::app::history::VersionText,
-) {
+pub fn restore_version(version: &crate::app::history::VersionText) {
     super::session::run_restore(&version.title, &version.content);
 }

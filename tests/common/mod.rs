@@ -5,6 +5,7 @@
 pub mod channel;
 pub mod raw;
 pub mod trace;
+pub mod updates;
 
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;

@@ -104,22 +104,7 @@ pub(super) fn listen(session: &Shared, field: Field) {
         closure.forget();
     };
     let s = session.clone();
-    on(
-        "input",
-        Box::new(move |event| {
-            let mut s = s.borrow_mut();
-            // An input event the page dispatched itself is a formatting command: a step of
-            // its own for undo, not part of the typing around it.
-            let command = !event.is_trusted();
-            if command {
-                s.history.break_group();
-            }
-            s.local_edit(field);
-            if command {
-                s.history.break_group();
-            }
-        }),
-    );
+    on("input", Box::new(move |_| s.borrow_mut().local_edit(field)));
     // Undo and redo are this person's own (see `crate::undo`), never the field's: the field's
     // history is wiped by every remote change.
     let s = session.clone();

@@ -278,16 +278,7 @@ impl Session {
         let Some(update) = update else { return };
         self.history.after_change();
         self.unsaved_since.get_or_insert(js_sys::Date::now());
-        match field {
-            Field::Content => {
-                self.parts.content.set(self.content.text().to_string());
-                self.render_carets();
-            }
-            Field::Title => {
-                self.parts.title_text.set(self.title.text().to_string());
-                recent::remember(self.parts.id.as_str(), self.title.text());
-            }
-        }
+        self.show_field(field);
         self.parts.save.set(SaveState::Saving);
         self.send_change(Message::Sync(SyncMessage::Update(update)));
     }
@@ -333,8 +324,7 @@ impl Session {
         self.history.break_group();
         self.history.after_change();
         self.unsaved_since.get_or_insert(js_sys::Date::now());
-        self.parts.content.set(self.content.text().to_string());
-        self.render_carets();
+        self.show_field(Field::Content);
         self.parts.save.set(SaveState::Saving);
         self.send_change(Message::Sync(SyncMessage::Update(update)));
     }
@@ -350,12 +340,10 @@ impl Session {
         };
         self.unsaved_since.get_or_insert(js_sys::Date::now());
         if self.content.show_own_change(&self.doc) {
-            self.parts.content.set(self.content.text().to_string());
-            self.render_carets();
+            self.show_field(Field::Content);
         }
         if self.title.show_own_change(&self.doc) {
-            self.parts.title_text.set(self.title.text().to_string());
-            recent::remember(self.parts.id.as_str(), self.title.text());
+            self.show_field(Field::Title);
         }
         self.send_change(Message::Sync(SyncMessage::Update(update)));
     }
@@ -376,12 +364,25 @@ impl Session {
         }
         self.unsaved_since.get_or_insert(js_sys::Date::now());
         if self.content.refresh(&self.doc, content_selection) {
-            self.parts.content.set(self.content.text().to_string());
-            self.render_carets();
+            self.show_field(Field::Content);
         }
         if self.title.refresh(&self.doc, title_selection) {
-            self.parts.title_text.set(self.title.text().to_string());
-            recent::remember(self.parts.id.as_str(), self.title.text());
+            self.show_field(Field::Title);
+        }
+    }
+
+    /// Passes a field's new text on to the page: the preview and carets for the source, the
+    /// tab's title and the recent-documents list for the title.
+    fn show_field(&mut self, field: Field) {
+        match field {
+            Field::Content => {
+                self.parts.content.set(self.content.text().to_string());
+                self.render_carets();
+            }
+            Field::Title => {
+                self.parts.title_text.set(self.title.text().to_string());
+                recent::remember(self.parts.id.as_str(), self.title.text());
+            }
         }
     }
 

@@ -20,24 +20,26 @@ pub struct RawQuery {
     download: Option<String>,
 }
 
+/// The title and text of the document `raw_id` names, or the answer refusing it: 400 for an id
+/// that does not parse, 503 when the document cannot be read.
+async fn texts(state: &AppState, raw_id: &str) -> Result<(String, String), Response> {
+    let Ok(id) = DocId::parse(raw_id) else {
+        return Err((StatusCode::BAD_REQUEST, "not a document link").into_response());
+    };
+    state.hub.texts(&id).await.map_err(|error| {
+        tracing::warn!(doc = %crate::server::redact::doc_tag(&id), %error, "document could not be read for download");
+        (StatusCode::SERVICE_UNAVAILABLE, "the document could not be read").into_response()
+    })
+}
+
 pub async fn raw_markdown(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
     Query(query): Query<RawQuery>,
 ) -> Response {
-    let Ok(id) = DocId::parse(&raw_id) else {
-        return (StatusCode::BAD_REQUEST, "not a document link").into_response();
-    };
-    let (title, content) = match state.hub.texts(&id).await {
+    let (title, content) = match texts(&state, &raw_id).await {
         Ok(texts) => texts,
-        Err(error) => {
-            tracing::warn!(doc = %crate::server::redact::doc_tag(&id), %error, "raw document could not be read");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the document could not be read",
-            )
-                .into_response();
-        }
+        Err(refusal) => return refusal,
     };
     let mut response = content.into_response();
     let headers = response.headers_mut();
@@ -72,19 +74,9 @@ pub async fn standalone_html(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
 ) -> Response {
-    let Ok(id) = DocId::parse(&raw_id) else {
-        return (StatusCode::BAD_REQUEST, "not a document link").into_response();
-    };
-    let (title, content) = match state.hub.texts(&id).await {
+    let (title, content) = match texts(&state, &raw_id).await {
         Ok(texts) => texts,
-        Err(error) => {
-            tracing::warn!(doc = %crate::server::redact::doc_tag(&id), %error, "document could not be read for download");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the document could not be read",
-            )
-                .into_response();
-        }
+        Err(refusal) => return refusal,
     };
     let images = if state.config.no_remote_images {
         "data:"
@@ -102,7 +94,7 @@ pub async fn standalone_html(
 <meta name=\"referrer\" content=\"no-referrer\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{}</title><style>{STANDALONE_CSS}</style></head>\n<body>\n{}\n</body></html>\n",
-        escape_html(&shown_title),
+        crate::app::carets::escape(&shown_title),
         crate::markdown::render(&content)
     );
     let mut response = page.into_response();
@@ -117,22 +109,6 @@ pub async fn standalone_html(
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     response
-}
-
-/// `text` as HTML character data.
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// `Content-Disposition` for a download named after `title`: an ASCII name every browser
