@@ -12,6 +12,12 @@ use scraper::{Html, Selector};
 use tandem::doc_id::DocId;
 use tower::ServiceExt;
 
+/// The tests here take turns. Leptos keeps server-side state per process, and pages rendered
+/// at the same moment by two test servers on two tokio runtimes in one process can leave a
+/// render waiting forever (about one run in eight hung that way). The server itself runs one
+/// runtime.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn get(server: &TestServer, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
     let response = tandem::server::router(server.state.clone())
         .oneshot(Request::get(path).body(Body::empty()).unwrap())
@@ -27,6 +33,7 @@ async fn get(server: &TestServer, path: &str) -> (StatusCode, axum::http::Header
 
 #[tokio::test]
 async fn health_answers_ok() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let (status, _, body) = get(&server, "/healthz").await;
     assert_eq!(status, StatusCode::OK);
@@ -35,6 +42,7 @@ async fn health_answers_ok() {
 
 #[tokio::test]
 async fn new_redirects_to_a_fresh_random_document() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let (status, headers, _) = get(&server, "/new").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -51,6 +59,7 @@ async fn new_redirects_to_a_fresh_random_document() {
 
 #[tokio::test]
 async fn a_malformed_document_link_is_a_400_page() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     for path in [
         "/d/short",
@@ -65,6 +74,7 @@ async fn a_malformed_document_link_is_a_400_page() {
 
 #[tokio::test]
 async fn an_unknown_document_opens_empty() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let (status, _, body) = get(&server, &format!("/d/{}", random_id())).await;
     assert_eq!(status, StatusCode::OK);
@@ -74,6 +84,7 @@ async fn an_unknown_document_opens_empty() {
 
 #[tokio::test]
 async fn the_page_is_server_rendered_with_the_current_text_and_safe_preview() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let id = random_id();
     let mut peer = Peer::join(&server, &id).await;
@@ -163,6 +174,7 @@ fn csp_nonce(headers: &axum::http::HeaderMap) -> String {
 
 #[tokio::test]
 async fn hostile_titles_and_text_are_shown_as_text_on_the_server_rendered_page() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let id = write_document(&server, HOSTILE_TITLE, HOSTILE_CONTENT).await;
     let benign = write_document(&server, "Plain", "Plain text").await;
@@ -242,6 +254,7 @@ async fn hostile_titles_and_text_are_shown_as_text_on_the_server_rendered_page()
 
 #[tokio::test]
 async fn pages_carry_a_strict_policy_whose_nonce_is_fresh_and_matches_their_scripts() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let id = random_id();
     let first = net::get(server.addr, &format!("/d/{id}")).await;
@@ -340,6 +353,7 @@ async fn pages_carry_a_strict_policy_whose_nonce_is_fresh_and_matches_their_scri
 
 #[tokio::test]
 async fn remote_images_can_be_turned_off() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start_with(|c| c.no_remote_images = true).await;
     let response = net::get(server.addr, &format!("/d/{}", random_id())).await;
     let policy = response.headers["content-security-policy"]
@@ -351,6 +365,7 @@ async fn remote_images_can_be_turned_off() {
 
 #[tokio::test]
 async fn document_pages_beyond_the_render_cap_are_answered_503() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start_with(|c| c.max_concurrent_renders = 2).await;
     let id = random_id();
     // Two renders in progress: the test holds their permits.
@@ -389,6 +404,7 @@ async fn document_pages_beyond_the_render_cap_are_answered_503() {
 /// `?download` it is an attachment whose name keeps only safe characters of the title.
 #[tokio::test]
 async fn the_raw_markdown_is_served_as_text_and_downloads_under_a_safe_name() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let id = write_document(&server, HOSTILE_TITLE, HOSTILE_CONTENT).await;
     let (status, headers, body) = get(&server, &format!("/d/{id}/raw")).await;
@@ -418,6 +434,7 @@ async fn the_raw_markdown_is_served_as_text_and_downloads_under_a_safe_name() {
 /// no script anywhere, its own policy forbidding scripts, named after the title.
 #[tokio::test]
 async fn the_standalone_html_download_carries_no_script() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let id = write_document(&server, HOSTILE_TITLE, HOSTILE_CONTENT).await;
     let (status, headers, body) = get(&server, &format!("/d/{id}/html")).await;
