@@ -7,16 +7,10 @@ mod net;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{random_id, Peer, TestServer};
+use common::{random_id, Peer, TestServer, ONE_AT_A_TIME};
 use scraper::{Html, Selector};
 use tandem::doc_id::DocId;
 use tower::ServiceExt;
-
-/// The tests here take turns. Leptos keeps server-side state per process, and pages rendered
-/// at the same moment by two test servers on two tokio runtimes in one process can leave a
-/// render waiting forever (about one run in eight hung that way). The server itself runs one
-/// runtime.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn get(server: &TestServer, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
     let response = tandem::server::router(server.state.clone())

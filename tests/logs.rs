@@ -110,6 +110,7 @@ fn tags_on(lines: &[String], route: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn document_ids_never_reach_the_logs() {
+    let _turn = common::ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let server = LoggedServer::start(dir.path());
     let id = random_id();

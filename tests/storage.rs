@@ -144,6 +144,7 @@ proptest! {
 /// own update, then compacted and reloaded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_automerge_paper_trace_survives_storage_and_compaction() {
+    let _turn = common::ONE_AT_A_TIME.lock().await;
     let trace = common::trace::load("automerge-paper.json.gz");
     let dir = tempfile::tempdir().unwrap();
     let (hub, store) = hub_over(dir.path(), usize::MAX);
@@ -185,6 +186,7 @@ async fn the_automerge_paper_trace_survives_storage_and_compaction() {
 
 #[tokio::test]
 async fn compaction_runs_after_a_bounded_number_of_updates() {
+    let _turn = common::ONE_AT_A_TIME.lock().await;
     let server = TestServer::start_with(|c| c.compact_after_updates = 10).await;
     let id = random_id();
     let mut peer = Peer::join(&server, &id).await;
@@ -208,6 +210,7 @@ async fn compaction_runs_after_a_bounded_number_of_updates() {
 
 #[tokio::test]
 async fn a_failed_load_refuses_the_room_and_touches_nothing() {
+    let _turn = common::ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let id = random_id();
     // A document whose stored log holds a damaged record.
@@ -289,6 +292,7 @@ impl OneshotGet for axum::Router {
 
 #[tokio::test]
 async fn a_failed_write_is_reported_and_loses_nothing_stored() {
+    let _turn = common::ONE_AT_A_TIME.lock().await;
     // A 1 MiB cap on the database stands in for a full disk: SQLite fails the write itself.
     let server = TestServer::start_with(|c| c.max_storage_mb = 1).await;
     let id = random_id();
@@ -312,6 +316,7 @@ async fn a_failed_write_is_reported_and_loses_nothing_stored() {
 
 #[tokio::test]
 async fn documents_keep_their_title_and_times() {
+    let _turn = common::ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let id = random_id();
     let started = tandem::server::storage::now_millis();
@@ -345,6 +350,7 @@ async fn documents_keep_their_title_and_times() {
 
 #[tokio::test]
 async fn tandem_clients_are_told_when_changes_are_durable_and_stock_clients_are_not() {
+    let _turn = common::ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let id = random_id();
     let tandem_url = format!("{}?client=tandem", server.ws_url(id.as_str()));
@@ -475,6 +481,7 @@ fn versions_are_kept_read_back_and_retained() {
 /// When the last editor leaves, what was written becomes a version, with the writer's name.
 #[tokio::test]
 async fn a_version_is_kept_when_the_last_editor_leaves() {
+    let _turn = common::ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let id = random_id();
     let mut writer = Peer::join(&server, &id).await;

@@ -387,3 +387,9 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
+
+/// Tests of a file that render pages take turns through this. Leptos keeps server-side state
+/// per process, and a page rendered by one test server while other test servers run on their
+/// own tokio runtimes in the same process could wait forever (about one run in six hung). The
+/// server itself runs one runtime.
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
