@@ -9,13 +9,15 @@
 //! would be cleaner, so each case is measured in a child process of this same binary.
 
 use std::time::Instant;
+#[path = "../tests/common/trace.rs"]
+mod trace;
 #[path = "../tests/common/updates.rs"]
 mod updates;
 
 use tandem::protocol;
 use tandem::server::room;
 use yrs::updates::decoder::Decode;
-use yrs::{ReadTxn, StateVector, Text, Transact, Update};
+use yrs::{GetString, ReadTxn, StateVector, Text, Transact, Update};
 
 /// An update of about `bytes` bytes made of one-character insertions at the start of the text,
 /// so that no two items merge: the most items (and the most memory) per byte.
@@ -118,9 +120,14 @@ fn case_update(kind: &str, mib: usize) {
     room::shape::check(&update, &[protocol::CONTENT, protocol::TITLE]).unwrap();
     let joined = room::runs::join(&update).unwrap();
     let doc = protocol::new_doc();
-    doc.transact_mut()
-        .apply_update(Update::decode_v1(joined.as_deref().unwrap_or(&update)).unwrap())
-        .unwrap();
+    // As the server applies it, block by block, here without its time limit.
+    let metered = room::metered::apply(
+        &mut doc.transact_mut(),
+        joined.as_deref().unwrap_or(&update),
+        far_off(),
+    )
+    .unwrap();
+    assert!(metered.finished && metered.error.is_none());
     let elapsed = started.elapsed();
     let grown = peak_kib().saturating_sub(before);
     let what = match kind {
@@ -135,6 +142,104 @@ fn case_update(kind: &str, mib: usize) {
         grown / 1024,
         (grown * 1024) as f64 / update.len() as f64,
         elapsed.as_secs_f64()
+    );
+}
+
+fn far_off() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(86_400)
+}
+
+/// A real history as one update (the automerge paper, typed offline and sent on reconnect):
+/// how long yrs takes to apply it whole, and block by block as the server does.
+fn case_history() {
+    let trace = trace::load("automerge-paper.json.gz");
+    let offline = protocol::new_doc();
+    trace::replay(&trace, &offline, protocol::CONTENT, |_| {});
+    let update = offline
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    let ranges = deleted_ranges(&update);
+    let whole = {
+        let doc = protocol::new_doc();
+        let started = Instant::now();
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(&update).unwrap())
+            .unwrap();
+        started.elapsed()
+    };
+    let metered = {
+        let doc = protocol::new_doc();
+        let started = Instant::now();
+        let applied = room::metered::apply(&mut doc.transact_mut(), &update, far_off()).unwrap();
+        assert!(applied.finished);
+        started.elapsed()
+    };
+    println!(
+        "automerge-paper history as one update ({} KiB, {ranges} deleted ranges): {:.1} ms whole, {:.1} ms block by block",
+        update.len() / 1024,
+        whole.as_secs_f64() * 1000.0,
+        metered.as_secs_f64() * 1000.0
+    );
+}
+
+/// Deleted ranges in an update.
+fn deleted_ranges(update: &[u8]) -> usize {
+    let decoded = Update::decode_v1(update).unwrap();
+    decoded
+        .delete_set()
+        .iter()
+        .map(|(_, range)| range.iter().count())
+        .sum()
+}
+
+/// Updates built to make yrs work long, applied as the server does, with its time limit:
+/// how long they take whole (measured up to a bound) and how far they get before the limit.
+fn case_slow(kind: &str) {
+    let (base, update, what) = match kind {
+        "conflicts" => (
+            None,
+            updates::conflicting_update(30_000, 1),
+            "30,000 items each passing over all placed before",
+        ),
+        _ => {
+            let base = protocol::new_doc();
+            base.get_or_insert_text(protocol::CONTENT).insert(
+                &mut base.transact_mut(),
+                0,
+                &"0123456789abcdef".repeat(65_536),
+            );
+            let client = base.client_id().get();
+            let encoded = base
+                .transact()
+                .encode_state_as_update_v1(&StateVector::default());
+            (
+                Some(encoded),
+                updates::inserts_right_to_left(client + 1, client, 1 << 20, 200_000),
+                "200,000 inserts right to left in a 1 MiB paste",
+            )
+        }
+    };
+    let doc = protocol::new_doc();
+    if let Some(base) = &base {
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(base).unwrap())
+            .unwrap();
+    }
+    let limit = room::INTEGRATION_TIME_LIMIT;
+    let started = Instant::now();
+    let applied = room::metered::apply(&mut doc.transact_mut(), &update, started + limit).unwrap();
+    let took = started.elapsed();
+    let kept = doc
+        .get_or_insert_text(protocol::CONTENT)
+        .get_string(&doc.transact())
+        .matches('y')
+        .count();
+    println!(
+        "{what} ({} KiB): stopped after {:.3} s (limit {:.1} s, finished: {}), {kept} items in",
+        update.len() / 1024,
+        took.as_secs_f64(),
+        limit.as_secs_f64(),
+        applied.finished
     );
 }
 
@@ -168,6 +273,8 @@ fn main() {
             return case_update(kind, args[2].parse().unwrap())
         }
         Some("answer") => return case_answer(args[2].parse().unwrap()),
+        Some("history") => return case_history(),
+        Some(kind @ ("conflicts" | "inserts")) => return case_slow(kind),
         _ => {}
     }
     let me = std::env::current_exe().unwrap();
@@ -179,6 +286,9 @@ fn main() {
         ("run", 4),
         ("answer", 1),
         ("answer", 32),
+        ("history", 0),
+        ("conflicts", 0),
+        ("inserts", 0),
     ];
     for (kind, mib) in cases {
         let status = std::process::Command::new(&me)

@@ -5,10 +5,7 @@ mod common;
 
 use common::updates::run_of_single_characters;
 use common::{random_id, status_kib, Peer, ServerProcess};
-use yrs::block::{ClientID, ID};
-use yrs::encoding::write::Write;
 use yrs::sync::{Message, SyncMessage};
-use yrs::updates::encoder::{Encoder, EncoderV1};
 
 /// 20,000 characters sent as 20,000 items (140 KB) once took the server 270 MiB, quadratic in
 /// their number; joined before they integrate, they cost about what their text does.
@@ -74,92 +71,4 @@ async fn reloading_a_log_of_continuing_pastes_costs_what_its_text_does() {
     eprintln!("reloading {records} records of {} bytes: peak resident memory {peak_before} KiB before, {peak_after} KiB after", paste.len());
     let grew_mib = peak_after.saturating_sub(peak_before) / 1024;
     assert!(grew_mib < 32, "peak resident memory grew by {grew_mib} MiB");
-}
-
-/// An update built to make yrs's conflict resolution walk the text again for every item:
-/// `n` one-character items of client `clients + 1`, each placed after a character further left
-/// in client `clients`'s text of `n` characters and with nothing to its right, so each scans to the end of the
-/// text. Its cost is quadratic in `n` (2,000 items take about half a second in a release build).
-fn conflicting_update(n: u32, clients: u64) -> Vec<u8> {
-    use yrs::block::BLOCK_ITEM_STRING_REF_NUMBER as STRING;
-    let (base, other) = (ClientID::new(clients), ClientID::new(clients + 1));
-    let mut encoder = EncoderV1::new();
-    encoder.write_var(2u32);
-    // Higher clients first, as yrs writes them.
-    encoder.write_var(n);
-    encoder.write_client(other);
-    encoder.write_var(0u32);
-    for t in 0..n {
-        encoder.write_info(STRING | 0b1000_0000);
-        encoder.write_left_id(&ID::new(base, n - 1 - t));
-        encoder.write_string("y");
-    }
-    encoder.write_var(1u32);
-    encoder.write_client(base);
-    encoder.write_var(0u32);
-    encoder.write_info(STRING);
-    encoder.write_parent_info(true);
-    encoder.write_string(tandem::protocol::CONTENT);
-    encoder.write_string(&"x".repeat(n as usize));
-    encoder.write_var(0u32);
-    encoder.to_vec()
-}
-
-/// While such updates are being integrated in two documents (as many as the server has
-/// runtime workers), a third document still works: integration runs off the runtime's workers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_integrations_do_not_stop_other_documents() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path());
-    let id = random_id();
-    let mut writer = Peer::join_url(&server.ws_url(&id), None).await;
-    let mut reader = Peer::join_url(&server.ws_url(&id), None).await;
-    let mut attackers = Vec::new();
-    for _ in 0..2 {
-        attackers.push(Peer::join_url(&server.ws_url(&random_id()), None).await);
-    }
-    for attacker in &mut attackers {
-        attacker
-            .send(Message::Sync(SyncMessage::Update(conflicting_update(
-                12_000, 1,
-            ))))
-            .await;
-    }
-    writer.insert(0, "still here").await;
-    reader.wait_for_text("still here").await;
-    drop(attackers);
-}
-
-/// The time an update takes to integrate counts against its sender's message rate: a client
-/// that sends such slow updates one after another is closed with 1008.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sender_of_slow_updates_is_closed_for_flooding() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path());
-    let mut attacker = Peer::join_url(&server.ws_url(&random_id()), None).await;
-    // Each takes well over six seconds to integrate (about 17 s on a 2-core machine), more than
-    // the burst of 600 messages' worth at one per 10 ms: the first uses up the allowance, and
-    // the next, sent at once, finds it empty.
-    for round in 0..3 {
-        let update = conflicting_update(12_000, 10 + 2 * round);
-        attacker
-            .send(Message::Sync(SyncMessage::Update(update)))
-            .await;
-    }
-    // Bounded: the first update takes its time before anything is decided.
-    let code = tokio::time::timeout(std::time::Duration::from_secs(90), async {
-        loop {
-            use futures_util::StreamExt;
-            match attacker.ws.next().await {
-                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => {
-                    return frame.map(|f| u16::from(f.code));
-                }
-                Some(Ok(_)) => continue,
-                _ => return None,
-            }
-        }
-    })
-    .await
-    .expect("closed in time");
-    assert_eq!(code, Some(1008));
 }

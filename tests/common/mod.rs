@@ -216,7 +216,9 @@ impl Peer {
             let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .unwrap_or_else(|_| {
-                    panic!("timed out waiting for {what}; text is {:?}", self.text())
+                    let text: String = self.text().chars().take(200).collect();
+                    let what: String = what.chars().take(200).collect();
+                    panic!("timed out waiting for {what}; text begins {text:?}")
                 });
             let frame = match frame {
                 Some(Ok(WsMessage::Binary(frame))) => frame,

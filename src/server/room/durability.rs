@@ -10,10 +10,10 @@
 //! stored rather than from the live replica, so neither this room's editors nor other rooms'
 //! commits wait for it.
 
-use super::pending;
+use super::metered;
 use super::runs;
 use super::shape;
-use super::{ConnId, Presence, Room, State};
+use super::{ConnId, Presence, Room, State, INTEGRATION_TIME_LIMIT};
 use crate::protocol::{self, wire};
 use crate::server::error::CloseReason;
 use crate::server::storage::{Compaction, DocStore, NewUpdate, StoreError};
@@ -23,6 +23,9 @@ use tokio::sync::oneshot;
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::{ReadTxn, StateVector, Transact, Update};
+
+/// Integrations this slow are logged.
+const SLOW_INTEGRATION: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Room {
     /// Applies an update, stores what it changed and then broadcasts it. What is stored and
@@ -45,19 +48,18 @@ impl Room {
             .map_err(|e| CloseReason::invalid(e.to_string()))?;
         // Runs of characters are joined first: yrs would join them at commit, at a cost
         // quadratic in their length.
-        let joined = runs::join(bytes)
-            .map_err(|e| CloseReason::invalid(format!("undecodable update: {e}")))?;
-        let update = Update::decode_v1(joined.as_deref().unwrap_or(bytes))
-            .map_err(|e| CloseReason::invalid(format!("undecodable update: {e}")))?;
+        let update = runs::join(bytes)
+            .map_err(|e| CloseReason::invalid(format!("undecodable update: {e}")))?
+            .unwrap_or_else(|| bytes.to_vec());
         // Reserve the journal slot before applying, so an applied change is always stored.
         let slot = self
             .journal
             .reserve()
             .await
             .ok_or_else(|| CloseReason::internal("storage has stopped"))?;
-        // Integrating runs on a blocking thread: yrs's conflict resolution can take long for
-        // updates built to make it (see the README), and the runtime's workers must go on
-        // serving every other document meanwhile.
+        // Integrating runs on a blocking thread: it may take up to its time limit (see
+        // [`metered`]), and the runtime's workers must go on serving every other document
+        // meanwhile.
         let room = self.clone();
         let expel = presence.expelled.clone();
         let message_bytes = bytes.len();
@@ -76,10 +78,14 @@ impl Room {
                 )));
             }
             let started = std::time::Instant::now();
-            let integrated = room.integrate(&mut state, from, &expel, update, &sections, live);
+            let integrated = room.integrate(&mut state, from, &expel, &update, &sections, live);
             // Time spent integrating counts against the sender's rate like bytes answered do:
             // an update built to be slow (see the README) uses up its sender's allowance.
-            let slow = started.elapsed().as_millis() / super::COST_UNIT_MILLIS;
+            let took = started.elapsed();
+            if took >= SLOW_INTEGRATION {
+                tracing::info!(doc = %room.tag, conn = from, bytes = message_bytes, millis = took.as_millis() as u64, "an update was slow to integrate");
+            }
+            let slow = took.as_millis() / super::COST_UNIT_MILLIS;
             let applied = match integrated {
                 Ok(applied) => applied,
                 Err(Integration::Taken(taken)) => {
@@ -163,18 +169,20 @@ impl Room {
         refusal.map_or(Ok((cost, slow)), Err)
     }
 
-    /// Integrates `update` and whatever held updates it unblocks, in one transaction, and
-    /// returns the change to store and broadcast, with the reason to close the sender when part
-    /// of its update is refused. yrs reports malformed updates as errors; a panic deep inside
-    /// integration is caught here and fails the room, because the replica may be half-changed.
-    /// The authors of `sections` are checked against the document's clocks before anything is
-    /// applied, and claimed for `from` after, when the update is `live`.
+    /// Integrates `update` (lib0 v1) and whatever held updates it unblocks, in one
+    /// transaction, and returns the change to store and broadcast, with the reason to close the
+    /// sender when part of its update is refused. Integration stops at
+    /// [`INTEGRATION_TIME_LIMIT`] (see [`metered`]): what went in by then is kept. yrs reports
+    /// malformed updates as errors; a panic deep inside integration is caught here and fails
+    /// the room, because the replica may be half-changed. The authors of `sections` are checked
+    /// against the document's clocks before anything is applied, and claimed for `from` after,
+    /// when the update is `live`.
     fn integrate(
         &self,
         state: &mut State,
         from: ConnId,
         expel: &tokio_util::sync::CancellationToken,
-        update: Update,
+        update: &[u8],
         sections: &[super::authors::Section],
         live: bool,
     ) -> Result<Applied, Integration> {
@@ -184,30 +192,46 @@ impl Room {
             authors,
             ..
         } = state;
+        let deadline = std::time::Instant::now() + INTEGRATION_TIME_LIMIT;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut txn = doc.transact_mut();
             // Before anything is applied, the transaction's starting clocks are the document's.
             authors
                 .check(from, sections, txn.before_state())
                 .map_err(Integration::Taken)?;
-            let mut refusal = txn
-                .apply_update(update)
-                .err()
-                .map(|e| CloseReason::invalid(format!("update does not apply: {e}")));
+            let mut refusal = None;
+            let mut work_bytes = 0;
+            match metered::apply(&mut txn, update, deadline) {
+                Err(e) => {
+                    refusal = Some(CloseReason::invalid(e.to_string()));
+                }
+                Ok(applied) => {
+                    if let Some(error) = applied.error {
+                        refusal = Some(CloseReason::invalid(format!(
+                            "update does not apply: {error}"
+                        )));
+                    } else if !applied.finished {
+                        tracing::info!(doc = %self.tag, conn = from, "an update took longer than its time limit to integrate; the rest of it is refused");
+                        refusal = Some(CloseReason::policy(format!(
+                            "update took longer than {} ms to integrate; the rest of it is refused",
+                            INTEGRATION_TIME_LIMIT.as_millis()
+                        )));
+                    }
+                    if let Some(waiting) = applied.waiting {
+                        match pending.hold(from, waiting, live, expel) {
+                            Ok(merged) => work_bytes += merged,
+                            Err(e) => {
+                                refusal.get_or_insert(CloseReason::invalid(e.to_string()));
+                            }
+                        }
+                    }
+                }
+            }
             if self
                 .panic_next
                 .swap(false, std::sync::atomic::Ordering::SeqCst)
             {
                 panic!("integration panicked (on request)");
-            }
-            let mut work_bytes = 0;
-            if let Some(waiting) = pending::take(&mut txn) {
-                match pending.hold(from, waiting, live, expel) {
-                    Ok(merged) => work_bytes += merged,
-                    Err(e) => {
-                        refusal.get_or_insert(CloseReason::invalid(e.to_string()));
-                    }
-                }
             }
             // The sender claims what its own update advanced, before held updates of others
             // are retried in the same transaction (those claim for their own senders).
@@ -216,7 +240,7 @@ impl Room {
                 authors.claim(from, sections, &before, &txn.state_vector());
             }
             // After holding, so that the sender's own waiting blocks are tried with the rest.
-            let retried = pending.retry(&mut txn, &before, from, authors);
+            let retried = pending.retry(&mut txn, &before, from, authors, deadline);
             work_bytes += retried.bytes;
             // yrs fixes the transaction's after-state when it is first read: only now.
             let changed = txn.before_state() != txn.after_state() || !txn.delete_set().is_empty();

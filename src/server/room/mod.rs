@@ -6,6 +6,8 @@
 //! - [`presence`]: awareness states, owned by the connections that set them, bounded.
 //! - [`pending`]: updates waiting for what they depend on, bounded in bytes and time.
 //! - [`shape`]: refusing updates that would make a text into something else.
+//! - [`runs`]: joining runs of characters before yrs integrates them.
+//! - [`metered`]: applying an update block by block, within a time limit.
 //!
 //! Protocol handling here is sans-IO: [`Room::receive`] takes the bytes of one frame from one
 //! connection and returns the replies for that connection; nothing here owns a socket.
@@ -25,6 +27,7 @@
 pub mod authors;
 mod durability;
 mod history;
+pub mod metered;
 pub mod pending;
 pub mod presence;
 pub mod runs;
@@ -97,6 +100,10 @@ pub const COST_UNIT_BYTES: usize = 64 * 1024;
 /// ordinary edits take microseconds, a large reconnect up to a second or two (a hundred or two,
 /// well within the burst of 600).
 pub const COST_UNIT_MILLIS: u128 = 10;
+/// How long one message may take to integrate, with the held updates it sets off: ordinary
+/// edits take microseconds, a large reconnect some tens of milliseconds. What went in by then
+/// is kept, stored and broadcast; the rest is refused and its sender closed with 1008.
+pub const INTEGRATION_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct Room {
     pub id: DocId,

@@ -19,8 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use yrs::block::ClientID;
-use yrs::updates::decoder::Decode;
-use yrs::{ReadTxn, StateVector, TransactionMut, Update, WriteTxn};
+use yrs::{ReadTxn, StateVector, TransactionMut, WriteTxn};
 
 /// How long an update may wait for what it depends on. Updates that legitimately cross on the
 /// way arrive within milliseconds of each other.
@@ -32,7 +31,8 @@ pub const MAX_PENDING_BYTES: usize = 1024 * 1024;
 pub const MAX_PENDING_BYTES_PER_CONNECTION: usize = 256 * 1024;
 
 /// Blocks yrs could not integrate yet, lib0 v1, and the clients whose progress they wait for.
-pub(super) struct Waiting {
+#[derive(Debug)]
+pub struct Waiting {
     pub update: Vec<u8>,
     pub waits_on: HashSet<ClientID>,
 }
@@ -160,14 +160,17 @@ impl PendingUpdates {
 
     /// Applies, inside `txn`, every held update waiting for a client whose clock moved since
     /// `before`, again as long as that brings anything in; keeps what still waits. A held
-    /// update that would write as a client another open connection owns, or that yrs refuses,
-    /// is dropped and its sender closed.
+    /// update that would write as a client another open connection owns, that yrs refuses, or
+    /// that is still being applied at `deadline`, is dropped and its sender closed; once the
+    /// deadline has passed nothing more is retried (what waits is tried again on the next
+    /// change).
     pub fn retry(
         &mut self,
         txn: &mut TransactionMut<'_>,
         before: &StateVector,
         from: ConnId,
         authors: &mut Authors,
+        deadline: std::time::Instant,
     ) -> Retried {
         let mut retried = Retried::default();
         let mut since = before.clone();
@@ -185,26 +188,30 @@ impl PendingUpdates {
             }
             since = now;
             for conn in ready {
+                if std::time::Instant::now() >= deadline {
+                    return retried;
+                }
                 let Some(held) = self.held.remove(&conn) else {
                     continue;
                 };
                 self.bytes -= held.waiting.update.len();
                 retried.bytes += held.waiting.update.len();
                 let sv = txn.state_vector();
-                let applies = authors.check(conn, &held.sections, &sv).is_ok()
-                    && Update::decode_v1(&held.waiting.update)
-                        .is_ok_and(|update| txn.apply_update(update).is_ok());
-                if applies && held.live {
+                let applied = authors
+                    .check(conn, &held.sections, &sv)
+                    .ok()
+                    .and_then(|()| super::metered::apply(txn, &held.waiting.update, deadline).ok());
+                // Part of it may have gone in even when the rest did not.
+                retried.others_included |= applied.is_some() && conn != from;
+                let Some(applied) = applied.filter(|a| a.finished && a.error.is_none()) else {
+                    // Whatever yrs kept of it was taken out with it, and is dropped with it.
+                    held.expel.cancel();
+                    continue;
+                };
+                if held.live {
                     authors.claim(conn, &held.sections, &sv, &txn.state_vector());
                 }
-                if !applies {
-                    held.expel.cancel();
-                    // Whatever yrs kept of it is dropped with it.
-                    let _ = take(txn);
-                    continue;
-                }
-                retried.others_included |= conn != from;
-                if let Some(waiting) = take(txn) {
+                if let Some(waiting) = applied.waiting {
                     self.bytes += waiting.update.len();
                     self.held.insert(conn, Held { waiting, ..held });
                 }
