@@ -33,6 +33,7 @@ fn hub(dir: &std::path::Path) -> (Hub, Arc<SqliteStore>) {
         compact_after_updates: 1000,
         compact_after_bytes: 4 << 20,
         max_doc_bytes: usize::MAX,
+        integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
         presence: Default::default(),
     };
     (Hub::new(store.clone(), journal, policy, 1024), store)

@@ -41,6 +41,7 @@ impl World {
             compact_after_updates: 16,
             compact_after_bytes: 64 * 1024,
             max_doc_bytes: 4 << 20,
+            integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
             presence: Default::default(),
         };
         World {

@@ -224,6 +224,7 @@ async fn a_connection_that_stops_answering_pings_is_closed() {
         compact_after_updates: 100,
         compact_after_bytes: 1 << 20,
         max_doc_bytes: usize::MAX,
+        integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
         presence: Default::default(),
     };
     let hub = Hub::new(store, journal, policy, 64);
@@ -326,6 +327,7 @@ async fn a_peer_asking_more_than_it_reads_is_closed_at_the_reply_byte_bound() {
         compact_after_updates: 100,
         compact_after_bytes: 1 << 20,
         max_doc_bytes,
+        integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
         presence: Default::default(),
     };
     let hub = Hub::new(store, journal, policy, 64);

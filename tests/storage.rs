@@ -26,6 +26,7 @@ fn hub_over(dir: &std::path::Path, max_updates: usize) -> (Hub, Arc<dyn DocStore
         compact_after_updates: max_updates,
         compact_after_bytes: usize::MAX,
         max_doc_bytes: usize::MAX,
+        integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
         presence: Default::default(),
     };
     (Hub::new(store.clone(), journal, policy, 64), store)

@@ -44,6 +44,7 @@ fn world() -> &'static World {
             compact_after_updates: 4,
             compact_after_bytes: 64 * 1024,
             max_doc_bytes: 1 << 20,
+            integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
             presence: Default::default(),
         };
         World {

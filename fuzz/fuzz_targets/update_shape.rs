@@ -1,12 +1,12 @@
 //! The shape check reads an update before yrs does. It must never panic, and whatever it lets
 //! through to yrs must leave both of a document's texts plain texts: no map entries in them,
-//! nothing but strings inside them, no formatting. Joining its runs of characters (what the room
-//! does next) must not change what it writes.
+//! nothing but strings inside them, no formatting. Joining its runs of characters and applying
+//! it block by block (what the room does next) must not change what it writes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use tandem::protocol::{self, CONTENT, TITLE};
-use tandem::server::room::{runs, shape};
+use tandem::server::room::{metered, runs, shape};
 use yrs::types::text::YChange;
 use yrs::updates::decoder::Decode;
 use yrs::Out;
@@ -24,6 +24,19 @@ fuzz_target!(|bytes: &[u8]| {
     // An update yrs refuses changes nothing; one it applies is what a room would hold.
     let applied = doc.transact_mut().apply_update(update).is_ok();
     let txn = doc.transact();
+    if applied {
+        // Block by block, as the room applies it (without its time limit): the same texts.
+        let other = protocol::new_doc();
+        let far_off = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+        let outcome = metered::apply(&mut other.transact_mut(), joined.as_deref().unwrap_or(bytes), far_off)
+            .expect("an update the shape check accepts can be read block by block");
+        assert!(outcome.finished, "{outcome:?}");
+        let other_txn = other.transact();
+        for root in [CONTENT, TITLE] {
+            let read = |txn: &yrs::Transaction| txn.get_text(root).map(|t| t.get_string(txn));
+            assert_eq!(read(&txn), read(&other_txn), "applying block by block changed {root}");
+        }
+    }
     if let (true, Some(joined)) = (applied, joined) {
         let other = protocol::new_doc();
         let update = Update::decode_v1(&joined).expect("a joined update decodes");

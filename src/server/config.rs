@@ -54,6 +54,13 @@ pub struct Config {
     #[arg(long, env = "TANDEM_MAX_DOC_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_doc_bytes: usize,
 
+    /// Longest one message may take to integrate, in milliseconds; what went in by then is
+    /// kept, the rest is refused (close 1008). Ordinary edits take microseconds and a long
+    /// reconnect milliseconds; updates built to be slow would take minutes or hours
+    /// (`benches/frame_cost.rs`).
+    #[arg(long, env = "TANDEM_MAX_INTEGRATION_MS", default_value_t = 1000)]
+    pub max_integration_ms: u64,
+
     /// Open WebSocket connections allowed from one client address.
     #[arg(long, env = "TANDEM_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64)]
     pub max_connections_per_address: usize,

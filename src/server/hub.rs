@@ -326,6 +326,7 @@ mod tests {
             compact_after_updates: 100,
             compact_after_bytes: 1 << 20,
             max_doc_bytes: usize::MAX,
+            integration_time_limit: crate::server::room::INTEGRATION_TIME_LIMIT,
             presence: Default::default(),
         };
         Hub::new(store, journal, policy, 16)

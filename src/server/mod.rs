@@ -93,6 +93,9 @@ impl AppState {
             compact_after_updates: config.compact_after_updates.max(1),
             compact_after_bytes: config.compact_after_bytes.max(1),
             max_doc_bytes: config.max_doc_bytes.max(1),
+            integration_time_limit: std::time::Duration::from_millis(
+                config.max_integration_ms.max(1),
+            ),
             presence: room::PresenceLimits::default(),
         };
         let limits = Limits::with_max_connections(

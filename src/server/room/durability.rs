@@ -13,7 +13,7 @@
 use super::metered;
 use super::runs;
 use super::shape;
-use super::{ConnId, Presence, Room, State, INTEGRATION_TIME_LIMIT};
+use super::{ConnId, Presence, Room, State};
 use crate::protocol::{self, wire};
 use crate::server::error::CloseReason;
 use crate::server::storage::{Compaction, DocStore, NewUpdate, StoreError};
@@ -70,7 +70,8 @@ impl Room {
             }
             // An update is never smaller than what it adds, so this refuses every change that
             // could push the document past its limit, before anything is applied.
-            if state.stored_bytes + state.pending.bytes() + message_bytes > room.policy.max_doc_bytes
+            let stored_bytes = room.ledger().stored_bytes;
+            if stored_bytes + state.pending.bytes() + message_bytes > room.policy.max_doc_bytes
             {
                 return Err(CloseReason::too_big(format!(
                     "document would exceed its size limit of {} bytes",
@@ -171,8 +172,8 @@ impl Room {
 
     /// Integrates `update` (lib0 v1) and whatever held updates it unblocks, in one
     /// transaction, and returns the change to store and broadcast, with the reason to close the
-    /// sender when part of its update is refused. Integration stops at
-    /// [`INTEGRATION_TIME_LIMIT`] (see [`metered`]): what went in by then is kept. yrs reports
+    /// sender when part of its update is refused. Integration stops at the
+    /// policy's time limit (see [`metered`]): what went in by then is kept. yrs reports
     /// malformed updates as errors; a panic deep inside integration is caught here and fails
     /// the room, because the replica may be half-changed. The authors of `sections` are checked
     /// against the document's clocks before anything is applied, and claimed for `from` after,
@@ -192,7 +193,8 @@ impl Room {
             authors,
             ..
         } = state;
-        let deadline = std::time::Instant::now() + INTEGRATION_TIME_LIMIT;
+        let limit = self.policy.integration_time_limit;
+        let deadline = std::time::Instant::now() + limit;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut txn = doc.transact_mut();
             // Before anything is applied, the transaction's starting clocks are the document's.
@@ -214,7 +216,7 @@ impl Room {
                         tracing::info!(doc = %self.tag, conn = from, "an update took longer than its time limit to integrate; the rest of it is refused");
                         refusal = Some(CloseReason::policy(format!(
                             "update took longer than {} ms to integrate; the rest of it is refused",
-                            INTEGRATION_TIME_LIMIT.as_millis()
+                            limit.as_millis()
                         )));
                     }
                     if let Some(waiting) = applied.waiting {
@@ -284,16 +286,18 @@ impl Room {
     ) {
         match result {
             Ok(seq) => {
+                // Not the replica's lock: an update may hold that while it integrates, and this
+                // is the journal's one commit thread.
                 let compact = {
-                    let mut state = self.lock();
-                    state.last_seq = seq;
-                    state.tail_updates += 1;
-                    state.tail_bytes += frame.len();
-                    state.stored_bytes += frame.len();
-                    let due = state.tail_updates >= self.policy.compact_after_updates
-                        || state.tail_bytes >= self.policy.compact_after_bytes;
-                    let start = due && !state.compacting && state.failure.is_none();
-                    state.compacting |= start;
+                    let mut ledger = self.ledger();
+                    ledger.last_seq = seq;
+                    ledger.tail_updates += 1;
+                    ledger.tail_bytes += frame.len();
+                    ledger.stored_bytes += frame.len();
+                    let due = ledger.tail_updates >= self.policy.compact_after_updates
+                        || ledger.tail_bytes >= self.policy.compact_after_bytes;
+                    let start = due && !ledger.compacting && !self.failed.is_cancelled();
+                    ledger.compacting |= start;
                     start
                 };
                 if compact {
@@ -324,8 +328,8 @@ impl Room {
         let room = self.clone();
         let accepted = self.journal.try_compact_with(Box::new(move |store| {
             let built = build_compaction(&room.id, store);
-            let mut state = room.lock();
-            state.compacting = false;
+            let mut ledger = room.ledger();
+            ledger.compacting = false;
             let (compaction, tail_updates, tail_bytes) = match built {
                 Ok(built) => built?,
                 Err(error) => {
@@ -334,14 +338,14 @@ impl Room {
                 }
             };
             // What was logged after the records compacted stays in the tail.
-            state.tail_updates = state.tail_updates.saturating_sub(tail_updates);
-            state.tail_bytes = state.tail_bytes.saturating_sub(tail_bytes);
-            state.stored_bytes = compaction.snapshot.len() + state.tail_bytes;
+            ledger.tail_updates = ledger.tail_updates.saturating_sub(tail_updates);
+            ledger.tail_bytes = ledger.tail_bytes.saturating_sub(tail_bytes);
+            ledger.stored_bytes = compaction.snapshot.len() + ledger.tail_bytes;
             Some(compaction)
         }));
         if !accepted {
             // The compactor is busy: the next commit asks again.
-            self.lock().compacting = false;
+            self.ledger().compacting = false;
         }
     }
 
@@ -365,8 +369,9 @@ impl Room {
             let mut state = self.lock();
             // The last editor left: what they wrote becomes a version.
             self.cut_version(&mut state);
-            let start = state.failure.is_none() && state.tail_updates > 0 && !state.compacting;
-            state.compacting |= start;
+            let mut ledger = self.ledger();
+            let start = state.failure.is_none() && ledger.tail_updates > 0 && !ledger.compacting;
+            ledger.compacting |= start;
             start
         };
         if start {

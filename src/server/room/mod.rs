@@ -65,6 +65,8 @@ pub struct RoomPolicy {
     pub compact_after_bytes: usize,
     /// Largest document, in bytes of its stored form (snapshot plus log).
     pub max_doc_bytes: usize,
+    /// Longest one message may take to integrate (see [`metered`]).
+    pub integration_time_limit: std::time::Duration,
     pub presence: PresenceLimits,
 }
 
@@ -100,8 +102,8 @@ pub const COST_UNIT_BYTES: usize = 64 * 1024;
 /// ordinary edits take microseconds, a large reconnect up to a second or two (a hundred or two,
 /// well within the burst of 600).
 pub const COST_UNIT_MILLIS: u128 = 10;
-/// How long one message may take to integrate, with the held updates it sets off: ordinary
-/// edits take microseconds, a large reconnect some tens of milliseconds. What went in by then
+/// How long one message may take to integrate by default, with the held updates it sets off:
+/// ordinary edits take microseconds, a large reconnect milliseconds. What went in by then
 /// is kept, stored and broadcast; the rest is refused and its sender closed with 1008.
 pub const INTEGRATION_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -112,6 +114,8 @@ pub struct Room {
     /// The replica and bookkeeping. A std mutex: every operation on it is short and
     /// synchronous, and it is never held across an `.await`.
     state: Mutex<State>,
+    /// What the store holds; locked after `state` when both are needed, never before.
+    ledger: Mutex<Ledger>,
     /// Fan-out of encoded frames. A bounded ring: a receiver that falls more than its
     /// capacity behind learns it has lagged and is closed, rather than holding memory.
     updates: broadcast::Sender<Broadcast>,
@@ -126,13 +130,10 @@ pub struct Room {
     panic_next: std::sync::atomic::AtomicBool,
 }
 
-struct State {
-    doc: Doc,
-    presence: presence::Registry,
-    pending: pending::PendingUpdates,
-    authors: authors::Authors,
-    /// Sequence number of the newest change applied to the replica (counted from 0 at load).
-    applied: u64,
+/// What the store holds of the document. Apart from [`State`], whose lock an update holds while
+/// it integrates (up to the time limit): the journal's threads, shared by every document, update
+/// this when a commit or compaction ends and must never wait for an integration.
+struct Ledger {
     /// Log position of the newest stored update of this document.
     last_seq: i64,
     /// Updates and bytes stored since the last compaction.
@@ -142,6 +143,15 @@ struct State {
     stored_bytes: usize,
     /// A compaction is being encoded or stored; another waits for the next trigger.
     compacting: bool,
+}
+
+struct State {
+    doc: Doc,
+    presence: presence::Registry,
+    pending: pending::PendingUpdates,
+    authors: authors::Authors,
+    /// Sequence number of the newest change applied to the replica (counted from 0 at load).
+    applied: u64,
     /// The last sync step 2 answered, for the state vector it answered and the replica version
     /// it came from: when many clients join at once they mostly ask the same question, and the
     /// document is encoded once per version rather than once per joiner.
@@ -170,14 +180,16 @@ impl Room {
                 pending: pending::PendingUpdates::default(),
                 authors: authors::Authors::default(),
                 applied: 0,
+                last_answer: None,
+                failure: None,
+                versions: history::VersionClock::default(),
+            }),
+            ledger: Mutex::new(Ledger {
                 last_seq: loaded.last_seq,
                 tail_updates: loaded.tail_updates,
                 tail_bytes: loaded.tail_bytes,
                 stored_bytes: loaded.snapshot_bytes + loaded.tail_bytes,
                 compacting: false,
-                last_answer: None,
-                failure: None,
-                versions: history::VersionClock::default(),
             }),
             updates,
             journal,
@@ -325,6 +337,13 @@ impl Room {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        // Only counters are changed under it, never left half-done.
+        self.ledger
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 pub fn encode(message: Message) -> Bytes {
@@ -368,6 +387,7 @@ mod tests {
             compact_after_updates: 1000,
             compact_after_bytes: 1 << 20,
             max_doc_bytes: usize::MAX,
+            integration_time_limit: INTEGRATION_TIME_LIMIT,
             presence: PresenceLimits::default(),
         };
         let id = DocId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap();
