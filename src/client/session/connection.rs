@@ -2,6 +2,8 @@
 //! heartbeat and watchdog, and what to tell the user when the server refuses.
 
 use super::*;
+use gloo_events::EventListener;
+use gloo_timers::callback::{Interval, Timeout};
 
 pub(super) fn connect(session: &Shared) {
     let url = match socket_url(session.borrow().parts.id.as_str()) {
@@ -63,6 +65,8 @@ pub(super) fn connection_lost(session: &Shared, drop_socket: bool) {
             s.socket = None;
         }
         s.synced = false;
+        // A probe of this connection has nothing left to decide.
+        s.probe = None;
         // Unconfirmed changes are still in the replica: the next handshake resends them.
         s.unconfirmed = 0;
         s.parts.status.set(Status::Offline);
@@ -86,24 +90,19 @@ pub(super) fn schedule_reconnect(session: &Shared) {
         js_sys::Math::random() * ceiling
     };
     let s = session.clone();
-    let retry = Closure::once_into_js(move || {
-        s.borrow_mut().retry = None;
+    let timer = Timeout::new(delay as u32, move || {
+        // Taken out before connecting: a timer must not be dropped while it runs.
+        let fired = s.borrow_mut().retry.take();
         connect(&s);
+        drop(fired);
     });
-    if let Some(window) = web_sys::window() {
-        if let Ok(timer) = window.set_timeout_with_callback_and_timeout_and_arguments_0(
-            retry.unchecked_ref(),
-            delay as i32,
-        ) {
-            session.borrow_mut().retry = Some((timer, js_sys::Date::now() + delay));
-        }
-    }
+    session.borrow_mut().retry = Some((timer, js_sys::Date::now() + delay));
 }
 
 /// Connects at once if the page is not connected: the browser says it is online again, or
-/// the tab became visible. A scheduled attempt is cancelled in favour of this one.
+/// the page woke up. A scheduled attempt is cancelled in favour of this one.
 pub(super) fn reconnect_now(session: &Shared) {
-    {
+    let cancelled = {
         let mut s = session.borrow_mut();
         let busy = s
             .socket
@@ -112,79 +111,150 @@ pub(super) fn reconnect_now(session: &Shared) {
         if busy {
             return;
         }
-        if let (Some((timer, _)), Some(window)) = (s.retry.take(), web_sys::window()) {
-            window.clear_timeout_with_handle(timer);
-        }
-    }
+        s.retry.take()
+    };
+    drop(cancelled);
     connect(session);
+}
+
+/// The page may have slept: a phone whose screen went off, a closed laptop, a background tab
+/// the browser froze. A connection that looks open may have died meanwhile without a word (the
+/// network moved on, a NAT forgot it), and the heartbeat would take up to 45 s to notice. So on
+/// waking: no connection, connect now; one the server has been silent on for longer than a
+/// heartbeat period, replace now; one heard from a little while ago, ping it and replace it if
+/// it does not answer within [`WAKE_PROBE_MS`]. A page just heard from is left alone.
+pub(super) fn woke(session: &Shared) {
+    enum Wake {
+        Connect,
+        Replace,
+        Probe,
+        Wait,
+    }
+    let now = js_sys::Date::now();
+    let wake = {
+        let mut s = session.borrow_mut();
+        let open = s
+            .socket
+            .as_ref()
+            .is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN);
+        let silent = now - s.heard_at;
+        if !open {
+            Wake::Connect
+        } else if silent < WAKE_FRESH_MS {
+            Wake::Wait
+        } else if silent >= WAKE_SILENT_MS {
+            Wake::Replace
+        } else if s.probe.is_some() {
+            Wake::Wait
+        } else {
+            s.pinged_at = now;
+            s.send(Message::Custom(protocol::MSG_PING, Vec::new()));
+            Wake::Probe
+        }
+    };
+    match wake {
+        Wake::Connect => reconnect_now(session),
+        Wake::Replace => replace(session),
+        Wake::Probe => {
+            let s = session.clone();
+            let timer = Timeout::new(WAKE_PROBE_MS as u32, move || {
+                let unanswered = {
+                    let mut session = s.borrow_mut();
+                    let probe = session.probe.take();
+                    probe.is_some_and(|(_, since)| session.heard_at < since)
+                };
+                if unanswered {
+                    replace(&s);
+                }
+            });
+            session.borrow_mut().probe = Some((timer, now));
+        }
+        Wake::Wait => {}
+    }
+}
+
+/// Gives up the current connection and connects again at once.
+fn replace(session: &Shared) {
+    leptos::logging::warn!("Tandem: the connection did not survive; reconnecting");
+    connection_lost(session, true);
+    reconnect_now(session);
+}
+
+/// Timers and listeners the page keeps while it shows the document: held here, for as long as
+/// the session lives, rather than leaked one by one.
+pub(super) struct Watch {
+    _tick: Interval,
+    _listeners: Vec<EventListener>,
 }
 
 /// The page's clock: every [`TICK_MS`] it pings the server when due, gives up a connection
 /// the server has gone silent on, updates the reconnection countdown and writes the offline
-/// copy when it is behind. Also wires `online` and `visibilitychange`.
+/// copy when it is behind. Also wires what tells the page it may have slept or come back
+/// online: `online`, `pageshow`, `visibilitychange` and `resume`.
 pub(super) fn keep_watch(session: &Shared) {
     let Some(window) = web_sys::window() else {
         return;
     };
     let s = session.clone();
-    let tick = Closure::<dyn FnMut()>::new(move || {
-        let now = js_sys::Date::now();
-        let dead = {
-            let mut session = s.borrow_mut();
-            let open = session
-                .socket
-                .as_ref()
-                .is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN);
-            if open && now - session.pinged_at >= HEARTBEAT_MS {
-                session.pinged_at = now;
-                session.send(Message::Custom(protocol::MSG_PING, Vec::new()));
-            }
-            let countdown = session
-                .retry
-                .map(|(_, at)| ((at - now).max(0.0) / 1000.0).ceil() as u32);
-            if session.parts.retry_in.get_untracked() != countdown {
-                session.parts.retry_in.set(countdown);
-            }
-            if session
-                .unsaved_since
-                .is_some_and(|since| now - since >= SAVE_LOCALLY_AFTER_MS)
-            {
-                session.save_locally();
-            }
-            let stuck = session.socket.as_ref().is_some_and(|c| {
-                c.ws.ready_state() == WebSocket::CONNECTING
-                    && now - session.connecting_since >= CONNECT_TIMEOUT_MS
-            });
-            stuck || (open && now - session.heard_at >= DEAD_AFTER_MS)
-        };
-        if dead {
-            leptos::logging::warn!("Tandem: the server is not answering; reconnecting");
-            connection_lost(&s, true);
-        }
-    });
-    let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(
-        tick.as_ref().unchecked_ref(),
-        TICK_MS,
-    );
-    tick.forget();
-
-    let s = session.clone();
-    let online = Closure::<dyn FnMut()>::new(move || reconnect_now(&s));
-    let _ = window.add_event_listener_with_callback("online", online.as_ref().unchecked_ref());
-    online.forget();
+    let tick = Interval::new(TICK_MS as u32, move || self::tick(&s));
+    let mut listeners = Vec::new();
+    for event in ["online", "pageshow"] {
+        let s = session.clone();
+        listeners.push(EventListener::new(&window, event, move |_| woke(&s)));
+    }
     if let Some(document) = window.document() {
         let s = session.clone();
-        let visible = Closure::<dyn FnMut()>::new(move || {
+        listeners.push(EventListener::new(&document, "visibilitychange", move |_| {
             let shown = web_sys::window()
                 .and_then(|w| w.document())
                 .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
             if shown {
-                reconnect_now(&s);
+                woke(&s);
             }
+        }));
+        // Fired when the browser unfreezes a page it had frozen.
+        let s = session.clone();
+        listeners.push(EventListener::new(&document, "resume", move |_| woke(&s)));
+    }
+    session.borrow_mut().watch = Some(Watch {
+        _tick: tick,
+        _listeners: listeners,
+    });
+}
+
+fn tick(session: &Shared) {
+    let now = js_sys::Date::now();
+    let dead = {
+        let mut s = session.borrow_mut();
+        let open = s
+            .socket
+            .as_ref()
+            .is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN);
+        if open && now - s.pinged_at >= HEARTBEAT_MS {
+            s.pinged_at = now;
+            s.send(Message::Custom(protocol::MSG_PING, Vec::new()));
+        }
+        let countdown = s
+            .retry
+            .as_ref()
+            .map(|(_, at)| ((at - now).max(0.0) / 1000.0).ceil() as u32);
+        if s.parts.retry_in.get_untracked() != countdown {
+            s.parts.retry_in.set(countdown);
+        }
+        if s.unsaved_since
+            .is_some_and(|since| now - since >= SAVE_LOCALLY_AFTER_MS)
+        {
+            s.save_locally();
+        }
+        let stuck = s.socket.as_ref().is_some_and(|c| {
+            c.ws.ready_state() == WebSocket::CONNECTING
+                && now - s.connecting_since >= CONNECT_TIMEOUT_MS
         });
-        let _ = document
-            .add_event_listener_with_callback("visibilitychange", visible.as_ref().unchecked_ref());
-        visible.forget();
+        stuck || (open && now - s.heard_at >= DEAD_AFTER_MS)
+    };
+    if dead {
+        leptos::logging::warn!("Tandem: the server is not answering; reconnecting");
+        connection_lost(session, true);
     }
 }
 

@@ -47,6 +47,14 @@ const PRESENCE_RENEW_MS: i32 = 15_000;
 const HEARTBEAT_MS: f64 = 15_000.0;
 /// A connection the server has not spoken on for this long is given up as dead.
 const DEAD_AFTER_MS: f64 = 45_000.0;
+/// On waking, a connection silent for longer than a heartbeat period (plus the time an answer
+/// takes) is replaced without asking: its answer is overdue.
+const WAKE_SILENT_MS: f64 = HEARTBEAT_MS + 5_000.0;
+/// On waking, how long an open connection has to answer a ping before it is replaced: a
+/// server answers within a round trip, so the page is back within about a second either way.
+const WAKE_PROBE_MS: f64 = 500.0;
+/// On waking, a connection heard from this recently is left alone.
+const WAKE_FRESH_MS: f64 = 2_000.0;
 /// An attempt still connecting after this long is abandoned and retried: a server that accepts
 /// the TCP connection but never answers must not leave the page waiting forever.
 const CONNECT_TIMEOUT_MS: f64 = 10_000.0;
@@ -111,13 +119,19 @@ struct Session {
     /// Presence ids of this page's earlier connections: if the server still shows one, it is
     /// this page's own ghost, not somebody else.
     past_presence_ids: Vec<ClientID>,
-    /// The scheduled reconnection: its timer and when it fires.
-    retry: Option<(i32, f64)>,
+    /// The scheduled reconnection: its timer (dropping it cancels it) and when it fires.
+    retry: Option<(gloo_timers::callback::Timeout, f64)>,
     /// When the current connection attempt started.
     connecting_since: f64,
     /// When the server last said anything on this connection, and when we last pinged.
     heard_at: f64,
     pinged_at: f64,
+    /// The ping sent to check the connection after the page woke (see [`connection::woke`]):
+    /// the timer that replaces the connection if the server has not answered, and when it was
+    /// sent.
+    probe: Option<(gloo_timers::callback::Timeout, f64)>,
+    /// The page's clock and its listeners.
+    watch: Option<connection::Watch>,
     /// The offline copy is older than the replica since this moment.
     unsaved_since: Option<f64>,
     /// This person's own undo and redo steps.
@@ -188,6 +202,8 @@ pub fn start(parts: EditorParts) {
         connecting_since: 0.0,
         heard_at: 0.0,
         pinged_at: 0.0,
+        probe: None,
+        watch: None,
         unsaved_since: Some(0.0),
         history,
     }));
