@@ -204,14 +204,18 @@ pub(super) fn keep_watch(session: &Shared) {
     }
     if let Some(document) = window.document() {
         let s = session.clone();
-        listeners.push(EventListener::new(&document, "visibilitychange", move |_| {
-            let shown = web_sys::window()
-                .and_then(|w| w.document())
-                .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
-            if shown {
-                woke(&s);
-            }
-        }));
+        listeners.push(EventListener::new(
+            &document,
+            "visibilitychange",
+            move |_| {
+                let shown = web_sys::window()
+                    .and_then(|w| w.document())
+                    .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
+                if shown {
+                    woke(&s);
+                }
+            },
+        ));
         // Fired when the browser unfreezes a page it had frozen.
         let s = session.clone();
         listeners.push(EventListener::new(&document, "resume", move |_| woke(&s)));

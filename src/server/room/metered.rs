@@ -121,7 +121,7 @@ pub fn apply(
                     section.left -= 1;
                     let reached = have.entry(section.client).or_insert(0);
                     *reached = (*reached).max(section.clock);
-                    if block.kind != Kind::Skip {
+                    if matches!(block.kind, Kind::Gc | Kind::Item) {
                         let client = section.client;
                         let piece = one_block(client, clock, &update[block.start..block.end]);
                         match run.piece(&piece) {
@@ -252,6 +252,8 @@ enum Kind {
     Skip,
     Gc,
     Item,
+    /// An item without content, which yrs drops.
+    Empty,
 }
 
 /// One block as read: where it is and what it waits for.
@@ -286,7 +288,13 @@ fn read_sections(update: &[u8]) -> Result<(Vec<Section>, usize), MeterError> {
             state: State::Open,
         });
     }
-    Ok((sections, cursor.next))
+    let deletions_at = cursor.next;
+    // Read through once, so that an unreadable delete set refuses the update before anything
+    // is applied, as decoding it whole does.
+    for piece in deletions(update, deletions_at)? {
+        piece?;
+    }
+    Ok((sections, deletions_at))
 }
 
 /// Reads the block at `at`, as yrs's v1 decoder does (`Block::decode`), without keeping its
@@ -302,8 +310,21 @@ fn peek(update: &[u8], at: usize) -> Result<Peeked, MeterError> {
         Ok(ID::new(ClientID::new(client), cursor.read_var()?))
     };
     let (kind, len, needs) = match info {
-        BLOCK_SKIP_REF_NUMBER => (Kind::Skip, cursor.read_var()?, [None, None]),
-        BLOCK_GC_REF_NUMBER => (Kind::Gc, cursor.read_var()?, [None, None]),
+        // yrs refuses the whole update for an empty one of these.
+        BLOCK_SKIP_REF_NUMBER | BLOCK_GC_REF_NUMBER => {
+            let len: u32 = cursor.read_var()?;
+            if len == 0 {
+                return Err(MeterError::Undecodable(Error::Malformed(
+                    yrs::encoding::read::MalformedKind::EmptyBlock,
+                )));
+            }
+            let kind = if info == BLOCK_SKIP_REF_NUMBER {
+                Kind::Skip
+            } else {
+                Kind::Gc
+            };
+            (kind, len, [None, None])
+        }
         info => {
             let origin = (info & HAS_ORIGIN != 0)
                 .then(|| read_id(&mut cursor))
@@ -331,7 +352,12 @@ fn peek(update: &[u8], at: usize) -> Result<Peeked, MeterError> {
                 BLOCK_ITEM_DELETED_REF_NUMBER => cursor.read_var()?,
                 _ => return Err(MeterError::NotText),
             };
-            (Kind::Item, len, [origin, right_origin])
+            // yrs drops an empty item as it decodes it: it has no clock and waits for nothing.
+            if len == 0 {
+                (Kind::Empty, 0, [None, None])
+            } else {
+                (Kind::Item, len, [origin, right_origin])
+            }
         }
     };
     Ok(Peeked {

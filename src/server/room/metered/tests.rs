@@ -279,3 +279,74 @@ proptest::proptest! {
         }
     }
 }
+
+/// An update of client 5: a deleted run of 3 at the start of the content, an empty item
+/// whose right origin is a client nobody has, and "ok" after the run's second clock.
+fn with_an_empty_item(empty: u8) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    bytes.write_var(1u32);
+    bytes.write_var(3u32);
+    bytes.write_var(5u64);
+    bytes.write_var(0u32);
+    bytes.write_u8(BLOCK_ITEM_DELETED_REF_NUMBER);
+    bytes.write_var(1u32);
+    bytes.write_string(CONTENT);
+    bytes.write_var(3u32);
+    bytes.write_u8(HAS_RIGHT_ORIGIN | empty);
+    bytes.write_var(77u64);
+    bytes.write_var(0u32);
+    if empty == BLOCK_ITEM_STRING_REF_NUMBER {
+        bytes.write_string("");
+    } else {
+        bytes.write_var(0u32);
+    }
+    bytes.write_u8(HAS_ORIGIN | BLOCK_ITEM_STRING_REF_NUMBER);
+    bytes.write_var(5u64);
+    bytes.write_var(1u32);
+    bytes.write_string("ok");
+    bytes.write_var(0u32);
+    bytes
+}
+
+#[test]
+fn an_empty_item_is_dropped_as_yrs_drops_it_and_waits_for_nothing() {
+    // Found by fuzzing: yrs drops empty items as it decodes, so the item after one goes in.
+    for empty in [BLOCK_ITEM_DELETED_REF_NUMBER, BLOCK_ITEM_STRING_REF_NUMBER] {
+        let update = with_an_empty_item(empty);
+        let (plain, metered, outcome) = both_ways(&whole(&doc(9)), &update);
+        assert!(outcome.finished);
+        assert!(outcome.waiting.is_none(), "{outcome:?}");
+        assert_eq!(texts(&plain).0, "ok");
+        assert_eq!(texts(&metered), texts(&plain));
+    }
+}
+
+#[test]
+fn an_empty_collected_range_refuses_the_whole_update_as_yrs_does() {
+    let mut bytes = Vec::new();
+    bytes.write_var(1u32);
+    bytes.write_var(2u32);
+    bytes.write_var(5u64);
+    bytes.write_var(0u32);
+    bytes.write_u8(BLOCK_ITEM_STRING_REF_NUMBER);
+    bytes.write_var(1u32);
+    bytes.write_string(CONTENT);
+    bytes.write_string("ab");
+    bytes.write_u8(BLOCK_GC_REF_NUMBER);
+    bytes.write_var(0u32);
+    bytes.write_var(0u32);
+    assert!(Update::decode_v1(&bytes).is_err());
+    let target = doc(9);
+    assert!(apply(&mut target.transact_mut(), &bytes, later()).is_err());
+    assert_eq!(texts(&target).0, "");
+}
+
+#[test]
+fn the_fuzzers_reproducer_applies_as_it_does_whole() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions/update_shape");
+    let update = std::fs::read(format!("{dir}/empty-item-naming-an-absent-client")).unwrap();
+    let (plain, metered, outcome) = both_ways(&whole(&doc(9)), &update);
+    assert!(outcome.finished && outcome.waiting.is_none(), "{outcome:?}");
+    assert!(!texts(&plain).0.is_empty());
+    assert_eq!(texts(&metered), texts(&plain));
+}
