@@ -127,3 +127,41 @@ async fn a_long_offline_history_integrates_whole() {
     let sv = offline.transact().state_vector();
     assert_eq!(reader.doc().transact().state_vector(), sv);
 }
+
+/// The same with a time limit long enough for the slow updates to run whole (about 17 s each),
+/// and with people in the slowed documents moving their carets meanwhile: their presence waits
+/// for the document, but not on the runtime's workers, so a third document still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_waiting_for_a_slow_document_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_with_args(dir.path(), &["--max-integration-ms", "60000"]);
+    let id = random_id();
+    let mut writer = Peer::join_url(&server.ws_url(&id), None).await;
+    let mut reader = Peer::join_url(&server.ws_url(&id), None).await;
+    let mut slowed = Vec::new();
+    for _ in 0..2 {
+        let slow = random_id();
+        let mut attacker = Peer::join_url(&server.ws_url(&slow), None).await;
+        let bystander = Peer::join_url(&server.ws_url(&slow), None).await;
+        attacker
+            .send(Message::Sync(SyncMessage::Update(conflicting_update(
+                12_000, 1,
+            ))))
+            .await;
+        slowed.push((attacker, bystander));
+    }
+    // Nothing tells from outside when an integration has begun; a second is ample for a
+    // message to reach a room, and each takes about 17 s.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    // More presence frames than the server has workers, each waiting for a slowed document.
+    for round in 0..2 {
+        for (_, bystander) in &mut slowed {
+            bystander
+                .set_presence(&format!(r#"{{"user":{{"name":"B{round}"}}}}"#))
+                .await;
+        }
+    }
+    writer.insert(0, "still here").await;
+    reader.wait_for_text("still here").await;
+    drop(slowed);
+}

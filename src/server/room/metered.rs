@@ -75,17 +75,15 @@ pub fn apply(
         deadline,
         waiting: Vec::new(),
     };
-    let mut have: HashMap<ClientID, u32> = HashMap::new();
-    {
-        let sv = run.txn.state_vector();
-        for section in &sections {
-            have.insert(section.client, sv.get(&section.client));
-        }
-        // Clients the update only names as origins are looked up as they come.
-        for (client, clock) in sv.iter() {
-            have.entry(*client).or_insert(*clock);
-        }
-    }
+    // The document's clocks, and those the blocks applied here moved on.
+    let clocks = run.txn.state_vector();
+    let mut reached: HashMap<ClientID, u32> = HashMap::new();
+    let have = |reached: &HashMap<ClientID, u32>, client: &ClientID| {
+        reached
+            .get(client)
+            .copied()
+            .unwrap_or_else(|| clocks.get(client))
+    };
     let index: HashMap<ClientID, usize> = sections
         .iter()
         .enumerate()
@@ -107,11 +105,27 @@ pub fn apply(
                 continue;
             }
             let block = peek(update, section.at)?;
-            let missing = block
-                .needs
-                .iter()
-                .flatten()
-                .find(|id| id.clock >= have.get(&id.client).copied().unwrap_or(0));
+            let own = have(&reached, &section.client);
+            let gap = match block.kind {
+                // Dropped by yrs as it decodes: nothing to apply, nothing to wait for.
+                Kind::Empty => false,
+                // A range the client's clock has passed is nothing; one it has not, a gap.
+                Kind::Skip => section.clock.saturating_add(block.len) > own,
+                Kind::Gc | Kind::Item => section.clock > own,
+            };
+            // A client's blocks go in without gaps, as Yjs requires: one past the client's
+            // clock waits for those before it. (yrs would integrate it around a hole, which it
+            // then never encodes, so no one else would ever see it.)
+            let missing = if gap {
+                Some(ID::new(section.client, own))
+            } else {
+                block
+                    .needs
+                    .iter()
+                    .flatten()
+                    .find(|id| id.clock >= have(&reached, &id.client))
+                    .copied()
+            };
             match missing {
                 None => {
                     let section = &mut sections[top];
@@ -119,15 +133,15 @@ pub fn apply(
                     section.at = block.end;
                     section.clock = clock.saturating_add(block.len);
                     section.left -= 1;
-                    let reached = have.entry(section.client).or_insert(0);
-                    *reached = (*reached).max(section.clock);
                     if matches!(block.kind, Kind::Gc | Kind::Item) {
                         let client = section.client;
+                        let moved = own.max(section.clock);
+                        reached.insert(client, moved);
                         let piece = one_block(client, clock, &update[block.start..block.end]);
                         match run.piece(&piece) {
                             Piece::Stop(stop) => return Ok(stop),
-                            // yrs found it waits after all (for a clock it skipped): as with
-                            // a whole update, the client's later blocks wait with it.
+                            // yrs found it waits after all: as with a whole update, the
+                            // client's later blocks wait with it.
                             Piece::SetAside => {
                                 sections[top].state = State::Stuck;
                                 stack.pop();
@@ -182,15 +196,15 @@ enum Piece {
 
 impl Run<'_, '_> {
     fn piece(&mut self, piece: &[u8]) -> Piece {
+        if Instant::now() >= self.deadline {
+            return Piece::Stop(self.finish(false, None));
+        }
         let applied = Update::decode_v1(piece)
             .map_err(|e| e.to_string())
             .and_then(|update| self.txn.apply_update(update).map_err(|e| e.to_string()));
         let set_aside = pending::take(self.txn).map(|waiting| self.waiting.push(waiting));
         if let Err(error) = applied {
             return Piece::Stop(self.finish(false, Some(error)));
-        }
-        if Instant::now() >= self.deadline {
-            return Piece::Stop(self.finish(false, None));
         }
         match set_aside {
             Some(()) => Piece::SetAside,

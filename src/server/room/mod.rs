@@ -330,12 +330,32 @@ impl Room {
         let _ = self.updates.send(Broadcast { from, frame });
     }
 
+    /// The replica and its bookkeeping. An update holds this while it integrates, up to the
+    /// time limit; a runtime worker that finds it taken tells the runtime it is about to wait
+    /// (`block_in_place`), so that the runtime's other tasks, every other document's among
+    /// them, move to another thread instead of waiting with it.
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A poisoned lock means a panic while holding it. Integration runs under
         // `catch_unwind` and fails the room itself; anything else left the state consistent.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        let wait = || {
+            self.state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        match self.state.try_lock() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                let on_worker = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+                    runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+                });
+                if on_worker {
+                    tokio::task::block_in_place(wait)
+                } else {
+                    wait()
+                }
+            }
+        }
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {

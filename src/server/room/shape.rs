@@ -38,9 +38,10 @@ const CONTENT_REF: u8 = 0b0001_1111;
 
 /// The largest clock an update may reach.
 pub const MAX_CLOCK: u32 = i32::MAX as u32;
-/// Most clients one update may write for. yrs keeps a few hundred bytes per client, so an
-/// update of one character per client takes 30 times its size in memory; this bounds that
-/// (to about 30 MiB), far above what documents have (each page that ever wrote is one client).
+/// Most clients one update may write for, or delete from. yrs keeps a few hundred bytes per
+/// client, so an update of one character per client takes 30 times its size in memory; this
+/// bounds that (to about 30 MiB), far above what documents have (each page that ever wrote is
+/// one client).
 pub const MAX_CLIENTS: u32 = 65_536;
 
 /// Why an update is refused before it is applied.
@@ -119,6 +120,9 @@ pub fn check(update: &[u8], texts: &[&str]) -> Result<Vec<Section>, ShapeError> 
     // The delete set: per client, ranges of clocks.
     let clients: u32 = decoder.read_var()?;
     bounded(clients)?;
+    if clients > MAX_CLIENTS {
+        return Err(ShapeError::TooManyClients(clients));
+    }
     seen.clear();
     for _ in 0..clients {
         let client = decoder.read_client()?;
@@ -387,6 +391,19 @@ mod tests {
     fn more_clients_than_the_bound_are_refused() {
         // The count alone decides: no client's section is read.
         let mut bytes = Vec::new();
+        let mut count = MAX_CLIENTS + 1;
+        while count >= 0x80 {
+            bytes.push((count as u8 & 0x7f) | 0x80);
+            count >>= 7;
+        }
+        bytes.push(count as u8);
+        bytes.resize(MAX_CLIENTS as usize * 4, 0);
+        assert_eq!(
+            check(&bytes, TEXTS),
+            Err(ShapeError::TooManyClients(MAX_CLIENTS + 1))
+        );
+        // No blocks, and a delete set naming one client too many.
+        let mut bytes = vec![0u8];
         let mut count = MAX_CLIENTS + 1;
         while count >= 0x80 {
             bytes.push((count as u8 & 0x7f) | 0x80);
