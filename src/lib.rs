@@ -9,6 +9,7 @@
 //! - [`markdown`]: the safe Markdown preview renderer, shared by both sides.
 //! - [`formatting`]: what the Markdown toolbar and its shortcuts do to the source.
 //! - [`undo`]: undo and redo of this person's own changes, used by the browser.
+//! - [`reconnect`]: the browser's decisions about its connection (backoff, refusals, waking).
 //! - `server` (feature `ssr`): HTTP, WebSocket sessions and the open documents.
 //! - `client` (feature `hydrate`): the browser's replica, socket and editor binding.
 
@@ -17,6 +18,7 @@ pub mod doc_id;
 pub mod formatting;
 pub mod markdown;
 pub mod protocol;
+pub mod reconnect;
 pub mod undo;
 
 #[cfg(feature = "ssr")]

@@ -2,6 +2,9 @@
 //! heartbeat and watchdog, and what to tell the user when the server refuses.
 
 use super::*;
+use crate::reconnect::{
+    backoff_ceiling_ms, on_wake, refusal, Wake, DEAD_AFTER_MS, HEARTBEAT_MS, WAKE_PROBE_MS,
+};
 use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
 
@@ -85,9 +88,7 @@ pub(super) fn schedule_reconnect(session: &Shared) {
             return;
         }
         s.failures = s.failures.saturating_add(1);
-        let ceiling =
-            (BACKOFF_BASE_MS * 2f64.powi(s.failures.min(16) as i32 - 1)).min(BACKOFF_CAP_MS);
-        js_sys::Math::random() * ceiling
+        js_sys::Math::random() * backoff_ceiling_ms(s.failures)
     };
     let s = session.clone();
     let timer = Timeout::new(delay as u32, move || {
@@ -124,12 +125,6 @@ pub(super) fn reconnect_now(session: &Shared) {
 /// heartbeat period, replace now; one heard from a little while ago, ping it and replace it if
 /// it does not answer within [`WAKE_PROBE_MS`]. A page just heard from is left alone.
 pub(super) fn woke(session: &Shared) {
-    enum Wake {
-        Connect,
-        Replace,
-        Probe,
-        Wait,
-    }
     let now = js_sys::Date::now();
     let wake = {
         let mut s = session.borrow_mut();
@@ -137,20 +132,12 @@ pub(super) fn woke(session: &Shared) {
             .socket
             .as_ref()
             .is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN);
-        let silent = now - s.heard_at;
-        if !open {
-            Wake::Connect
-        } else if silent < WAKE_FRESH_MS {
-            Wake::Wait
-        } else if silent >= WAKE_SILENT_MS {
-            Wake::Replace
-        } else if s.probe.is_some() {
-            Wake::Wait
-        } else {
+        let wake = on_wake(open, now - s.heard_at, s.probe.is_some());
+        if wake == Wake::Probe {
             s.pinged_at = now;
             s.send(Message::Custom(protocol::MSG_PING, Vec::new()));
-            Wake::Probe
         }
+        wake
     };
     match wake {
         Wake::Connect => reconnect_now(session),
@@ -280,21 +267,4 @@ pub(super) fn socket_url(id: &str) -> Option<String> {
 /// A random awareness client id: 32 bits, like the ids Yjs itself picks.
 pub(super) fn fresh_presence_id() -> ClientID {
     ClientID::new((js_sys::Math::random() * 4_294_967_295.0) as u64)
-}
-
-/// What to tell the user when the server closed the connection on purpose.
-pub(super) fn refusal(code: u16, reason: &str) -> Option<String> {
-    use protocol::close;
-    let what = match code {
-        close::INTERNAL => "The server could not store or load this document",
-        close::UNSUPPORTED_DATA | close::INVALID_PAYLOAD | close::POLICY | close::TOO_BIG => {
-            "The server refused a change from this page"
-        }
-        _ => return None,
-    };
-    Some(if reason.is_empty() {
-        format!("{what}. Retrying…")
-    } else {
-        format!("{what} ({reason}). Retrying…")
-    })
 }

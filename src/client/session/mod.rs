@@ -35,26 +35,10 @@ mod fields;
 use connection::{connect, fresh_presence_id, keep_watch};
 use fields::{listen, listen_presence, listen_tasks};
 
-/// First reconnection delay ceiling, in milliseconds.
-const BACKOFF_BASE_MS: f64 = 250.0;
-/// Largest reconnection delay ceiling, in milliseconds.
-const BACKOFF_CAP_MS: f64 = 10_000.0;
 /// At most one presence message per this many milliseconds.
 const PRESENCE_THROTTLE_MS: f64 = 50.0;
 /// Presence is renewed this often so the server does not expire it (it does after 30 s).
 const PRESENCE_RENEW_MS: i32 = 15_000;
-/// How often the page asks the server whether the line is alive.
-const HEARTBEAT_MS: f64 = 15_000.0;
-/// A connection the server has not spoken on for this long is given up as dead.
-const DEAD_AFTER_MS: f64 = 45_000.0;
-/// On waking, a connection silent for longer than a heartbeat period (plus the time an answer
-/// takes) is replaced without asking: its answer is overdue.
-const WAKE_SILENT_MS: f64 = HEARTBEAT_MS + 5_000.0;
-/// On waking, how long an open connection has to answer a ping before it is replaced: a
-/// server answers within a round trip, so the page is back within about a second either way.
-const WAKE_PROBE_MS: f64 = 500.0;
-/// On waking, a connection heard from this recently is left alone.
-const WAKE_FRESH_MS: f64 = 2_000.0;
 /// An attempt still connecting after this long is abandoned and retried: a server that accepts
 /// the TCP connection but never answers must not leave the page waiting forever.
 const CONNECT_TIMEOUT_MS: f64 = 10_000.0;
