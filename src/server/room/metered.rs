@@ -170,8 +170,9 @@ pub fn apply(
     if let Some(update) = stuck_blocks(update, &sections) {
         run.waiting.push(Waiting { update, waits_on });
     }
-    for piece in deletions(update, deletions_at)? {
-        if let Piece::Stop(stop) = run.piece(&piece?) {
+    for range in deletions(update, deletions_at)? {
+        let (client, clock, len) = range?;
+        if let Piece::Stop(stop) = run.piece(&one_deletion(client, clock, len)) {
             return Ok(stop);
         }
     }
@@ -305,8 +306,8 @@ fn read_sections(update: &[u8]) -> Result<(Vec<Section>, usize), MeterError> {
     let deletions_at = cursor.next;
     // Read through once, so that an unreadable delete set refuses the update before anything
     // is applied, as decoding it whole does.
-    for piece in deletions(update, deletions_at)? {
-        piece?;
+    for range in deletions(update, deletions_at)? {
+        range?;
     }
     Ok((sections, deletions_at))
 }
@@ -416,11 +417,11 @@ fn stuck_blocks(update: &[u8], sections: &[Section]) -> Option<Vec<u8>> {
     Some(piece)
 }
 
-/// The delete set at `at`, one update per range.
+/// The ranges of the delete set at `at`: client, clock and length.
 fn deletions(
     update: &[u8],
     at: usize,
-) -> Result<impl Iterator<Item = Result<Vec<u8>, MeterError>> + '_, MeterError> {
+) -> Result<impl Iterator<Item = Result<(ClientID, u32, u32), MeterError>> + '_, MeterError> {
     let mut cursor = Cursor {
         buf: update,
         next: at,
@@ -430,7 +431,7 @@ fn deletions(
     let mut ranges_left: u32 = 0;
     let mut clients_left = clients;
     Ok(std::iter::from_fn(move || {
-        let mut next = || -> Result<Option<Vec<u8>>, MeterError> {
+        let mut next = || -> Result<Option<(ClientID, u32, u32)>, MeterError> {
             while ranges_left == 0 {
                 if clients_left == 0 {
                     return Ok(None);
@@ -442,17 +443,22 @@ fn deletions(
             ranges_left -= 1;
             let clock: u32 = cursor.read_var()?;
             let len: u32 = cursor.read_var()?;
-            let mut piece = Vec::with_capacity(24);
-            piece.write_var(0u32);
-            piece.write_var(1u32);
-            piece.write_var(client.get());
-            piece.write_var(1u32);
-            piece.write_var(clock);
-            piece.write_var(len);
-            Ok(Some(piece))
+            Ok(Some((client, clock, len)))
         };
         next().transpose()
     }))
+}
+
+/// An update that deletes `len` clocks of `client` from `clock` on, and nothing else.
+fn one_deletion(client: ClientID, clock: u32, len: u32) -> Vec<u8> {
+    let mut piece = Vec::with_capacity(24);
+    piece.write_var(0u32);
+    piece.write_var(1u32);
+    piece.write_var(client.get());
+    piece.write_var(1u32);
+    piece.write_var(clock);
+    piece.write_var(len);
+    piece
 }
 
 #[cfg(test)]

@@ -210,6 +210,7 @@ fn non_text_kind(content_ref: u8) -> Option<&'static str> {
 mod tests {
     use super::*;
     use crate::protocol::{CONTENT, TITLE};
+    use yrs::encoding::write::Write;
     use yrs::{Array, Map, Text, Transact};
 
     const TEXTS: &[&str] = &[CONTENT, TITLE];
@@ -390,31 +391,16 @@ mod tests {
     #[test]
     fn more_clients_than_the_bound_are_refused() {
         // The count alone decides: no client's section is read.
-        let mut bytes = Vec::new();
-        let mut count = MAX_CLIENTS + 1;
-        while count >= 0x80 {
-            bytes.push((count as u8 & 0x7f) | 0x80);
-            count >>= 7;
+        // Blocks of one client too many, then no blocks and a delete set naming one too many.
+        for start in [vec![], vec![0u8]] {
+            let mut bytes = start;
+            bytes.write_var(MAX_CLIENTS + 1);
+            bytes.resize(MAX_CLIENTS as usize * 4, 0);
+            assert_eq!(
+                check(&bytes, TEXTS),
+                Err(ShapeError::TooManyClients(MAX_CLIENTS + 1))
+            );
         }
-        bytes.push(count as u8);
-        bytes.resize(MAX_CLIENTS as usize * 4, 0);
-        assert_eq!(
-            check(&bytes, TEXTS),
-            Err(ShapeError::TooManyClients(MAX_CLIENTS + 1))
-        );
-        // No blocks, and a delete set naming one client too many.
-        let mut bytes = vec![0u8];
-        let mut count = MAX_CLIENTS + 1;
-        while count >= 0x80 {
-            bytes.push((count as u8 & 0x7f) | 0x80);
-            count >>= 7;
-        }
-        bytes.push(count as u8);
-        bytes.resize(MAX_CLIENTS as usize * 4, 0);
-        assert_eq!(
-            check(&bytes, TEXTS),
-            Err(ShapeError::TooManyClients(MAX_CLIENTS + 1))
-        );
     }
 
     #[test]

@@ -226,19 +226,30 @@ fn blocks_past_a_clients_clock_wait_for_those_before_them_and_leave_no_hole() {
     assert_eq!(texts(&again), texts(&a));
 }
 
-#[test]
-fn a_piece_yrs_refuses_stops_the_rest() {
-    // An item naming a parent that is no type: yrs refuses it.
+/// The start of an update of one section: `blocks` blocks of client 5 from clock 0.
+fn section_of_client_5(blocks: u32) -> Vec<u8> {
     let mut bytes = Vec::new();
     bytes.write_var(1u32);
-    bytes.write_var(2u32);
+    bytes.write_var(blocks);
     bytes.write_var(5u64);
     bytes.write_var(0u32);
-    // "ab" at the start of the content.
+    bytes
+}
+
+/// An item "ab" at the start of the content.
+fn write_ab_at_the_start(bytes: &mut Vec<u8>) {
     bytes.write_u8(BLOCK_ITEM_STRING_REF_NUMBER);
     bytes.write_var(1u32);
     bytes.write_string(CONTENT);
     bytes.write_string("ab");
+}
+
+#[test]
+fn a_piece_yrs_refuses_stops_the_rest() {
+    // An item naming a parent that is no type: yrs refuses it.
+    let mut bytes = section_of_client_5(2);
+    // "ab" at the start of the content.
+    write_ab_at_the_start(&mut bytes);
     // "c" inside an item of client 1, which the document does not have.
     bytes.write_u8(BLOCK_ITEM_STRING_REF_NUMBER);
     bytes.write_var(0u32);
@@ -331,11 +342,7 @@ proptest::proptest! {
 /// An update of client 5: a deleted run of 3 at the start of the content, an empty item
 /// whose right origin is a client nobody has, and "ok" after the run's second clock.
 fn with_an_empty_item(empty: u8) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    bytes.write_var(1u32);
-    bytes.write_var(3u32);
-    bytes.write_var(5u64);
-    bytes.write_var(0u32);
+    let mut bytes = section_of_client_5(3);
     bytes.write_u8(BLOCK_ITEM_DELETED_REF_NUMBER);
     bytes.write_var(1u32);
     bytes.write_string(CONTENT);
@@ -371,15 +378,8 @@ fn an_empty_item_is_dropped_as_yrs_drops_it_and_waits_for_nothing() {
 
 #[test]
 fn an_empty_collected_range_refuses_the_whole_update_as_yrs_does() {
-    let mut bytes = Vec::new();
-    bytes.write_var(1u32);
-    bytes.write_var(2u32);
-    bytes.write_var(5u64);
-    bytes.write_var(0u32);
-    bytes.write_u8(BLOCK_ITEM_STRING_REF_NUMBER);
-    bytes.write_var(1u32);
-    bytes.write_string(CONTENT);
-    bytes.write_string("ab");
+    let mut bytes = section_of_client_5(2);
+    write_ab_at_the_start(&mut bytes);
     bytes.write_u8(BLOCK_GC_REF_NUMBER);
     bytes.write_var(0u32);
     bytes.write_var(0u32);
