@@ -1,16 +1,23 @@
 import { defineConfig } from '@playwright/test';
 import path from 'node:path';
 import os from 'node:os';
+import { mkdtempSync } from 'node:fs';
 
 /** The server under test: the debug build that `cargo leptos build` leaves in target/. */
 const root = path.resolve(__dirname, '..');
 const port = Number(process.env.TANDEM_E2E_PORT ?? 3100);
 export const baseURL = `http://127.0.0.1:${port}`;
-/** A fresh store for every run, away from the repository's own ./data. */
-const dataDir = path.join(os.tmpdir(), `tandem-e2e-${port}-${Date.now()}`);
+/**
+ * A fresh store for every run, away from the repository's own ./data, removed by
+ * `global-teardown.ts`. Made once in the main process and handed to the workers (which load
+ * this file again) through the environment.
+ */
+process.env.TANDEM_E2E_DATA ??= mkdtempSync(path.join(os.tmpdir(), `tandem-e2e-${port}-`));
+const dataDir = process.env.TANDEM_E2E_DATA;
 
 export default defineConfig({
   testDir: './tests',
+  globalTeardown: './global-teardown.ts',
   timeout: 60_000,
   expect: { timeout: 10_000 },
   fullyParallel: false,

@@ -13,10 +13,12 @@
 //! - `server` (feature `ssr`): HTTP, WebSocket sessions and the open documents.
 //! - `client` (feature `hydrate`): the browser's replica, socket and editor binding.
 
+pub mod acks;
 pub mod app;
 pub mod doc_id;
 pub mod formatting;
 pub mod markdown;
+pub mod offline_limits;
 pub mod protocol;
 pub mod reconnect;
 pub mod undo;

@@ -9,13 +9,70 @@ use crate::protocol::close;
 pub const BACKOFF_BASE_MS: f64 = 250.0;
 /// Largest reconnection delay ceiling, in milliseconds.
 pub const BACKOFF_CAP_MS: f64 = 10_000.0;
-/// How often the page asks the server whether the line is alive.
-pub const HEARTBEAT_MS: f64 = 15_000.0;
-/// A connection the server has not spoken on for this long is given up as dead.
-pub const DEAD_AFTER_MS: f64 = 45_000.0;
-/// On waking, a connection silent for longer than a heartbeat period (plus the time an answer
-/// takes) is replaced without asking: its answer is overdue.
-pub const WAKE_SILENT_MS: f64 = HEARTBEAT_MS + 5_000.0;
+/// How often the page asks the server whether its line is alive, and what it concludes from
+/// silence. The server chooses the period (`--heartbeat-ms`) and tells the page with the
+/// document; everything else follows from it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Heartbeat {
+    period_ms: f64,
+}
+
+impl Heartbeat {
+    /// The default period, in milliseconds.
+    pub const DEFAULT_MS: u32 = 15_000;
+    /// The shortest period a server may ask for.
+    pub const MIN_MS: u32 = 100;
+    /// The longest: three periods, after which the page gives up, stay within the server's
+    /// own 60 s silence limit.
+    pub const MAX_MS: u32 = 20_000;
+
+    /// A heartbeat every `period_ms` milliseconds, held within [`Self::MIN_MS`] and
+    /// [`Self::MAX_MS`] whatever the page was told.
+    pub fn every(period_ms: u32) -> Self {
+        Heartbeat {
+            period_ms: f64::from(period_ms.clamp(Self::MIN_MS, Self::MAX_MS)),
+        }
+    }
+
+    /// How long after the last ping the next one is due.
+    pub fn period_ms(self) -> f64 {
+        self.period_ms
+    }
+
+    /// How often a page clock that ticks every `page_tick_ms` must tick to keep this
+    /// heartbeat: never less often than once a period.
+    pub fn tick_ms(self, page_tick_ms: f64) -> f64 {
+        page_tick_ms.min(self.period_ms)
+    }
+
+    /// Whether a ping is due `since_ms` after the last one, on a clock ticking every
+    /// `tick_ms`: on the tick nearest its time rather than the first one after it, so a timer
+    /// firing a little early does not stretch a period by a whole tick.
+    pub fn ping_due(self, since_ms: f64, tick_ms: f64) -> bool {
+        since_ms >= self.period_ms - tick_ms / 2.0
+    }
+
+    /// A connection the server has not spoken on for this long is given up as dead: three
+    /// periods, so one lost answer is not enough.
+    pub fn dead_after_ms(self) -> f64 {
+        3.0 * self.period_ms
+    }
+
+    /// On waking, a connection silent for longer than a period (plus the time an answer
+    /// takes) is replaced without asking: its answer is overdue.
+    pub fn wake_silent_ms(self) -> f64 {
+        self.period_ms + WAKE_ANSWER_MS
+    }
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat::every(Self::DEFAULT_MS)
+    }
+}
+
+/// How long a heartbeat's answer may take before it counts as overdue on waking.
+pub const WAKE_ANSWER_MS: f64 = 5_000.0;
 /// On waking, how long an open connection has to answer a ping before it is replaced: a
 /// server answers within a round trip, so the page is back within about a second either way.
 pub const WAKE_PROBE_MS: f64 = 500.0;
@@ -63,12 +120,12 @@ pub enum Wake {
 
 /// Decides [`Wake`] for a connection that is `open` or not, that the server last spoke on
 /// `silent_ms` ago, and that is or is not `probing` already.
-pub fn on_wake(open: bool, silent_ms: f64, probing: bool) -> Wake {
+pub fn on_wake(heartbeat: Heartbeat, open: bool, silent_ms: f64, probing: bool) -> Wake {
     if !open {
         Wake::Connect
     } else if silent_ms < WAKE_FRESH_MS {
         Wake::Wait
-    } else if silent_ms >= WAKE_SILENT_MS {
+    } else if silent_ms >= heartbeat.wake_silent_ms() {
         Wake::Replace
     } else if probing {
         Wake::Wait
@@ -118,13 +175,53 @@ mod tests {
 
     #[test]
     fn a_waking_page_keeps_a_fresh_line_probes_a_quiet_one_and_replaces_a_silent_one() {
-        assert_eq!(on_wake(false, 0.0, false), Wake::Connect);
-        assert_eq!(on_wake(true, 500.0, false), Wake::Wait);
-        assert_eq!(on_wake(true, 5_000.0, false), Wake::Probe);
-        assert_eq!(on_wake(true, 5_000.0, true), Wake::Wait);
-        assert_eq!(on_wake(true, WAKE_SILENT_MS, false), Wake::Replace);
-        assert_eq!(on_wake(true, 25_000.0, false), Wake::Replace);
+        let beat = Heartbeat::default();
+        assert_eq!(on_wake(beat, false, 0.0, false), Wake::Connect);
+        assert_eq!(on_wake(beat, true, 500.0, false), Wake::Wait);
+        assert_eq!(on_wake(beat, true, 5_000.0, false), Wake::Probe);
+        assert_eq!(on_wake(beat, true, 5_000.0, true), Wake::Wait);
+        assert_eq!(on_wake(beat, true, 20_000.0, false), Wake::Replace);
+        assert_eq!(on_wake(beat, true, 25_000.0, false), Wake::Replace);
         // Past the heartbeat's own verdict, it is replaced too.
-        assert_eq!(on_wake(true, DEAD_AFTER_MS + 1.0, false), Wake::Replace);
+        assert_eq!(on_wake(beat, true, 45_001.0, false), Wake::Replace);
+        // A shorter heartbeat makes silence overdue sooner.
+        let quick = Heartbeat::every(1_000);
+        assert_eq!(on_wake(quick, true, 5_000.0, false), Wake::Probe);
+        assert_eq!(on_wake(quick, true, 6_000.0, false), Wake::Replace);
+    }
+
+    #[test]
+    fn the_default_heartbeat_pings_every_15_seconds_and_gives_up_after_45() {
+        let beat = Heartbeat::default();
+        assert_eq!(beat.period_ms(), 15_000.0);
+        assert_eq!(beat.dead_after_ms(), 45_000.0);
+        assert_eq!(beat.wake_silent_ms(), 20_000.0);
+    }
+
+    #[test]
+    fn a_ping_goes_on_the_tick_nearest_its_time() {
+        let beat = Heartbeat::default();
+        let tick = beat.tick_ms(500.0);
+        assert_eq!(tick, 500.0);
+        assert!(!beat.ping_due(14_500.0, tick));
+        assert!(beat.ping_due(14_800.0, tick));
+        assert!(beat.ping_due(15_000.0, tick));
+        // A period of one tick: a tick that comes a millisecond early still pings.
+        let quick = Heartbeat::every(250);
+        let tick = quick.tick_ms(500.0);
+        assert_eq!(tick, 250.0);
+        assert!(quick.ping_due(249.0, tick));
+        assert!(!quick.ping_due(100.0, tick));
+    }
+
+    #[test]
+    fn a_heartbeat_from_the_server_is_held_within_its_bounds() {
+        assert_eq!(Heartbeat::every(250).period_ms(), 250.0);
+        assert_eq!(Heartbeat::every(250).dead_after_ms(), 750.0);
+        // Zero would ping on every tick and call every line dead at once; an hour would leave
+        // a dead line unnoticed past the server's own silence limit.
+        assert_eq!(Heartbeat::every(0).period_ms(), 100.0);
+        assert_eq!(Heartbeat::every(u32::MAX).period_ms(), 20_000.0);
+        assert!(Heartbeat::every(u32::MAX).dead_after_ms() <= 60_000.0);
     }
 }

@@ -357,6 +357,32 @@ async fn remote_images_can_be_turned_off() {
     assert!(!policy.contains("https:"), "{policy}");
 }
 
+/// The heartbeat period in a rendered page's data, as the page will read it.
+fn heartbeat_in(page: &str) -> u32 {
+    let at = page
+        .find("heartbeat_ms")
+        .expect("the page says its heartbeat")
+        + "heartbeat_ms".len();
+    let digits: String = page[at..]
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_page_is_told_the_configured_heartbeat() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let server = TestServer::start().await;
+    let page = net::get(server.addr, &format!("/d/{}", random_id())).await;
+    assert_eq!(heartbeat_in(&page.body), 15_000);
+    drop(server);
+    let server = TestServer::start_with(|c| c.heartbeat_ms = 250).await;
+    let page = net::get(server.addr, &format!("/d/{}", random_id())).await;
+    assert_eq!(heartbeat_in(&page.body), 250);
+}
+
 #[tokio::test]
 async fn document_pages_beyond_the_render_cap_are_answered_503() {
     let _turn = ONE_AT_A_TIME.lock().await;

@@ -1,6 +1,4 @@
 import { test, expect, type Browser } from '@playwright/test';
-import os from 'node:os';
-import path from 'node:path';
 import { newDocId, source, placeCaret, OwnServer } from './support';
 
 const port = Number(process.env.TANDEM_E2E_PORT ?? 3100) + 20;
@@ -15,11 +13,11 @@ async function open(browser: Browser, server: OwnServer, id: string) {
 
 let server: OwnServer;
 test.beforeEach(async () => {
-  server = new OwnServer(port, path.join(os.tmpdir(), `tandem-e2e-restart-${Date.now()}`));
+  server = new OwnServer(port);
   await server.start();
 });
 test.afterEach(async () => {
-  await server.stop();
+  await server.dispose();
 });
 
 test('both writers ride through a server restart and lose nothing', async ({ browser }) => {

@@ -1,5 +1,8 @@
 import { expect, type Page, type Browser, type BrowserContext } from '@playwright/test';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 /** A fresh document id: 16 random bytes in base64url, 22 characters. */
 export function newDocId(): string {
@@ -34,20 +37,25 @@ export async function typeAt(page: Page, offset: number, text: string, delay = 0
   await page.keyboard.type(text, { delay });
 }
 
-/** A Tandem server of a test's own, so the test can stop and start it. */
+/**
+ * A Tandem server of a test's own, so the test can stop and start it, with a data directory of
+ * its own that [`dispose`] removes. `args` are extra command-line options.
+ */
 export class OwnServer {
   private process: import('node:child_process').ChildProcess | null = null;
   readonly url: string;
-  constructor(readonly port: number, readonly dataDir: string) {
+  readonly dataDir: string;
+  constructor(readonly port: number, private readonly args: string[] = []) {
     this.url = `http://127.0.0.1:${port}`;
+    this.dataDir = mkdtempSync(path.join(os.tmpdir(), 'tandem-e2e-own-'));
   }
 
   async start() {
     const { spawn } = await import('node:child_process');
-    const path = await import('node:path');
     const root = path.resolve(__dirname, '..', '..');
     const bin = process.env.TANDEM_BIN ?? path.join(root, 'target/debug/tandem');
-    this.process = spawn(bin, ['--addr', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir], {
+    const args = ['--addr', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, ...this.args];
+    this.process = spawn(bin, args, {
       cwd: root,
       stdio: 'ignore',
       env: { ...process.env, RUST_LOG: 'warn' },
@@ -79,5 +87,11 @@ export class OwnServer {
     child.kill('SIGTERM');
     await exited;
     this.process = null;
+  }
+
+  /** Stops the server and removes its data directory. */
+  async dispose() {
+    await this.stop();
+    rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

@@ -8,12 +8,20 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DocSnapshot {
     pub title: String,
     pub content: String,
     /// The document as one yrs v1 update, base64-encoded.
     pub update: String,
+    /// How often the page should send its heartbeat, in milliseconds (`--heartbeat-ms`).
+    pub heartbeat_ms: u32,
+}
+
+/// What the server tells every editor page besides the document (set from its configuration).
+#[derive(Clone, Copy, Debug)]
+pub struct PageSettings {
+    pub heartbeat_ms: u32,
 }
 
 impl DocSnapshot {
@@ -45,5 +53,9 @@ pub async fn load_document(id: String) -> Result<DocSnapshot, ServerFnError> {
         title: snapshot.title,
         content: snapshot.content,
         update: base64::engine::general_purpose::STANDARD.encode(snapshot.update),
+        heartbeat_ms: use_context::<PageSettings>()
+            .map_or(crate::reconnect::Heartbeat::DEFAULT_MS, |settings| {
+                settings.heartbeat_ms
+            }),
     })
 }

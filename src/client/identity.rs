@@ -6,9 +6,7 @@ const KEY: &str = "tandem.identity";
 
 /// The remembered identity, or a newly generated one (remembered from now on).
 pub fn load() -> User {
-    let stored: Option<User> = super::local_storage()
-        .and_then(|s| s.get_item(KEY).ok().flatten())
-        .and_then(|json| serde_json::from_str(&json).ok())
+    let stored: Option<User> = super::load_local(KEY)
         .filter(|user: &User| !user.name.trim().is_empty() && safe_color(&user.color).is_some());
     stored.unwrap_or_else(|| {
         let random = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
@@ -19,7 +17,5 @@ pub fn load() -> User {
 }
 
 pub fn save(user: &User) {
-    if let (Some(storage), Ok(json)) = (super::local_storage(), serde_json::to_string(user)) {
-        let _ = storage.set_item(KEY, &json);
-    }
+    super::save_local(KEY, user);
 }

@@ -7,7 +7,7 @@
 //! - [`session`]: one open document: replica, fields, socket, reconnection.
 //! - [`recent`]: the documents this browser has opened, kept in local storage.
 //! - [`identity`]: this person's name and colour, kept in local storage.
-//! - [`offline`]: each open document's state, kept in the browser for offline edits.
+//! - [`offline`]: each open document's state, kept in IndexedDB for offline edits.
 
 mod binding;
 mod format;
@@ -32,9 +32,28 @@ pub fn attach_editor(parts: EditorParts) {
     session::start(parts);
 }
 
-/// The browser's local storage, where the client keeps what must outlive the page.
-fn local_storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok()?
+/// Whether the browser lets the page use local storage. gloo-storage's calls throw when it does
+/// not (storage turned off, a sandboxed frame), so every use asks first.
+fn local_storage_usable() -> bool {
+    web_sys::window()
+        .and_then(|w| w.local_storage().ok().flatten())
+        .is_some()
+}
+
+/// The value kept in local storage under `key`, if any and readable as a `T`.
+fn load_local<T: serde::de::DeserializeOwned>(key: &str) -> Option<T> {
+    use gloo_storage::Storage;
+    local_storage_usable()
+        .then(|| gloo_storage::LocalStorage::get(key).ok())
+        .flatten()
+}
+
+/// Keeps `value` in local storage under `key`, if the browser allows (a full quota loses it).
+fn save_local<T: serde::Serialize>(key: &str, value: &T) {
+    use gloo_storage::Storage;
+    if local_storage_usable() {
+        let _ = gloo_storage::LocalStorage::set(key, value);
+    }
 }
 
 /// Copies the page's address to the clipboard; returns whether a copy was attempted.
@@ -54,13 +73,11 @@ const VIEW_MODE_KEY: &str = "tandem.view";
 
 /// Remembers the editor's view mode for every document in this browser.
 pub fn remember_view_mode(mode: crate::app::live::ViewMode) {
-    if let Some(storage) = local_storage() {
-        let _ = storage.set_item(VIEW_MODE_KEY, mode.key());
-    }
+    save_local(VIEW_MODE_KEY, &mode.key());
 }
 
 /// The view mode this browser last chose, if any (anything unknown is ignored).
 pub fn remembered_view_mode() -> Option<crate::app::live::ViewMode> {
-    let stored = local_storage()?.get_item(VIEW_MODE_KEY).ok()??;
+    let stored: String = load_local(VIEW_MODE_KEY)?;
     crate::app::live::ViewMode::from_key(&stored)
 }

@@ -1,67 +1,215 @@
-//! Each open document's local state, kept in the browser so that edits made offline survive
-//! a closed tab or a reload and reach the server the next time the page connects.
+//! Each open document's local state, kept in the browser's IndexedDB so that edits made offline
+//! survive a closed tab or a reload and reach the server the next time the page connects.
 //!
 //! The copy is the whole replica as one yrs update, merged (never swapped) into the page's
 //! replica on load: whatever the server holds meanwhile is kept, and the handshake sends the
-//! server only what it lacks. Storage is bounded: at most [`MAX_DOCS`] documents, each at
-//! most [`MAX_BYTES`]; when the browser's quota is reached the oldest copies go first.
+//! server only what it lacks. IndexedDB rather than local storage: local storage holds a few
+//! MiB of strings per site, so a document over 1 MiB could not be kept there. Storage is
+//! bounded by [`crate::offline_limits`]: at most 50 documents of at most 32 MiB each and 256
+//! MiB in all, the oldest dropped first, also when the browser's own quota is full.
+//!
+//! Two object stores, written in one transaction: `copies` (id → the state's bytes) and
+//! `kept` (id → [`Kept`] as JSON), so the bounds are checked without reading any state.
 
-use base64::Engine;
+use crate::offline_limits::{self, Kept, Plan};
+use idb::{Database, Factory, ObjectStoreParams, TransactionMode, TransactionResult};
+use js_sys::Uint8Array;
+use wasm_bindgen::{JsCast, JsValue};
 
-const PREFIX: &str = "tandem.doc.";
-const INDEX: &str = "tandem.docs";
-pub const MAX_DOCS: usize = 20;
-pub const MAX_BYTES: usize = 1024 * 1024;
+const DATABASE: &str = "tandem";
+const VERSION: u32 = 1;
+const COPIES: &str = "copies";
+const KEPT: &str = "kept";
+/// Times a write that found the quota full is tried again, each dropping one more old copy.
+const SQUEEZES: usize = 4;
+/// Where earlier versions kept copies in local storage; read once, then removed.
+const LEGACY_PREFIX: &str = "tandem.doc.";
+const LEGACY_INDEX: &str = "tandem.docs";
 
-fn index(storage: &web_sys::Storage) -> Vec<String> {
-    storage
-        .get_item(INDEX)
-        .ok()
-        .flatten()
-        .and_then(|json| serde_json::from_str(&json).ok())
-        .unwrap_or_default()
+/// Why a copy could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    #[error("IndexedDB: {0}")]
+    Database(#[from] idb::Error),
+    #[error("the browser's storage quota is full")]
+    Quota,
 }
 
-/// The stored state of document `id`, if any.
-pub fn load(id: &str) -> Option<Vec<u8>> {
-    let encoded = super::local_storage()?
-        .get_item(&format!("{PREFIX}{id}"))
+/// What became of a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    Stored,
+    /// Over [`offline_limits::MAX_COPY_BYTES`]: not kept, and the old copy removed.
+    TooLarge,
+}
+
+/// The browser's store of offline copies.
+pub struct Copies {
+    db: Database,
+}
+
+impl Copies {
+    /// Opens (on first use, creates) the store.
+    pub async fn open() -> Result<Copies, OfflineError> {
+        let mut request = Factory::new()?.open(DATABASE, Some(VERSION))?;
+        request.on_upgrade_needed(|event| {
+            use idb::DatabaseEvent;
+            let Ok(db) = event.database() else { return };
+            let existing = db.store_names();
+            for store in [COPIES, KEPT] {
+                if !existing.iter().any(|name| name == store) {
+                    let _ = db.create_object_store(store, ObjectStoreParams::new());
+                }
+            }
+        });
+        Ok(Copies { db: request.await? })
+    }
+
+    /// The stored state of document `id`, if any (a copy over the size bound is ignored).
+    pub async fn load(&self, id: &str) -> Result<Option<Vec<u8>>, OfflineError> {
+        let tx = self.db.transaction(&[COPIES], TransactionMode::ReadOnly)?;
+        let value = tx.object_store(COPIES)?.get(JsValue::from_str(id))?.await?;
+        Ok(value
+            .and_then(|value| value.dyn_into::<Uint8Array>().ok())
+            .filter(|bytes| u64::from(bytes.length()) <= offline_limits::MAX_COPY_BYTES)
+            .map(|bytes| bytes.to_vec()))
+    }
+
+    /// Stores `state` as document `id`'s copy within the bounds, dropping the oldest others as
+    /// needed; when the browser's quota is full, drops one more and tries again.
+    pub async fn save(&self, id: &str, state: &[u8]) -> Result<Saved, OfflineError> {
+        for squeeze in 0..=SQUEEZES {
+            match self.try_save(id, state, squeeze).await {
+                Ok(Some(saved)) => {
+                    forget_legacy(id);
+                    return Ok(saved);
+                }
+                Ok(None) => continue,
+                Err(OfflineError::Database(idb::Error::DomException(error)))
+                    if error.name() == "QuotaExceededError" =>
+                {
+                    continue
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(OfflineError::Quota)
+    }
+
+    /// One attempt at [`Self::save`]; `None` when the transaction was aborted (the quota).
+    async fn try_save(
+        &self,
+        id: &str,
+        state: &[u8],
+        squeeze: usize,
+    ) -> Result<Option<Saved>, OfflineError> {
+        let tx = self
+            .db
+            .transaction(&[COPIES, KEPT], TransactionMode::ReadWrite)?;
+        let copies = tx.object_store(COPIES)?;
+        let kept_store = tx.object_store(KEPT)?;
+        let kept = tidy(&copies, &kept_store).await?;
+        let key = JsValue::from_str(id);
+        let saved = match offline_limits::plan(&kept, id, state.len() as u64, squeeze) {
+            Plan::TooLarge => {
+                copies.delete(key.clone())?.await?;
+                kept_store.delete(key)?.await?;
+                Saved::TooLarge
+            }
+            Plan::Store { drop } => {
+                for old in drop {
+                    let old = JsValue::from_str(&old);
+                    copies.delete(old.clone())?.await?;
+                    kept_store.delete(old)?.await?;
+                }
+                let about = Kept {
+                    id: id.to_string(),
+                    bytes: state.len() as u64,
+                    saved_at: js_sys::Date::now(),
+                };
+                let about = serde_json::to_string(&about).unwrap_or_default();
+                copies
+                    .put(&Uint8Array::from(state).into(), Some(&key))?
+                    .await?;
+                kept_store
+                    .put(&JsValue::from_str(&about), Some(&key))?
+                    .await?;
+                Saved::Stored
+            }
+        };
+        Ok(match tx.await? {
+            TransactionResult::Committed => Some(saved),
+            TransactionResult::Aborted => None,
+        })
+    }
+}
+
+/// Reads what is known of the stored copies, and removes what the bounds cannot account for:
+/// records that are not a readable [`Kept`] under their own id, and copies without a record.
+/// Only this page's own code writes here, but a store damaged by a crash, by another version or
+/// by hand must not grow past the bounds unseen.
+async fn tidy(
+    copies: &idb::ObjectStore,
+    kept_store: &idb::ObjectStore,
+) -> Result<Vec<Kept>, OfflineError> {
+    let keys = kept_store.get_all_keys(None, None)?.await?;
+    let values = kept_store.get_all(None, None)?.await?;
+    let mut kept = Vec::new();
+    let mut junk = Vec::new();
+    for (key, value) in keys.into_iter().zip(values) {
+        let record = value
+            .as_string()
+            .and_then(|json| serde_json::from_str::<Kept>(&json).ok())
+            .filter(|record| key.as_string().as_deref() == Some(record.id.as_str()));
+        match record {
+            Some(record) => kept.push(record),
+            None => junk.push(key),
+        }
+    }
+    for key in copies.get_all_keys(None, None)?.await? {
+        let recorded = key
+            .as_string()
+            .is_some_and(|id| kept.iter().any(|record| record.id == id));
+        if !recorded && !junk.contains(&key) {
+            junk.push(key);
+        }
+    }
+    for key in junk {
+        copies.delete(key.clone())?.await?;
+        kept_store.delete(key)?.await?;
+    }
+    Ok(kept)
+}
+
+/// A copy an earlier version of the page kept in local storage, if any. It is merged like any
+/// copy and removed once saved in IndexedDB.
+pub fn legacy_copy(id: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let encoded = legacy_storage()?
+        .get_item(&format!("{LEGACY_PREFIX}{id}"))
         .ok()??;
     base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .ok()
 }
 
-/// Stores the state of document `id`, newest first, within the bounds.
-pub fn save(id: &str, state: &[u8]) {
-    let Some(storage) = super::local_storage() else {
+/// Local storage, if it holds copies from an earlier version at all.
+fn legacy_storage() -> Option<web_sys::Storage> {
+    use gloo_storage::Storage;
+    super::local_storage_usable()
+        .then(gloo_storage::LocalStorage::raw)
+        .filter(|storage| storage.get_item(LEGACY_INDEX).ok().flatten().is_some())
+}
+
+fn forget_legacy(id: &str) {
+    let Some(storage) = legacy_storage() else {
         return;
     };
-    let key = format!("{PREFIX}{id}");
-    if state.len() > MAX_BYTES {
-        // Too large to keep here; an old, smaller copy would only mislead.
-        let _ = storage.remove_item(&key);
-        return;
-    }
-    let encoded = base64::engine::general_purpose::STANDARD.encode(state);
-    let mut ids = index(&storage);
-    ids.retain(|other| other != id);
-    ids.insert(0, id.to_string());
-    while ids.len() > MAX_DOCS {
-        if let Some(old) = ids.pop() {
-            let _ = storage.remove_item(&format!("{PREFIX}{old}"));
-        }
-    }
-    // On a full quota, drop the oldest copies until this one fits.
-    while storage.set_item(&key, &encoded).is_err() {
-        match ids.pop() {
-            Some(old) if old != id => {
-                let _ = storage.remove_item(&format!("{PREFIX}{old}"));
-            }
-            _ => return,
-        }
-    }
-    if let Ok(json) = serde_json::to_string(&ids) {
-        let _ = storage.set_item(INDEX, &json);
+    let _ = storage.remove_item(&format!("{LEGACY_PREFIX}{id}"));
+    let none_left = (0..storage.length().unwrap_or(0))
+        .filter_map(|i| storage.key(i).ok().flatten())
+        .all(|key| !key.starts_with(LEGACY_PREFIX));
+    if none_left {
+        let _ = storage.remove_item(LEGACY_INDEX);
     }
 }

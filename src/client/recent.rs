@@ -9,17 +9,11 @@ const KEY: &str = "tandem.recent";
 const LIMIT: usize = 50;
 
 pub fn recent_documents() -> Vec<RecentDoc> {
-    super::local_storage()
-        .and_then(|s| s.get_item(KEY).ok().flatten())
-        .and_then(|json| serde_json::from_str(&json).ok())
-        .unwrap_or_default()
+    super::load_local(KEY).unwrap_or_default()
 }
 
 /// Records that `id` was opened (or renamed) now.
 pub fn remember(id: &str, title: &str) {
-    let Some(storage) = super::local_storage() else {
-        return;
-    };
     let mut docs = recent_documents();
     docs.retain(|doc| doc.id != id);
     docs.insert(
@@ -31,7 +25,5 @@ pub fn remember(id: &str, title: &str) {
         },
     );
     docs.truncate(LIMIT);
-    if let Ok(json) = serde_json::to_string(&docs) {
-        let _ = storage.set_item(KEY, &json);
-    }
+    super::save_local(KEY, &docs);
 }

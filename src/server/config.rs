@@ -109,6 +109,20 @@ pub struct Config {
     #[arg(long, env = "TANDEM_NO_REMOTE_IMAGES")]
     pub no_remote_images: bool,
 
+    /// How often the editor page asks whether its connection is alive, in milliseconds
+    /// (100 to 20,000). A page gives a connection up after three silent periods; the server
+    /// closes one it has not heard from for 60 s, so the longest period leaves room for two
+    /// lost heartbeats.
+    #[arg(
+        long,
+        env = "TANDEM_HEARTBEAT_MS",
+        default_value_t = crate::reconnect::Heartbeat::DEFAULT_MS,
+        value_parser = clap::value_parser!(u32).range(
+            crate::reconnect::Heartbeat::MIN_MS as i64..=crate::reconnect::Heartbeat::MAX_MS as i64
+        )
+    )]
+    pub heartbeat_ms: u32,
+
     /// Messages each connection may have waiting to be sent. A connection whose queue
     /// overflows is closed with 1013 so that it reconnects and resynchronises.
     #[arg(long, env = "TANDEM_SEND_QUEUE", default_value_t = 512)]
@@ -145,5 +159,26 @@ impl Config {
             "--data-dir",
             &data_dir.to_string_lossy(),
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heartbeat(value: &str) -> Result<u32, clap::Error> {
+        Config::try_parse_from(["tandem", "--heartbeat-ms", value]).map(|c| c.heartbeat_ms)
+    }
+
+    #[test]
+    fn the_heartbeat_is_15_seconds_unless_set_within_its_bounds() {
+        let default = Config::try_parse_from(["tandem"]).unwrap();
+        assert_eq!(default.heartbeat_ms, 15_000);
+        assert_eq!(heartbeat("250").unwrap(), 250);
+        assert_eq!(heartbeat("100").unwrap(), 100);
+        assert_eq!(heartbeat("20000").unwrap(), 20_000);
+        for refused in ["0", "99", "20001", "-5", "soon", ""] {
+            assert!(heartbeat(refused).is_err(), "{refused:?} was accepted");
+        }
     }
 }

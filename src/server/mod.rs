@@ -145,6 +145,9 @@ fn site_options() -> LeptosOptions {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let hub = state.hub.clone();
+    let page_settings = crate::app::document::PageSettings {
+        heartbeat_ms: state.config.heartbeat_ms,
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -157,6 +160,7 @@ pub fn router(state: AppState) -> Router {
             routes,
             move || {
                 provide_context(hub.clone());
+                provide_context(page_settings);
                 provide_request_nonce();
             },
             {

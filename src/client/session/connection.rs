@@ -2,9 +2,7 @@
 //! heartbeat and watchdog, and what to tell the user when the server refuses.
 
 use super::*;
-use crate::reconnect::{
-    backoff_ceiling_ms, on_wake, refusal, Wake, DEAD_AFTER_MS, HEARTBEAT_MS, WAKE_PROBE_MS,
-};
+use crate::reconnect::{backoff_ceiling_ms, on_wake, refusal, Wake, WAKE_PROBE_MS};
 use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
 
@@ -71,7 +69,7 @@ pub(super) fn connection_lost(session: &Shared, drop_socket: bool) {
         // A probe of this connection has nothing left to decide.
         s.probe = None;
         // Unconfirmed changes are still in the replica: the next handshake resends them.
-        s.unconfirmed = 0;
+        s.acks.lost();
         s.parts.status.set(Status::Offline);
         s.forget_others();
     }
@@ -120,7 +118,7 @@ pub(super) fn reconnect_now(session: &Shared) {
 
 /// The page may have slept: a phone whose screen went off, a closed laptop, a background tab
 /// the browser froze. A connection that looks open may have died meanwhile without a word (the
-/// network moved on, a NAT forgot it), and the heartbeat would take up to 45 s to notice. So on
+/// network moved on, a NAT forgot it), and the heartbeat would take three periods to notice. So on
 /// waking: no connection, connect now; one the server has been silent on for longer than a
 /// heartbeat period, replace now; one heard from a little while ago, ping it and replace it if
 /// it does not answer within [`WAKE_PROBE_MS`]. A page just heard from is left alone.
@@ -132,7 +130,7 @@ pub(super) fn woke(session: &Shared) {
             .socket
             .as_ref()
             .is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN);
-        let wake = on_wake(open, now - s.heard_at, s.probe.is_some());
+        let wake = on_wake(s.heartbeat, open, now - s.heard_at, s.probe.is_some());
         if wake == Wake::Probe {
             s.pinged_at = now;
             s.send(Message::Custom(protocol::MSG_PING, Vec::new()));
@@ -161,7 +159,7 @@ pub(super) fn woke(session: &Shared) {
 }
 
 /// Gives up the current connection and connects again at once.
-fn replace(session: &Shared) {
+pub(super) fn replace(session: &Shared) {
     leptos::logging::warn!("Tandem: the connection did not survive; reconnecting");
     connection_lost(session, true);
     reconnect_now(session);
@@ -171,20 +169,25 @@ fn replace(session: &Shared) {
 /// the session lives, rather than leaked one by one.
 pub(super) struct Watch {
     _tick: Interval,
+    _renew: Interval,
     _listeners: Vec<EventListener>,
 }
 
-/// The page's clock: every [`TICK_MS`] it pings the server when due, gives up a connection
+/// The page's clock: every [`TICK_MS`] (or heartbeat period, if shorter) it pings the server when due, gives up a connection
 /// the server has gone silent on, updates the reconnection countdown and writes the offline
-/// copy when it is behind. Also wires what tells the page it may have slept or come back
-/// online: `online`, `pageshow`, `visibilitychange` and `resume`.
-pub(super) fn keep_watch(session: &Shared) {
+/// copy when it is behind. Every [`PRESENCE_RENEW_MS`] it renews this person's presence. Also
+/// wires what tells the page it may have slept or come back online: `online`, `pageshow`,
+/// `visibilitychange` and `resume`; and keeps the fields' `listeners`.
+pub(super) fn keep_watch(session: &Shared, mut listeners: Vec<EventListener>) {
     let Some(window) = web_sys::window() else {
         return;
     };
+    // A heartbeat shorter than the tick is kept by ticking as often.
+    let every = session.borrow().heartbeat.tick_ms(f64::from(TICK_MS));
     let s = session.clone();
-    let tick = Interval::new(TICK_MS as u32, move || self::tick(&s));
-    let mut listeners = Vec::new();
+    let tick = Interval::new(every as u32, move || self::tick(&s));
+    let s = session.clone();
+    let renew = Interval::new(PRESENCE_RENEW_MS, move || s.borrow_mut().publish_presence());
     for event in ["online", "pageshow"] {
         let s = session.clone();
         listeners.push(EventListener::new(&window, event, move |_| woke(&s)));
@@ -209,6 +212,7 @@ pub(super) fn keep_watch(session: &Shared) {
     }
     session.borrow_mut().watch = Some(Watch {
         _tick: tick,
+        _renew: renew,
         _listeners: listeners,
     });
 }
@@ -221,7 +225,8 @@ fn tick(session: &Shared) {
             .socket
             .as_ref()
             .is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN);
-        if open && now - s.pinged_at >= HEARTBEAT_MS {
+        let tick = s.heartbeat.tick_ms(f64::from(TICK_MS));
+        if open && s.heartbeat.ping_due(now - s.pinged_at, tick) {
             s.pinged_at = now;
             s.send(Message::Custom(protocol::MSG_PING, Vec::new()));
         }
@@ -241,7 +246,7 @@ fn tick(session: &Shared) {
             c.ws.ready_state() == WebSocket::CONNECTING
                 && now - s.connecting_since >= CONNECT_TIMEOUT_MS
         });
-        stuck || (open && now - s.heard_at >= DEAD_AFTER_MS)
+        stuck || (open && now - s.heard_at >= s.heartbeat.dead_after_ms())
     };
     if dead {
         leptos::logging::warn!("Tandem: the server is not answering; reconnecting");

@@ -2,9 +2,12 @@
 //! everything that moves this person's caret (which the others see).
 
 use super::*;
+use gloo_events::{EventListener, EventListenerOptions};
 
-/// Wires everything that moves this person's caret, the renewal timer and `pagehide`.
-pub(super) fn listen_presence(session: &Shared) {
+/// Wires everything that moves this person's caret, the renewal timer and `pagehide`; the
+/// handles go into the session's [`Watch`](super::connection::Watch).
+pub(super) fn listen_presence(session: &Shared) -> Vec<EventListener> {
+    let mut listeners = Vec::new();
     let (source, layer) = {
         let s = session.borrow();
         let source = s.content.element().event_target().clone();
@@ -19,9 +22,9 @@ pub(super) fn listen_presence(session: &Shared) {
         "selectionchange",
     ] {
         let s = session.clone();
-        let closure = Closure::<dyn FnMut()>::new(move || presence_changed(&s));
-        let _ = source.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
-        closure.forget();
+        listeners.push(EventListener::new(&source, event, move |_| {
+            presence_changed(&s)
+        }));
     }
     // Keep the caret layer scrolled with the text it draws on, and the preview at the same
     // place in the document (in proportion: a rendered line is not a source line's height).
@@ -30,7 +33,7 @@ pub(super) fn listen_presence(session: &Shared) {
         .and_then(|d| d.query_selector("[data-testid=preview]").ok().flatten());
     if let Some(layer) = layer {
         let s = session.clone();
-        let closure = Closure::<dyn FnMut()>::new(move || {
+        listeners.push(EventListener::new(&source, "scroll", move |_| {
             let s = s.borrow();
             let source = s.content.element().element();
             let top = source.scroll_top();
@@ -41,30 +44,22 @@ pub(super) fn listen_presence(session: &Shared) {
                 let preview_range = (preview.scroll_height() - preview.client_height()).max(0);
                 preview.set_scroll_top((share * f64::from(preview_range)).round() as i32);
             }
-        });
-        let _ = source.add_event_listener_with_callback("scroll", closure.as_ref().unchecked_ref());
-        closure.forget();
+        }));
     }
     let Some(window) = web_sys::window() else {
-        return;
+        return listeners;
     };
-    let s = session.clone();
-    let renew = Closure::<dyn FnMut()>::new(move || s.borrow_mut().publish_presence());
-    let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(
-        renew.as_ref().unchecked_ref(),
-        PRESENCE_RENEW_MS,
-    );
-    renew.forget();
     // Leaving: say so at once rather than let the others wait for the socket to close.
     let s = session.clone();
-    let leave = Closure::<dyn FnMut()>::new(move || s.borrow_mut().leave());
-    let _ = window.add_event_listener_with_callback("pagehide", leave.as_ref().unchecked_ref());
-    leave.forget();
+    listeners.push(EventListener::new(&window, "pagehide", move |_| {
+        s.borrow_mut().leave()
+    }));
     // Re-measure the caret layer when the page changes size.
     let s = session.clone();
-    let resize = Closure::<dyn FnMut()>::new(move || s.borrow().render_carets());
-    let _ = window.add_event_listener_with_callback("resize", resize.as_ref().unchecked_ref());
-    resize.forget();
+    listeners.push(EventListener::new(&window, "resize", move |_| {
+        s.borrow().render_carets()
+    }));
+    listeners
 }
 
 /// Sends this person's presence soon, at most once per [`PRESENCE_THROTTLE_MS`].
@@ -78,33 +73,31 @@ pub(super) fn presence_changed(session: &Shared) {
         (s.presence_sent_at + PRESENCE_THROTTLE_MS - js_sys::Date::now()).max(0.0)
     };
     let s = session.clone();
-    let send = Closure::once_into_js(move || {
+    let send = Timeout::new(delay as u32, move || {
         let mut s = s.borrow_mut();
         s.presence_pending = false;
         s.publish_presence();
     });
-    if let Some(window) = web_sys::window() {
-        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
-            send.unchecked_ref(),
-            delay as i32,
-        );
-    }
+    // The timer before it has fired (`presence_pending` was clear): replacing it is harmless.
+    session.borrow_mut().presence_timer = Some(send);
 }
 
-/// Wires a field's input and composition events to the session.
-pub(super) fn listen(session: &Shared, field: Field) {
+/// Wires a field's input and composition events to the session; returns the handles.
+pub(super) fn listen(session: &Shared, field: Field) -> Vec<EventListener> {
     let target = {
         let s = session.borrow();
         s.field(field).element().event_target().clone()
     };
-    let on = |event: &str, handler: Box<dyn FnMut(web_sys::Event)>| {
-        let closure = Closure::wrap(handler);
-        let _ = target.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
-        // The fields live as long as the page.
-        closure.forget();
+    let mut listeners = Vec::new();
+    // Handlers that may cancel the browser's own action must not be passive.
+    let mut on = |event: &'static str, handler: Box<dyn FnMut(&web_sys::Event)>| {
+        let options = EventListenerOptions::enable_prevent_default();
+        listeners.push(EventListener::new_with_options(
+            &target, event, options, handler,
+        ));
     };
     let s = session.clone();
-    on("input", Box::new(move |_| s.borrow_mut().local_edit(field)));
+    on("input", Box::new(move |_| edit_soon(&s, field)));
     // Undo and redo are this person's own (see `crate::undo`), never the field's: the field's
     // history is wiped by every remote change.
     let s = session.clone();
@@ -201,40 +194,68 @@ pub(super) fn listen(session: &Shared, field: Field) {
             }
         }),
     );
+    listeners
+}
+
+/// Takes the field's change into the replica once the events in flight are handled: a burst of
+/// `input` events fired in one go (Chromium fires two per line for `insertText` of many lines,
+/// and extensions do similar) costs one read of the field, not one per event, each of which
+/// copies the whole value. Typing sees no delay: the microtask runs as soon as the event's
+/// handlers return.
+fn edit_soon(session: &Shared, field: Field) {
+    {
+        let mut s = session.borrow_mut();
+        let pending = match field {
+            Field::Content => &mut s.content_edit_pending,
+            Field::Title => &mut s.title_edit_pending,
+        };
+        if std::mem::replace(pending, true) {
+            return;
+        }
+    }
+    let s = session.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let mut s = s.borrow_mut();
+        match field {
+            Field::Content => s.content_edit_pending = false,
+            Field::Title => s.title_edit_pending = false,
+        }
+        s.local_edit(field);
+    });
 }
 
 /// Ticking a task's box in the preview edits the source: the box says where its `[ ]` is.
-pub(super) fn listen_tasks(session: &Shared) {
-    let Some(preview) = web_sys::window()
+pub(super) fn listen_tasks(session: &Shared) -> Option<EventListener> {
+    let preview = web_sys::window()
         .and_then(|w| w.document())
-        .and_then(|d| d.query_selector("[data-testid=preview]").ok().flatten())
-    else {
-        return;
-    };
+        .and_then(|d| d.query_selector("[data-testid=preview]").ok().flatten())?;
     let s = session.clone();
-    let closure = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
-        let Some(tick) = event
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-        else {
-            return;
-        };
-        let Some(at) = tick
-            .get_attribute("data-task-at")
-            .and_then(|at| at.parse::<u32>().ok())
-        else {
-            return;
-        };
-        // The box shows what the source says, once the change comes back through it.
-        event.prevent_default();
-        let mut session = s.borrow_mut();
-        if let Some(edited) = formatting::toggle_task(session.content.text(), at) {
-            session.apply_edited(edited);
-        }
-    });
-    let _ = preview.add_event_listener_with_callback("click", closure.as_ref().unchecked_ref());
-    // The preview lives as long as the page.
-    closure.forget();
+    let options = EventListenerOptions::enable_prevent_default();
+    Some(EventListener::new_with_options(
+        &preview,
+        "click",
+        options,
+        move |event| {
+            let Some(tick) = event
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+            else {
+                return;
+            };
+            let Some(at) = tick
+                .get_attribute("data-task-at")
+                .and_then(|at| at.parse::<u32>().ok())
+            else {
+                return;
+            };
+            // The box shows what the source says, once the change comes back through it.
+            event.prevent_default();
+            let mut session = s.borrow_mut();
+            if let Some(edited) = formatting::toggle_task(session.content.text(), at) {
+                session.apply_edited(edited);
+            }
+        },
+    ))
 }
 
 /// Whether the page runs on a Mac, where Cmd (not Ctrl) is the command key.

@@ -12,12 +12,15 @@
 
 use super::binding::{FieldElement, TextField};
 use super::{identity, offline, recent};
+use crate::acks::Acks;
 use crate::app::carets::{overlay_html, RemoteCaret};
 use crate::app::live::{EditorParts, PeerBadge, SaveState, Status};
 use crate::formatting::{self, Command};
 use crate::protocol::presence::{sticky_at, Cursor, PresenceState, RelativePosition, User};
 use crate::protocol::{self, CONTENT, TITLE};
+use crate::reconnect::Heartbeat;
 use crate::undo::{self, Direction, History};
+use gloo_timers::callback::Timeout;
 use leptos::prelude::*;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -31,14 +34,17 @@ use yrs::{Assoc, ClientID, Doc, ReadTxn, Transact, Update};
 
 mod connection;
 mod fields;
+mod offline_copy;
+mod presence;
 
 use connection::{connect, fresh_presence_id, keep_watch};
 use fields::{listen, listen_presence, listen_tasks};
+use offline_copy::offline_then_connect;
 
 /// At most one presence message per this many milliseconds.
 const PRESENCE_THROTTLE_MS: f64 = 50.0;
 /// Presence is renewed this often so the server does not expire it (it does after 30 s).
-const PRESENCE_RENEW_MS: i32 = 15_000;
+const PRESENCE_RENEW_MS: u32 = 15_000;
 /// An attempt still connecting after this long is abandoned and retried: a server that accepts
 /// the TCP connection but never answers must not leave the page waiting forever.
 const CONNECT_TIMEOUT_MS: f64 = 10_000.0;
@@ -46,12 +52,16 @@ const CONNECT_TIMEOUT_MS: f64 = 10_000.0;
 const TICK_MS: i32 = 500;
 /// The offline copy is written at most this long after a change.
 const SAVE_LOCALLY_AFTER_MS: f64 = 1_000.0;
+/// A write of the offline copy that failed is tried again after this long.
+const SAVE_LOCALLY_RETRY_MS: f64 = 30_000.0;
+/// How long the first connection waits for the offline copy to be read.
+const OFFLINE_LOAD_WAIT_MS: u32 = 3_000;
 
 type Shared = Rc<RefCell<Session>>;
 
 thread_local! {
     /// The page's session, for the toolbar (a page edits one document).
-    static CURRENT: RefCell<std::rc::Weak<RefCell<Session>>> = RefCell::new(std::rc::Weak::new());
+    static CURRENT: RefCell<std::rc::Weak<RefCell<Session>>> = const { RefCell::new(std::rc::Weak::new()) };
 }
 
 /// Turns the page's document back into a version's title and text, if one is open.
@@ -85,7 +95,10 @@ struct Session {
     /// Connection attempts since the last successful handshake.
     failures: u32,
     /// Frames with changes sent on this connection and not yet confirmed durable.
-    unconfirmed: u32,
+    acks: Acks,
+    /// A field's `input` is waiting to be taken in (see [`fields::edit_soon`]).
+    content_edit_pending: bool,
+    title_edit_pending: bool,
     /// An IME composition is in progress: rewriting the field now would cancel it, so remote
     /// updates wait in `held` until it ends.
     composing: bool,
@@ -94,6 +107,8 @@ struct Session {
     awareness: Awareness,
     /// A presence message is scheduled (see [`PRESENCE_THROTTLE_MS`]).
     presence_pending: bool,
+    /// Its timer (dropping it cancels it).
+    presence_timer: Option<Timeout>,
     /// When presence was last sent, in milliseconds since the epoch.
     presence_sent_at: f64,
     /// The client id this page's presence has on the current connection. The server lets
@@ -118,8 +133,16 @@ struct Session {
     watch: Option<connection::Watch>,
     /// The offline copy is older than the replica since this moment.
     unsaved_since: Option<f64>,
+    /// The browser's store of offline copies, once open (never, if the browser has none).
+    copies: Option<Rc<offline::Copies>>,
+    /// A copy is being written.
+    saving: bool,
+    /// The first connection attempt has been made (see [`offline_then_connect`]).
+    connect_started: bool,
     /// This person's own undo and redo steps.
     history: History,
+    /// The heartbeat the server asked for.
+    heartbeat: Heartbeat,
 }
 
 /// A socket and the handlers it calls, dropped together.
@@ -148,23 +171,19 @@ pub fn start(parts: EditorParts) {
     if let Ok(update) = Update::decode_v1(&parts.snapshot.update_bytes()) {
         let _ = doc.transact_mut().apply_update(update);
     }
-    // Edits made here while offline, perhaps in a tab since closed: merged, never swapped in.
-    if let Some(kept) = offline::load(parts.id.as_str()) {
-        if let Ok(update) = Update::decode_v1(&kept) {
-            let _ = doc.transact_mut().apply_update(update);
-        }
-    }
     let content = TextField::new(FieldElement::Area(source), &doc, CONTENT);
     let title = TextField::new(FieldElement::Line(title), &doc, TITLE);
     recent::remember(parts.id.as_str(), title.text());
     let awareness = Awareness::with_clock(doc.clone(), || js_sys::Date::now() as u64);
-    // Made after the snapshot and the offline copy are in: neither is this person's to undo.
+    // Made after the snapshot is in: it is not this person's to undo (nor is the offline copy,
+    // merged later like any remote change).
     let history = History::new(
         &doc,
         &[content.shared_text(), title.shared_text()],
         std::sync::Arc::new(|| js_sys::Date::now() as u64),
     );
     let me = parts.me;
+    let heartbeat = Heartbeat::every(parts.snapshot.heartbeat_ms);
 
     let session = Rc::new(RefCell::new(Session {
         parts,
@@ -174,11 +193,14 @@ pub fn start(parts: EditorParts) {
         socket: None,
         synced: false,
         failures: 0,
-        unconfirmed: 0,
+        acks: Acks::default(),
+        content_edit_pending: false,
+        title_edit_pending: false,
         composing: false,
         held: Vec::new(),
         awareness,
         presence_pending: false,
+        presence_timer: None,
         presence_sent_at: 0.0,
         presence_id: fresh_presence_id(),
         past_presence_ids: Vec::new(),
@@ -188,15 +210,19 @@ pub fn start(parts: EditorParts) {
         pinged_at: 0.0,
         probe: None,
         watch: None,
-        unsaved_since: Some(0.0),
+        unsaved_since: None,
+        copies: None,
+        saving: false,
+        connect_started: false,
         history,
+        heartbeat,
     }));
     CURRENT.with(|current| *current.borrow_mut() = Rc::downgrade(&session));
-    keep_watch(&session);
-    listen(&session, Field::Content);
-    listen(&session, Field::Title);
-    listen_presence(&session);
-    listen_tasks(&session);
+    let mut listeners = listen(&session, Field::Content);
+    listeners.extend(listen(&session, Field::Title));
+    listeners.extend(listen_presence(&session));
+    listeners.extend(listen_tasks(&session));
+    keep_watch(&session, listeners);
     // The header edits `me`; every change is remembered and published at once.
     me.set(identity::load());
     let s = session.clone();
@@ -205,7 +231,7 @@ pub fn start(parts: EditorParts) {
         identity::save(&user);
         s.borrow_mut().publish_presence();
     });
-    connect(&session);
+    offline_then_connect(&session);
 }
 
 impl Session {
@@ -256,8 +282,7 @@ impl Session {
                     }
                 }
                 Ok(Message::Custom(protocol::MSG_SAVED, _)) => {
-                    self.unconfirmed = self.unconfirmed.saturating_sub(1);
-                    if self.unconfirmed == 0 {
+                    if self.acks.confirmed() {
                         self.parts.save.set(SaveState::Saved);
                     }
                 }
@@ -386,62 +411,6 @@ impl Session {
         }
     }
 
-    /// This person's presence: who they are and where their caret is in the source.
-    fn local_presence(&self) -> PresenceState {
-        let cursor = self.content.anchor_and_head().map(|(anchor, head)| {
-            let txn = self.doc.transact();
-            let text = self.content.shared_text();
-            Cursor {
-                anchor: RelativePosition::from_sticky(&sticky_at(text, &txn, anchor, Assoc::After)),
-                head: RelativePosition::from_sticky(&sticky_at(text, &txn, head, Assoc::After)),
-            }
-        });
-        PresenceState {
-            user: Some(self.parts.me.get_untracked()),
-            cursor,
-        }
-    }
-
-    /// Publishes this person's presence now (also renewing it for the server's expiry).
-    fn publish_presence(&mut self) {
-        let Ok(json) = serde_json::to_string(&self.local_presence()) else {
-            return;
-        };
-        self.awareness.set_local_state_raw(json);
-        self.presence_sent_at = js_sys::Date::now();
-        self.send_own_presence();
-        self.refresh_presence();
-    }
-
-    /// Writes the replica to the browser's storage for offline use.
-    fn save_locally(&mut self) {
-        let state = self
-            .doc
-            .transact()
-            .encode_state_as_update_v1(&yrs::StateVector::default());
-        offline::save(self.parts.id.as_str(), &state);
-        self.unsaved_since = None;
-    }
-
-    /// Sends this page's own awareness state (or its removal) to the server.
-    fn send_own_presence(&self) {
-        let me = self.awareness.client_id();
-        let Ok(mut update) = self.awareness.update_with_clients([me]) else {
-            return;
-        };
-        if let Some(entry) = update.clients.remove(&me) {
-            update.clients.insert(self.presence_id, entry);
-            self.send(Message::Awareness(update));
-        }
-    }
-
-    /// Whether an awareness client id is this page itself (now or on an earlier connection).
-    fn is_own(&self, id: ClientID) -> bool {
-        id == self.awareness.client_id()
-            || id == self.presence_id
-            || self.past_presence_ids.contains(&id)
-    }
-
     /// The page is going away: keep its state, withdraw this person's presence and close
     /// the socket.
     fn leave(&mut self) {
@@ -451,105 +420,11 @@ impl Session {
         self.socket = None;
     }
 
-    /// Without a connection, others' presence is stale: drop it until they are heard again.
-    fn forget_others(&mut self) {
-        let me = self.awareness.client_id();
-        let others: Vec<_> = self
-            .awareness
-            .iter()
-            .filter(|(id, state)| *id != me && state.data.is_some())
-            .map(|(id, _)| id)
-            .collect();
-        for id in others {
-            self.awareness.remove_state(id);
-        }
-        self.refresh_presence();
-    }
-
-    /// Updates the header's people and the caret layer from the awareness states.
-    fn refresh_presence(&self) {
-        let me = self.awareness.client_id();
-        let mut peers: Vec<PeerBadge> = self
-            .awareness
-            .iter()
-            .filter_map(|(id, state)| {
-                let presence: PresenceState = serde_json::from_str(state.data.as_deref()?).ok()?;
-                let user = presence.user.unwrap_or_default();
-                Some(PeerBadge {
-                    client: id.get(),
-                    name: if user.name.trim().is_empty() {
-                        "Anonymous".into()
-                    } else {
-                        user.name
-                    },
-                    color: user.color,
-                    me: id == me,
-                })
-            })
-            .collect();
-        peers.sort_by(|a, b| {
-            b.me.cmp(&a.me)
-                .then_with(|| a.name.cmp(&b.name))
-                .then(a.client.cmp(&b.client))
-        });
-        if self.parts.peers.with_untracked(|current| current != &peers) {
-            self.parts.peers.set(peers);
-        }
-        self.render_carets();
-    }
-
-    /// Redraws the others' carets and selections over the source.
-    fn render_carets(&self) {
-        let Some(layer) = self.parts.carets.get_untracked() else {
-            return;
-        };
-        let me = self.awareness.client_id();
-        let txn = self.doc.transact();
-        let carets: Vec<RemoteCaret> = self
-            .awareness
-            .iter()
-            .filter(|(id, _)| *id != me)
-            .filter_map(|(id, state)| {
-                let presence: PresenceState = serde_json::from_str(state.data.as_deref()?).ok()?;
-                let cursor = presence.cursor?;
-                let resolve = |position: &RelativePosition| {
-                    position
-                        .to_sticky()?
-                        .get_offset(&txn)
-                        .map(|offset| offset.index)
-                };
-                let user: User = presence.user.unwrap_or_default();
-                Some(RemoteCaret {
-                    client: id.get(),
-                    name: user.name,
-                    color: user.color,
-                    anchor: resolve(&cursor.anchor)?,
-                    head: resolve(&cursor.head)?,
-                })
-            })
-            .collect();
-        if carets.is_empty() {
-            layer.set_inner_html("");
-            return;
-        }
-        let source = self.content.element().element();
-        let _ = layer.set_attribute(
-            "style",
-            &format!(
-                "width:{}px;height:{}px",
-                source.client_width(),
-                source.client_height()
-            ),
-        );
-        layer.set_inner_html(&overlay_html(self.content.text(), &carets));
-        layer.set_scroll_top(source.scroll_top());
-    }
-
     /// Sends a message carrying document changes; the server confirms each such frame once
     /// it is durable.
     fn send_change(&mut self, message: Message) {
         if self.send(message) {
-            self.unconfirmed += 1;
+            self.acks.sent();
             self.parts.save.set(SaveState::Saving);
         }
     }

@@ -1,0 +1,161 @@
+import { test, expect, type Page } from '@playwright/test';
+import { newDocId, source } from './support';
+
+/** What the page's offline store (IndexedDB `tandem`) says it keeps: id → bytes. */
+async function keptCopies(page: Page): Promise<Record<string, number>> {
+  return page.evaluate(async () => {
+    const db: IDBDatabase = await new Promise((resolve, reject) => {
+      const open = indexedDB.open('tandem', 1);
+      open.onsuccess = () => resolve(open.result);
+      open.onerror = () => reject(open.error);
+    });
+    const tx = db.transaction('kept', 'readonly');
+    const store = tx.objectStore('kept');
+    const [keys, values]: [IDBValidKey[], unknown[]] = await Promise.all([
+      new Promise<IDBValidKey[]>((resolve) => {
+        const r = store.getAllKeys();
+        r.onsuccess = () => resolve(r.result);
+      }),
+      new Promise<unknown[]>((resolve) => {
+        const r = store.getAll();
+        r.onsuccess = () => resolve(r.result);
+      }),
+    ]);
+    db.close();
+    const kept: Record<string, number> = {};
+    keys.forEach((key, i) => {
+      try {
+        kept[String(key)] = JSON.parse(String(values[i])).bytes;
+      } catch {
+        kept[String(key)] = -1;
+      }
+    });
+    return kept;
+  });
+}
+
+/** How many copies the store holds (records with or without a readable description). */
+async function copyCount(page: Page): Promise<number> {
+  return page.evaluate(async () => {
+    const db: IDBDatabase = await new Promise((resolve, reject) => {
+      const open = indexedDB.open('tandem', 1);
+      open.onsuccess = () => resolve(open.result);
+      open.onerror = () => reject(open.error);
+    });
+    const count: number = await new Promise((resolve) => {
+      const r = db.transaction('copies', 'readonly').objectStore('copies').count();
+      r.onsuccess = () => resolve(r.result);
+    });
+    db.close();
+    return count;
+  });
+}
+
+test('a document over 1 MiB written without the server survives a closed tab and reaches everyone later', async ({ browser }) => {
+  test.setTimeout(120_000);
+  const id = newDocId();
+  const context = await browser.newContext();
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  const page = await context.newPage();
+  // This page never reaches the server: its WebSocket is answered by nobody.
+  await page.routeWebSocket(/\/ws\//, () => {});
+  await page.goto(`/d/${id}`);
+  await expect(page.getByTestId('status')).not.toHaveAttribute('data-status', 'live');
+
+  // 1.2 MiB of Markdown, different on every line so nothing compresses it away.
+  const lines: string[] = [];
+  for (let i = 0; lines.join('\n').length < 1.2 * 1024 * 1024; i++) {
+    lines.push(`- line ${i}: ${'written on a long flight '.repeat(3)}${i * 7919}`);
+  }
+  const big = lines.join('\n');
+  // Pasted, as people bring a long text in.
+  await page.evaluate((text) => navigator.clipboard.writeText(text), big);
+  await source(page).focus();
+  await page.keyboard.press('Control+V');
+  await expect.poll(() => source(page).evaluate((el: HTMLTextAreaElement) => el.value.length)).toBe(big.length);
+  await expect
+    .poll(async () => (await keptCopies(page))[id] ?? 0, { timeout: 30_000 })
+    .toBeGreaterThan(1024 * 1024);
+  await page.close();
+
+  // The same browser, the server reachable now: the copy is merged and sent.
+  const again = await context.newPage();
+  await again.goto(`/d/${id}`);
+  await expect(again.getByTestId('status')).toHaveAttribute('data-status', 'live', { timeout: 30_000 });
+  await expect.poll(() => source(again).evaluate((el: HTMLTextAreaElement) => el.value.length)).toBe(big.length);
+  await expect(again.getByTestId('saved')).toHaveAttribute('data-saved', 'saved', { timeout: 30_000 });
+
+  // Someone else, with no copy of their own, gets it from the server.
+  const other = await browser.newContext();
+  const reader = await other.newPage();
+  await reader.goto(`/d/${id}`);
+  await expect(reader.getByTestId('status')).toHaveAttribute('data-status', 'live');
+  const received = await source(reader).evaluate((el: HTMLTextAreaElement) => el.value);
+  expect(received.length).toBe(big.length);
+  expect(received === big).toBe(true);
+  await context.close();
+  await other.close();
+});
+
+test('offline copies stay within their bounds: the oldest goes first, and damaged records are cleared', async ({ browser }) => {
+  const id = newDocId();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  // Any page of the site gives the origin; the store is filled before the document opens.
+  await page.goto('/');
+  await page.evaluate(async (id) => {
+    const db: IDBDatabase = await new Promise((resolve, reject) => {
+      const open = indexedDB.open('tandem', 1);
+      open.onupgradeneeded = () => {
+        open.result.createObjectStore('copies');
+        open.result.createObjectStore('kept');
+      };
+      open.onsuccess = () => resolve(open.result);
+      open.onerror = () => reject(open.error);
+    });
+    const tx = db.transaction(['copies', 'kept'], 'readwrite');
+    const copies = tx.objectStore('copies');
+    const kept = tx.objectStore('kept');
+    // Fifty other documents, the store's whole count, saved a minute apart an hour ago.
+    for (let i = 0; i < 50; i++) {
+      const other = `older-${String(i).padStart(2, '0')}`;
+      copies.put(new Uint8Array([0, 0]), other);
+      kept.put(JSON.stringify({ id: other, bytes: 2, saved_at: Date.now() - 3_600_000 + i * 60_000 }), other);
+    }
+    // Damage: a record that is not JSON, one naming another id, a copy with no record, and a
+    // copy of this very document that is not a Yjs update at all.
+    copies.put(new Uint8Array([1]), 'not-json');
+    kept.put('{ not json', 'not-json');
+    kept.put(JSON.stringify({ id: 'someone-else', bytes: 1, saved_at: Date.now() }), 'liar');
+    copies.put(new Uint8Array(1000).fill(7), 'orphan');
+    copies.put(new Uint8Array([255, 255, 255, 255, 1, 2, 3]), id);
+    kept.put(JSON.stringify({ id, bytes: 7, saved_at: Date.now() }), id);
+    await new Promise((resolve) => (tx.oncomplete = resolve));
+    db.close();
+  }, id);
+
+  // The damaged copy of this document is ignored: the page goes live and takes edits.
+  await page.goto(`/d/${id}`);
+  await expect(page.getByTestId('status')).toHaveAttribute('data-status', 'live');
+  await source(page).focus();
+  await page.keyboard.type('kept offline');
+  await expect(page.getByTestId('saved')).toHaveAttribute('data-saved', 'saved');
+  await expect.poll(async () => (await keptCopies(page))[id] ?? 0, { timeout: 20_000 }).toBeGreaterThan(7);
+
+  const kept = await keptCopies(page);
+  const ids = Object.keys(kept);
+  expect(ids).toHaveLength(50);
+  expect(ids).not.toContain('older-00');
+  expect(ids).toContain('older-01');
+  expect(ids).toContain('older-49');
+  for (const damaged of ['not-json', 'liar', 'orphan']) expect(ids).not.toContain(damaged);
+  expect(await copyCount(page)).toBe(50);
+
+  // Another reader sees the text: the damaged copy did not reach the server either.
+  const other = await browser.newContext();
+  const reader = await other.newPage();
+  await reader.goto(`/d/${id}`);
+  await expect(source(reader)).toHaveValue('kept offline');
+  await context.close();
+  await other.close();
+});
