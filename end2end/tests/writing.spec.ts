@@ -66,17 +66,38 @@ test('view modes switch by keyboard and are remembered by the browser', async ({
   await a.context.close();
 });
 
-test('a 390 x 844 phone screen has no horizontal scrolling', async ({ browser }) => {
-  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+test('on a 390 x 844 phone screen nothing scrolls sideways, and every control is on it and big enough to tap', async ({ browser }) => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   const page = await context.newPage();
   await page.goto(`/d/${newDocId()}`);
   await expect(page.getByTestId('status')).toHaveAttribute('data-status', 'live');
   await typeAt(page, 0, '# A long title that goes on\n\n' + 'word '.repeat(200));
+  const overflow = () =>
+    page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   for (const mode of ['split', 'edit', 'preview']) {
     await page.getByTestId(`view-${mode}`).click();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    expect(overflow, `horizontal overflow in ${mode}`).toBeLessThanOrEqual(0);
+    expect(await overflow(), `horizontal overflow in ${mode}`).toBeLessThanOrEqual(0);
   }
+  // Every control is on the screen and reachable, in the mode that shows the toolbar.
+  await page.getByTestId('view-edit').click();
+  const controls = page.locator(
+    '[data-testid^="format-"], [data-testid^="view-"], [data-testid^="download-"], [data-testid="history-button"]',
+  );
+  expect(await controls.count()).toBeGreaterThanOrEqual(14);
+  for (const control of await controls.all()) {
+    const name = await control.getAttribute('data-testid');
+    await expect(control, `${name} is shown`).toBeVisible();
+    await control.scrollIntoViewIfNeeded();
+    const box = (await control.boundingBox())!;
+    expect(box.x, `${name} starts on the screen`).toBeGreaterThanOrEqual(0);
+    expect(box.x + box.width, `${name} ends on the screen`).toBeLessThanOrEqual(390);
+    expect(Math.min(box.width, box.height), `${name} is big enough to tap`).toBeGreaterThanOrEqual(24);
+  }
+  // The History panel fits too, opened from the keyboard.
+  await page.getByTestId('history-button').focus();
+  await page.keyboard.press('Enter');
+  await expect(page.getByTestId('history')).toBeVisible();
+  expect(await overflow(), 'horizontal overflow with History open').toBeLessThanOrEqual(0);
   await context.close();
 });
 

@@ -189,9 +189,7 @@ pub(super) fn listen(session: &Shared, field: Field) -> Vec<EventListener> {
             s.composing = false;
             // The composition's final text may come with this event rather than an input event.
             s.local_edit(field);
-            for update in std::mem::take(&mut s.held) {
-                s.apply_remote(&update);
-            }
+            s.release_held();
         }),
     );
     listeners

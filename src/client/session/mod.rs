@@ -48,6 +48,8 @@ const PRESENCE_RENEW_MS: u32 = 15_000;
 /// An attempt still connecting after this long is abandoned and retried: a server that accepts
 /// the TCP connection but never answers must not leave the page waiting forever.
 const CONNECT_TIMEOUT_MS: f64 = 10_000.0;
+/// Most bytes of remote changes held back while a composition is in progress.
+const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
 /// How often the watchdog, the countdown and the offline copy are looked after.
 const TICK_MS: i32 = 500;
 /// The offline copy is written at most this long after a change.
@@ -103,6 +105,7 @@ struct Session {
     /// updates wait in `held` until it ends.
     composing: bool,
     held: Vec<Vec<u8>>,
+    held_bytes: usize,
     /// Everyone's presence, this page's own included; shares the replica with `doc`.
     awareness: Awareness,
     /// A presence message is scheduled (see [`PRESENCE_THROTTLE_MS`]).
@@ -198,6 +201,7 @@ pub fn start(parts: EditorParts) {
         title_edit_pending: false,
         composing: false,
         held: Vec::new(),
+        held_bytes: 0,
         awareness,
         presence_pending: false,
         presence_timer: None,
@@ -373,11 +377,28 @@ impl Session {
         self.send_change(Message::Sync(SyncMessage::Update(update)));
     }
 
+    /// Applies a change from the server and shows it, or holds it while a composition is in
+    /// progress, up to [`MAX_HELD_BYTES`]: past that everything held is shown at once, even
+    /// mid-composition, rather than held without bound.
     fn apply_remote(&mut self, update: &[u8]) {
-        if self.composing {
+        if self.composing && self.held_bytes + update.len() <= MAX_HELD_BYTES {
+            self.held_bytes += update.len();
             self.held.push(update.to_vec());
             return;
         }
+        self.release_held();
+        self.integrate(update);
+    }
+
+    /// Applies the changes held during a composition, in order.
+    fn release_held(&mut self) {
+        self.held_bytes = 0;
+        for update in std::mem::take(&mut self.held) {
+            self.integrate(&update);
+        }
+    }
+
+    fn integrate(&mut self, update: &[u8]) {
         let Ok(decoded) = Update::decode_v1(update) else {
             leptos::logging::warn!("Tandem: undecodable update from server");
             return;
