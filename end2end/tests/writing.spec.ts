@@ -43,6 +43,38 @@ test('formatting with shortcuts and the toolbar, by keyboard alone, reaches the 
   await b.context.close();
 });
 
+test('the toolbar is one Tab stop: arrows, Home and End move along it, and Tab comes back to the last button used', async ({ browser }) => {
+  const a = await openDoc(browser, newDocId());
+  const focused = () => a.page.evaluate(() => document.activeElement?.getAttribute('data-testid'));
+  // From the source, Shift+Tab lands on the toolbar's one stop: its first button.
+  await source(a.page).focus();
+  await a.page.keyboard.press('Shift+Tab');
+  expect(await focused()).toBe('format-bold');
+  await a.page.keyboard.press('ArrowRight');
+  expect(await focused()).toBe('format-italic');
+  await a.page.keyboard.press('ArrowLeft');
+  await a.page.keyboard.press('ArrowLeft');
+  expect(await focused()).toBe('view-preview');
+  await a.page.keyboard.press('Home');
+  expect(await focused()).toBe('format-bold');
+  await a.page.keyboard.press('End');
+  await a.page.keyboard.press('ArrowLeft');
+  expect(await focused()).toBe('view-split');
+  // Tab leaves the toolbar at once: none of the other buttons is a stop of its own.
+  await a.page.keyboard.press('Tab');
+  expect(await focused()).not.toMatch(/^(format|view)-/);
+  // And coming back lands on the button last used.
+  await a.page.keyboard.press('Shift+Tab');
+  expect(await focused()).toBe('view-split');
+  // In Preview the formatting buttons are hidden: the stop stays on a button that is shown.
+  await a.page.keyboard.press('ArrowRight');
+  await a.page.keyboard.press('Enter');
+  await expect(a.page.getByTestId('view-preview')).toHaveAttribute('aria-pressed', 'true');
+  await a.page.keyboard.press('Home');
+  expect(await focused()).toBe('view-edit');
+  await a.context.close();
+});
+
 test('view modes switch by keyboard and are remembered by the browser', async ({ browser }) => {
   const id = newDocId();
   const a = await openDoc(browser, id);

@@ -8,8 +8,8 @@
 use super::document::{load_document, DocSnapshot};
 use super::history::HistoryPanel;
 use super::live::{self, EditorParts, PeerBadge, SaveState, Status, ViewMode};
+use super::toolbar::Toolbar;
 use crate::doc_id::DocId;
-use crate::formatting::Command;
 use crate::markdown;
 use crate::protocol::presence::{initials, safe_color, User, PALETTE};
 use leptos::html::{Div, Input, Textarea};
@@ -245,58 +245,7 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                     {move || error.get().unwrap_or_default()}
                 </p>
             </Show>
-            <div
-                class="toolbar"
-                role="toolbar"
-                aria-label="Formatting and view"
-                data-view=move || view_mode.get().key()
-            >
-                {Command::TOOLBAR
-                    .into_iter()
-                    .map(|(command, label, shortcut)| {
-                        view! {
-                            <button
-                                type="button"
-                                class="tool format"
-                                data-testid=format!("format-{}", command.key())
-                                title=format!("{label} ({shortcut})")
-                                aria-label=label
-                                on:click=move |_| live::format_source(&source, command)
-                            >
-                                {tool_glyph(command)}
-                            </button>
-                        }
-                    })
-                    .collect_view()}
-                <span class="toolbar-gap"></span>
-                <span class="counts" data-testid="counts" aria-live="off">
-                    {move || {
-                        let (words, characters) = counts(&content.read());
-                        format!("{words} words · {characters} characters")
-                    }}
-                </span>
-                <span class="view-modes" role="group" aria-label="View">
-                    {ViewMode::ALL
-                        .into_iter()
-                        .map(|mode| {
-                            view! {
-                                <button
-                                    type="button"
-                                    class="tool"
-                                    data-testid=format!("view-{}", mode.key())
-                                    aria-pressed=move || (view_mode.get() == mode).to_string()
-                                    on:click=move |_| {
-                                        view_mode.set(mode);
-                                        live::remember_view_mode(mode);
-                                    }
-                                >
-                                    {mode.label()}
-                                </button>
-                            }
-                        })
-                        .collect_view()}
-                </span>
-            </div>
+            <Toolbar source content view_mode/>
             <HistoryPanel
                 id=history_id
                 open=history_open
@@ -336,26 +285,6 @@ fn textarea_inner_html(text: &str) -> String {
         }
     }
     html
-}
-
-/// What a toolbar button shows: short, with the full name in its label and tooltip.
-fn tool_glyph(command: Command) -> &'static str {
-    match command {
-        Command::Bold => "B",
-        Command::Italic => "I",
-        Command::Heading => "H",
-        Command::List => "• List",
-        Command::Checklist => "☐ Tasks",
-        Command::Link => "Link",
-        Command::Code => "</>",
-        Command::Quote => "❝",
-        Command::Indent | Command::Outdent => "",
-    }
-}
-
-/// Words and characters (Unicode scalar values) in `text`.
-fn counts(text: &str) -> (usize, usize) {
-    (text.split_whitespace().count(), text.chars().count())
 }
 
 #[cfg(test)]

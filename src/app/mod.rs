@@ -14,6 +14,7 @@ pub mod editor;
 pub mod history;
 pub mod home;
 pub mod live;
+pub mod toolbar;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, ServerMetaContext, Stylesheet, Title};
