@@ -22,8 +22,8 @@ impl Heartbeat {
     pub const DEFAULT_MS: u32 = 15_000;
     /// The shortest period a server may ask for.
     pub const MIN_MS: u32 = 100;
-    /// The longest: three periods, after which the page gives up, stay within the server's
-    /// own 60 s silence limit.
+    /// The longest: a period and the time its ping has to be answered, after which the page
+    /// gives up, stay within the server's own 60 s silence limit.
     pub const MAX_MS: u32 = 20_000;
 
     /// A heartbeat every `period_ms` milliseconds, held within [`Self::MIN_MS`] and
@@ -47,15 +47,24 @@ impl Heartbeat {
 
     /// Whether a ping is due `since_ms` after the last one, on a clock ticking every
     /// `tick_ms`: on the tick nearest its time rather than the first one after it, so a timer
-    /// firing a little early does not stretch a period by a whole tick.
-    pub fn ping_due(self, since_ms: f64, tick_ms: f64) -> bool {
-        since_ms >= self.period_ms - tick_ms / 2.0
+    /// firing a little early does not stretch a period by a whole tick. Not while the last one
+    /// is `unanswered`: the time it has to be answered runs from when it was sent.
+    pub fn ping_due(self, since_ms: f64, tick_ms: f64, unanswered: bool) -> bool {
+        !unanswered && since_ms >= self.period_ms - tick_ms / 2.0
     }
 
-    /// A connection the server has not spoken on for this long is given up as dead: three
-    /// periods, so one lost answer is not enough.
-    pub fn dead_after_ms(self) -> f64 {
-        3.0 * self.period_ms
+    /// How long a ping may go unanswered before the line is given up as dead: two periods,
+    /// and never less than [`MIN_ANSWER_MS`] (a large answer on a slow line takes a while).
+    pub fn answer_within_ms(self) -> f64 {
+        (2.0 * self.period_ms).max(MIN_ANSWER_MS)
+    }
+
+    /// Whether the line is dead at `now`, the server last heard from at `heard_at` and the
+    /// last ping sent at `pinged_at`: a ping has gone unanswered for [`Self::answer_within_ms`].
+    /// Silence alone is not enough: the timers of a hidden tab may run only once a minute,
+    /// and the answers to its pings arrive in between.
+    pub fn line_dead(self, heard_at: f64, pinged_at: f64, now: f64) -> bool {
+        pinged_at > heard_at && now - pinged_at >= self.answer_within_ms()
     }
 
     /// On waking, a connection silent for longer than a period (plus the time an answer
@@ -70,6 +79,9 @@ impl Default for Heartbeat {
         Heartbeat::every(Self::DEFAULT_MS)
     }
 }
+
+/// The shortest time a ping is given to be answered.
+pub const MIN_ANSWER_MS: f64 = 10_000.0;
 
 /// How long a heartbeat's answer may take before it counts as overdue on waking.
 pub const WAKE_ANSWER_MS: f64 = 5_000.0;
@@ -110,7 +122,8 @@ pub fn refusal(code: u16, reason: &str) -> Option<String> {
 pub enum Wake {
     /// There is none: connect now.
     Connect,
-    /// Silent for longer than a heartbeat period: its answer is overdue, replace it now.
+    /// Silent for longer than a heartbeat period with a ping unanswered: its answer is overdue,
+    /// replace it now.
     Replace,
     /// Ping it, and replace it if no answer comes within [`WAKE_PROBE_MS`].
     Probe,
@@ -119,13 +132,21 @@ pub enum Wake {
 }
 
 /// Decides [`Wake`] for a connection that is `open` or not, that the server last spoke on
-/// `silent_ms` ago, and that is or is not `probing` already.
-pub fn on_wake(heartbeat: Heartbeat, open: bool, silent_ms: f64, probing: bool) -> Wake {
+/// `silent_ms` ago, that has a ping `unanswered` or not, and that is or is not `probing`
+/// already. A long silence without a ping unanswered is the silence of a tab whose timers were
+/// slowed while hidden, not of a dead line: it is probed, not replaced.
+pub fn on_wake(
+    heartbeat: Heartbeat,
+    open: bool,
+    silent_ms: f64,
+    unanswered: bool,
+    probing: bool,
+) -> Wake {
     if !open {
         Wake::Connect
     } else if silent_ms < WAKE_FRESH_MS {
         Wake::Wait
-    } else if silent_ms >= heartbeat.wake_silent_ms() {
+    } else if silent_ms >= heartbeat.wake_silent_ms() && unanswered {
         Wake::Replace
     } else if probing {
         Wake::Wait
@@ -176,26 +197,37 @@ mod tests {
     #[test]
     fn a_waking_page_keeps_a_fresh_line_probes_a_quiet_one_and_replaces_a_silent_one() {
         let beat = Heartbeat::default();
-        assert_eq!(on_wake(beat, false, 0.0, false), Wake::Connect);
-        assert_eq!(on_wake(beat, true, 500.0, false), Wake::Wait);
-        assert_eq!(on_wake(beat, true, 5_000.0, false), Wake::Probe);
-        assert_eq!(on_wake(beat, true, 5_000.0, true), Wake::Wait);
-        assert_eq!(on_wake(beat, true, 20_000.0, false), Wake::Replace);
-        assert_eq!(on_wake(beat, true, 25_000.0, false), Wake::Replace);
-        // Past the heartbeat's own verdict, it is replaced too.
-        assert_eq!(on_wake(beat, true, 45_001.0, false), Wake::Replace);
+        assert_eq!(on_wake(beat, false, 0.0, false, false), Wake::Connect);
+        assert_eq!(on_wake(beat, true, 500.0, false, false), Wake::Wait);
+        assert_eq!(on_wake(beat, true, 5_000.0, false, false), Wake::Probe);
+        assert_eq!(on_wake(beat, true, 5_000.0, true, false), Wake::Probe);
+        assert_eq!(on_wake(beat, true, 5_000.0, false, true), Wake::Wait);
+        assert_eq!(on_wake(beat, true, 20_000.0, true, false), Wake::Replace);
+        assert_eq!(on_wake(beat, true, 45_001.0, true, false), Wake::Replace);
+        // A hidden tab whose slowed timers last pinged a minute ago, answered: asked, not
+        // replaced.
+        assert_eq!(on_wake(beat, true, 60_000.0, false, false), Wake::Probe);
         // A shorter heartbeat makes silence overdue sooner.
         let quick = Heartbeat::every(1_000);
-        assert_eq!(on_wake(quick, true, 5_000.0, false), Wake::Probe);
-        assert_eq!(on_wake(quick, true, 6_000.0, false), Wake::Replace);
+        assert_eq!(on_wake(quick, true, 5_000.0, true, false), Wake::Probe);
+        assert_eq!(on_wake(quick, true, 6_000.0, true, false), Wake::Replace);
     }
 
     #[test]
-    fn the_default_heartbeat_pings_every_15_seconds_and_gives_up_after_45() {
+    fn a_line_is_dead_only_when_a_ping_goes_unanswered() {
         let beat = Heartbeat::default();
-        assert_eq!(beat.period_ms(), 15_000.0);
-        assert_eq!(beat.dead_after_ms(), 45_000.0);
-        assert_eq!(beat.wake_silent_ms(), 20_000.0);
+        assert_eq!(beat.answer_within_ms(), 30_000.0);
+        // Pinged 15 s after the last word, unanswered for 30 s: 45 s of silence in all.
+        assert!(!beat.line_dead(0.0, 15_000.0, 44_999.0));
+        assert!(beat.line_dead(0.0, 15_000.0, 45_000.0));
+        // Answered: however long ago (a hidden tab's timers), not dead.
+        assert!(!beat.line_dead(15_001.0, 15_000.0, 600_000.0));
+        assert!(!beat.line_dead(15_000.0, 15_000.0, 600_000.0));
+        // A short heartbeat still gives an answer ten seconds.
+        let quick = Heartbeat::every(250);
+        assert_eq!(quick.answer_within_ms(), 10_000.0);
+        assert!(!quick.line_dead(0.0, 250.0, 5_000.0));
+        assert!(quick.line_dead(0.0, 250.0, 10_250.0));
     }
 
     #[test]
@@ -203,25 +235,27 @@ mod tests {
         let beat = Heartbeat::default();
         let tick = beat.tick_ms(500.0);
         assert_eq!(tick, 500.0);
-        assert!(!beat.ping_due(14_500.0, tick));
-        assert!(beat.ping_due(14_800.0, tick));
-        assert!(beat.ping_due(15_000.0, tick));
+        assert!(!beat.ping_due(14_500.0, tick, false));
+        assert!(beat.ping_due(14_800.0, tick, false));
+        assert!(beat.ping_due(15_000.0, tick, false));
+        // One ping unanswered is not followed by another: its answer time would start over.
+        assert!(!beat.ping_due(40_000.0, tick, true));
         // A period of one tick: a tick that comes a millisecond early still pings.
         let quick = Heartbeat::every(250);
         let tick = quick.tick_ms(500.0);
         assert_eq!(tick, 250.0);
-        assert!(quick.ping_due(249.0, tick));
-        assert!(!quick.ping_due(100.0, tick));
+        assert!(quick.ping_due(249.0, tick, false));
+        assert!(!quick.ping_due(100.0, tick, false));
     }
 
     #[test]
     fn a_heartbeat_from_the_server_is_held_within_its_bounds() {
         assert_eq!(Heartbeat::every(250).period_ms(), 250.0);
-        assert_eq!(Heartbeat::every(250).dead_after_ms(), 750.0);
         // Zero would ping on every tick and call every line dead at once; an hour would leave
         // a dead line unnoticed past the server's own silence limit.
         assert_eq!(Heartbeat::every(0).period_ms(), 100.0);
         assert_eq!(Heartbeat::every(u32::MAX).period_ms(), 20_000.0);
-        assert!(Heartbeat::every(u32::MAX).dead_after_ms() <= 60_000.0);
+        let slowest = Heartbeat::every(u32::MAX);
+        assert!(slowest.period_ms() + slowest.answer_within_ms() <= 60_000.0);
     }
 }

@@ -127,6 +127,9 @@ test('offline copies stay within their bounds: the oldest goes first, and damage
     copies.put(new Uint8Array([1]), 'not-json');
     kept.put('{ not json', 'not-json');
     kept.put(JSON.stringify({ id: 'someone-else', bytes: 1, saved_at: Date.now() }), 'liar');
+    // One claiming to be newest for ever, which would push every other copy out first.
+    copies.put(new Uint8Array([1]), 'future');
+    kept.put(JSON.stringify({ id: 'future', bytes: 1, saved_at: 1e300 }), 'future');
     copies.put(new Uint8Array(1000).fill(7), 'orphan');
     copies.put(new Uint8Array([255, 255, 255, 255, 1, 2, 3]), id);
     kept.put(JSON.stringify({ id, bytes: 7, saved_at: Date.now() }), id);
@@ -148,7 +151,7 @@ test('offline copies stay within their bounds: the oldest goes first, and damage
   expect(ids).not.toContain('older-00');
   expect(ids).toContain('older-01');
   expect(ids).toContain('older-49');
-  for (const damaged of ['not-json', 'liar', 'orphan']) expect(ids).not.toContain(damaged);
+  for (const damaged of ['not-json', 'liar', 'orphan', 'future']) expect(ids).not.toContain(damaged);
   expect(await copyCount(page)).toBe(50);
 
   // Another reader sees the text: the damaged copy did not reach the server either.
@@ -158,4 +161,60 @@ test('offline copies stay within their bounds: the oldest goes first, and damage
   await expect(source(reader)).toHaveValue('kept offline');
   await context.close();
   await other.close();
+});
+
+/** A page of document `id` whose WebSocket nobody answers: as far as the server knows, offline. */
+async function unreachablePage(context: import('@playwright/test').BrowserContext, id: string) {
+  const page = await context.newPage();
+  await page.routeWebSocket(/\/ws\//, () => {});
+  await page.goto(`/d/${id}`);
+  await expect(page.getByTestId('status')).not.toHaveAttribute('data-status', 'live');
+  return page;
+}
+
+test('words typed offline just before the tab closes are there when it opens again', async ({ browser }) => {
+  const id = newDocId();
+  const context = await browser.newContext();
+  const page = await unreachablePage(context, id);
+  await source(page).focus();
+  await page.keyboard.type('last words');
+  // Closed at once: no time for the copy's usual write a second later.
+  await page.close({ runBeforeUnload: true });
+
+  const again = await context.newPage();
+  await again.goto(`/d/${id}`);
+  await expect(source(again)).toHaveValue('last words');
+  await expect(again.getByTestId('status')).toHaveAttribute('data-status', 'live');
+  await expect(again.getByTestId('saved')).toHaveAttribute('data-saved', 'saved');
+  const other = await browser.newContext();
+  const reader = await other.newPage();
+  await reader.goto(`/d/${id}`);
+  await expect(source(reader)).toHaveValue('last words');
+  await context.close();
+  await other.close();
+});
+
+test('two offline tabs of one document both keep their words', async ({ browser }) => {
+  const id = newDocId();
+  const context = await browser.newContext();
+  const a = await unreachablePage(context, id);
+  const b = await unreachablePage(context, id);
+  await source(a).focus();
+  await a.keyboard.type('from A. ');
+  await expect.poll(async () => (await keptCopies(a))[id] ?? 0, { timeout: 20_000 }).toBeGreaterThan(0);
+  const afterA = (await keptCopies(a))[id];
+  await source(b).focus();
+  await b.keyboard.type('from B.');
+  // B's write is the later one: it must not replace A's.
+  await expect.poll(async () => (await keptCopies(b))[id], { timeout: 20_000 }).not.toBe(afterA);
+  await a.close();
+  await b.close();
+
+  const again = await context.newPage();
+  await again.goto(`/d/${id}`);
+  await expect(again.getByTestId('status')).toHaveAttribute('data-status', 'live');
+  const text = await source(again).inputValue();
+  expect(text).toContain('from A.');
+  expect(text).toContain('from B.');
+  await context.close();
 });

@@ -15,7 +15,13 @@ pub struct DocSnapshot {
     /// The document as one yrs v1 update, base64-encoded.
     pub update: String,
     /// How often the page should send its heartbeat, in milliseconds (`--heartbeat-ms`).
+    /// Defaulted, so a page rendered by an older server still opens.
+    #[serde(default = "default_heartbeat_ms")]
     pub heartbeat_ms: u32,
+}
+
+fn default_heartbeat_ms() -> u32 {
+    crate::reconnect::Heartbeat::DEFAULT_MS
 }
 
 /// What the server tells every editor page besides the document (set from its configuration).

@@ -49,7 +49,10 @@ pub fn Toolbar(
         if shown.iter().any(|(key, _)| *key == last) {
             last
         } else {
-            shown.first().map(|(key, _)| key.clone()).unwrap_or_default()
+            shown
+                .first()
+                .map(|(key, _)| key.clone())
+                .unwrap_or_default()
         }
     });
     let tabindex = move |key: &str| if stop.get() == key { "0" } else { "-1" };
@@ -58,7 +61,9 @@ pub fn Toolbar(
             return;
         }
         let shown = shown();
-        let current = shown.iter().position(|(key, _)| *key == stop.get_untracked());
+        let current = shown
+            .iter()
+            .position(|(key, _)| *key == stop.get_untracked());
         let Some(next) = roving_step(shown.len(), current.unwrap_or(0), &event.key()) else {
             return;
         };

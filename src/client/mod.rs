@@ -40,12 +40,22 @@ fn local_storage_usable() -> bool {
         .is_some()
 }
 
+/// The text kept in local storage under `key`, if any. Read through the raw handle: gloo's own
+/// `get` throws when the browser fails the read (Firefox does, on a damaged profile).
+fn load_local_text(key: &str) -> Option<String> {
+    use gloo_storage::Storage;
+    if !local_storage_usable() {
+        return None;
+    }
+    gloo_storage::LocalStorage::raw()
+        .get_item(key)
+        .ok()
+        .flatten()
+}
+
 /// The value kept in local storage under `key`, if any and readable as a `T`.
 fn load_local<T: serde::de::DeserializeOwned>(key: &str) -> Option<T> {
-    use gloo_storage::Storage;
-    local_storage_usable()
-        .then(|| gloo_storage::LocalStorage::get(key).ok())
-        .flatten()
+    serde_json::from_str(&load_local_text(key)?).ok()
 }
 
 /// Keeps `value` in local storage under `key`, if the browser allows (a full quota loses it).
@@ -78,6 +88,8 @@ pub fn remember_view_mode(mode: crate::app::live::ViewMode) {
 
 /// The view mode this browser last chose, if any (anything unknown is ignored).
 pub fn remembered_view_mode() -> Option<crate::app::live::ViewMode> {
-    let stored: String = load_local(VIEW_MODE_KEY)?;
-    crate::app::live::ViewMode::from_key(&stored)
+    // Kept as JSON; earlier versions kept the bare key.
+    let stored = load_local_text(VIEW_MODE_KEY)?;
+    let key = serde_json::from_str::<String>(&stored).unwrap_or(stored);
+    crate::app::live::ViewMode::from_key(&key)
 }

@@ -41,6 +41,9 @@ pub enum Saved {
     Stored,
     /// Over [`offline_limits::MAX_COPY_BYTES`]: not kept, and the old copy removed.
     TooLarge,
+    /// Nothing the server lacks, and no room without dropping a copy that holds unconfirmed
+    /// changes: not kept.
+    NoRoom,
 }
 
 /// The browser's store of offline copies.
@@ -62,7 +65,19 @@ impl Copies {
                 }
             }
         });
-        Ok(Copies { db: request.await? })
+        let mut db = request.await?;
+        // A newer version of the page wants to change the store's shape: step aside (this
+        // page's saves then fail, and it reopens the store the next time it saves).
+        db.on_version_change(|event| {
+            use wasm_bindgen::JsCast;
+            if let Some(db) = event
+                .target()
+                .and_then(|target| target.dyn_into::<web_sys::IdbDatabase>().ok())
+            {
+                db.close();
+            }
+        });
+        Ok(Copies { db })
     }
 
     /// The stored state of document `id`, if any (a copy over the size bound is ignored).
@@ -75,11 +90,34 @@ impl Copies {
             .map(|bytes| bytes.to_vec()))
     }
 
-    /// Stores `state` as document `id`'s copy within the bounds, dropping the oldest others as
-    /// needed; when the browser's quota is full, drops one more and tries again.
-    pub async fn save(&self, id: &str, state: &[u8]) -> Result<Saved, OfflineError> {
+    /// Removes document `id`'s copy.
+    pub async fn remove(&self, id: &str) -> Result<(), OfflineError> {
+        let tx = self
+            .db
+            .transaction(&[COPIES, KEPT], TransactionMode::ReadWrite)?;
+        tx.object_store(COPIES)?
+            .delete(JsValue::from_str(id))?
+            .await?;
+        tx.object_store(KEPT)?
+            .delete(JsValue::from_str(id))?
+            .await?;
+        tx.await?;
+        Ok(())
+    }
+
+    /// Stores `state` as document `id`'s copy within the bounds, dropping others as needed
+    /// (see [`offline_limits::plan`]); when the browser's quota is full, drops one more and
+    /// tries again. `unsynced`: the state holds changes the server has not confirmed. `writer`
+    /// names this page: a copy another tab wrote since is merged with rather than replaced.
+    pub async fn save(
+        &self,
+        id: &str,
+        state: &[u8],
+        unsynced: bool,
+        writer: &str,
+    ) -> Result<Saved, OfflineError> {
         for squeeze in 0..=SQUEEZES {
-            match self.try_save(id, state, squeeze).await {
+            match self.try_save(id, state, unsynced, writer, squeeze).await {
                 Ok(Some(saved)) => {
                     forget_legacy(id);
                     return Ok(saved);
@@ -101,6 +139,8 @@ impl Copies {
         &self,
         id: &str,
         state: &[u8],
+        unsynced: bool,
+        writer: &str,
         squeeze: usize,
     ) -> Result<Option<Saved>, OfflineError> {
         let tx = self
@@ -110,23 +150,40 @@ impl Copies {
         let kept_store = tx.object_store(KEPT)?;
         let kept = tidy(&copies, &kept_store).await?;
         let key = JsValue::from_str(id);
-        let saved = match offline_limits::plan(&kept, id, state.len() as u64, squeeze) {
+        // Another tab wrote this document's copy since: keep what it holds too.
+        let theirs = kept
+            .iter()
+            .any(|other| other.id == id && other.writer != writer);
+        let merged = if theirs {
+            copies
+                .get(key.clone())?
+                .await?
+                .and_then(|value| value.dyn_into::<Uint8Array>().ok())
+                .and_then(|other| yrs::merge_updates_v1([other.to_vec().as_slice(), state]).ok())
+        } else {
+            None
+        };
+        let state = merged.as_deref().unwrap_or(state);
+        let about = Kept {
+            id: id.to_string(),
+            bytes: state.len() as u64,
+            saved_at: js_sys::Date::now(),
+            unsynced: unsynced || theirs,
+            writer: writer.to_string(),
+        };
+        let saved = match offline_limits::plan(&kept, &about, squeeze) {
             Plan::TooLarge => {
                 copies.delete(key.clone())?.await?;
                 kept_store.delete(key)?.await?;
                 Saved::TooLarge
             }
+            Plan::NoRoom => Saved::NoRoom,
             Plan::Store { drop } => {
                 for old in drop {
                     let old = JsValue::from_str(&old);
                     copies.delete(old.clone())?.await?;
                     kept_store.delete(old)?.await?;
                 }
-                let about = Kept {
-                    id: id.to_string(),
-                    bytes: state.len() as u64,
-                    saved_at: js_sys::Date::now(),
-                };
                 let about = serde_json::to_string(&about).unwrap_or_default();
                 copies
                     .put(&Uint8Array::from(state).into(), Some(&key))?
@@ -145,13 +202,15 @@ impl Copies {
 }
 
 /// Reads what is known of the stored copies, and removes what the bounds cannot account for:
-/// records that are not a readable [`Kept`] under their own id, and copies without a record.
+/// records that are not a readable, believable [`Kept`] under their own id (see
+/// [`Kept::is_sound`]), and copies without a record.
 /// Only this page's own code writes here, but a store damaged by a crash, by another version or
 /// by hand must not grow past the bounds unseen.
 async fn tidy(
     copies: &idb::ObjectStore,
     kept_store: &idb::ObjectStore,
 ) -> Result<Vec<Kept>, OfflineError> {
+    let now = js_sys::Date::now();
     let keys = kept_store.get_all_keys(None, None)?.await?;
     let values = kept_store.get_all(None, None)?.await?;
     let mut kept = Vec::new();
@@ -160,7 +219,8 @@ async fn tidy(
         let record = value
             .as_string()
             .and_then(|json| serde_json::from_str::<Kept>(&json).ok())
-            .filter(|record| key.as_string().as_deref() == Some(record.id.as_str()));
+            .filter(|record| key.as_string().as_deref() == Some(record.id.as_str()))
+            .filter(|record| record.is_sound(now));
         match record {
             Some(record) => kept.push(record),
             None => junk.push(key),
@@ -211,5 +271,80 @@ fn forget_legacy(id: &str) {
         .all(|key| !key.starts_with(LEGACY_PREFIX));
     if none_left {
         let _ = storage.remove_item(LEGACY_INDEX);
+    }
+}
+
+/// What the page holds that its copy lacks, written at once into local storage when the page
+/// is hidden or left: a write to IndexedDB takes several steps and may not finish before the
+/// page is gone, a write to local storage is done when the call returns. Merged on the next
+/// load like a copy, and removed once a copy written after it is stored.
+pub mod unsaved {
+    use base64::Engine;
+
+    const PREFIX: &str = "tandem.unsaved.";
+    /// Larger differences are not put in local storage (its whole quota is a few MiB).
+    const MAX_BYTES: usize = 1024 * 1024;
+
+    fn storage() -> Option<web_sys::Storage> {
+        use gloo_storage::Storage;
+        super::super::local_storage_usable().then(gloo_storage::LocalStorage::raw)
+    }
+
+    /// Keeps `update` for document `id`, replacing what was kept before (`update` includes it).
+    pub fn keep(id: &str, update: &[u8]) {
+        let Some(storage) = storage() else { return };
+        if update.len() > MAX_BYTES {
+            return;
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(update);
+        let _ = storage.set_item(&format!("{PREFIX}{id}"), &encoded);
+    }
+
+    /// What was kept for document `id`, if anything.
+    pub fn kept(id: &str) -> Option<Vec<u8>> {
+        let encoded = storage()?.get_item(&format!("{PREFIX}{id}")).ok()??;
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+    }
+
+    pub fn forget(id: &str) {
+        if let Some(storage) = storage() {
+            let _ = storage.remove_item(&format!("{PREFIX}{id}"));
+        }
+    }
+}
+
+/// A mark set in local storage while a document's kept copies are merged and cleared after:
+/// found set on the next load, the copies made the page fail (a copy yrs cannot take would
+/// otherwise break the document in this browser on every load), so they are dropped.
+pub mod merging {
+    const PREFIX: &str = "tandem.merging.";
+
+    fn storage() -> Option<web_sys::Storage> {
+        use gloo_storage::Storage;
+        super::super::local_storage_usable().then(gloo_storage::LocalStorage::raw)
+    }
+
+    /// Whether the last merge for document `id` never finished.
+    pub fn failed_before(id: &str) -> bool {
+        storage().is_some_and(|s| {
+            s.get_item(&format!("{PREFIX}{id}"))
+                .ok()
+                .flatten()
+                .is_some()
+        })
+    }
+
+    pub fn begin(id: &str) {
+        if let Some(storage) = storage() {
+            let _ = storage.set_item(&format!("{PREFIX}{id}"), "1");
+        }
+    }
+
+    pub fn end(id: &str) {
+        if let Some(storage) = storage() {
+            let _ = storage.remove_item(&format!("{PREFIX}{id}"));
+        }
     }
 }

@@ -110,9 +110,9 @@ pub struct Config {
     pub no_remote_images: bool,
 
     /// How often the editor page asks whether its connection is alive, in milliseconds
-    /// (100 to 20,000). A page gives a connection up after three silent periods; the server
-    /// closes one it has not heard from for 60 s, so the longest period leaves room for two
-    /// lost heartbeats.
+    /// (100 to 20,000). A page gives a connection up when a ping goes unanswered for two
+    /// periods (at least 10 s); the server closes one it has not heard from for 60 s, so the
+    /// longest period and its answer time fit within that.
     #[arg(
         long,
         env = "TANDEM_HEARTBEAT_MS",

@@ -118,7 +118,8 @@ pub(super) fn reconnect_now(session: &Shared) {
 
 /// The page may have slept: a phone whose screen went off, a closed laptop, a background tab
 /// the browser froze. A connection that looks open may have died meanwhile without a word (the
-/// network moved on, a NAT forgot it), and the heartbeat would take three periods to notice. So on
+/// network moved on, a NAT forgot it), and the heartbeat would take up to a period and its answer time to
+/// notice. So on
 /// waking: no connection, connect now; one the server has been silent on for longer than a
 /// heartbeat period, replace now; one heard from a little while ago, ping it and replace it if
 /// it does not answer within [`WAKE_PROBE_MS`]. A page just heard from is left alone.
@@ -130,7 +131,14 @@ pub(super) fn woke(session: &Shared) {
             .socket
             .as_ref()
             .is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN);
-        let wake = on_wake(s.heartbeat, open, now - s.heard_at, s.probe.is_some());
+        let unanswered = s.pinged_at > s.heard_at;
+        let wake = on_wake(
+            s.heartbeat,
+            open,
+            now - s.heard_at,
+            unanswered,
+            s.probe.is_some(),
+        );
         if wake == Wake::Probe {
             s.pinged_at = now;
             s.send(Message::Custom(protocol::MSG_PING, Vec::new()));
@@ -203,6 +211,9 @@ pub(super) fn keep_watch(session: &Shared, mut listeners: Vec<EventListener>) {
                     .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
                 if shown {
                     woke(&s);
+                } else {
+                    // Hidden, a phone may never run this page again: keep what it holds now.
+                    s.borrow_mut().keep_before_hiding();
                 }
             },
         ));
@@ -226,7 +237,8 @@ fn tick(session: &Shared) {
             .as_ref()
             .is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN);
         let tick = s.heartbeat.tick_ms(f64::from(TICK_MS));
-        if open && s.heartbeat.ping_due(now - s.pinged_at, tick) {
+        let unanswered = s.pinged_at > s.heard_at;
+        if open && s.heartbeat.ping_due(now - s.pinged_at, tick, unanswered) {
             s.pinged_at = now;
             s.send(Message::Custom(protocol::MSG_PING, Vec::new()));
         }
@@ -237,16 +249,12 @@ fn tick(session: &Shared) {
         if s.parts.retry_in.get_untracked() != countdown {
             s.parts.retry_in.set(countdown);
         }
-        if s.unsaved_since
-            .is_some_and(|since| now - since >= SAVE_LOCALLY_AFTER_MS)
-        {
-            s.save_locally();
-        }
+        s.save_if_due(false);
         let stuck = s.socket.as_ref().is_some_and(|c| {
             c.ws.ready_state() == WebSocket::CONNECTING
                 && now - s.connecting_since >= CONNECT_TIMEOUT_MS
         });
-        stuck || (open && now - s.heard_at >= s.heartbeat.dead_after_ms())
+        stuck || (open && s.heartbeat.line_dead(s.heard_at, s.pinged_at, now))
     };
     if dead {
         leptos::logging::warn!("Tandem: the server is not answering; reconnecting");

@@ -107,6 +107,7 @@ pub(super) fn listen(session: &Shared, field: Field) -> Vec<EventListener> {
             let Some(key) = event.dyn_ref::<web_sys::KeyboardEvent>() else {
                 return;
             };
+            s.borrow_mut().flush_edits();
             // Formatting shortcuts, in the source only. AltGr (reported as Ctrl+Alt on Windows)
             // types characters, never commands; a composition is left alone; on a Mac only
             // Cmd is a command key (Ctrl+B, Ctrl+E and Ctrl+K move the caret there). Tab
@@ -165,6 +166,7 @@ pub(super) fn listen(session: &Shared, field: Field) -> Vec<EventListener> {
             let Some(input) = event.dyn_ref::<web_sys::InputEvent>() else {
                 return;
             };
+            s.borrow_mut().flush_edits();
             if let Some(direction) = undo::input_type(&input.input_type()) {
                 event.prevent_default();
                 s.borrow_mut().step(direction);
@@ -186,6 +188,7 @@ pub(super) fn listen(session: &Shared, field: Field) -> Vec<EventListener> {
         "compositionend",
         Box::new(move |_| {
             let mut s = s.borrow_mut();
+            s.flush_edits();
             s.composing = false;
             // The composition's final text may come with this event rather than an input event.
             s.local_edit(field);
@@ -199,7 +202,8 @@ pub(super) fn listen(session: &Shared, field: Field) -> Vec<EventListener> {
 /// `input` events fired in one go (Chromium fires two per line for `insertText` of many lines,
 /// and extensions do similar) costs one read of the field, not one per event, each of which
 /// copies the whole value. Typing sees no delay: the microtask runs as soon as the event's
-/// handlers return.
+/// handlers return; and anything that reads or rewrites the field first takes in an edit still
+/// waiting ([`Session::flush_edits`]), so nothing works on stale text.
 fn edit_soon(session: &Shared, field: Field) {
     {
         let mut s = session.borrow_mut();
@@ -212,14 +216,7 @@ fn edit_soon(session: &Shared, field: Field) {
         }
     }
     let s = session.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        let mut s = s.borrow_mut();
-        match field {
-            Field::Content => s.content_edit_pending = false,
-            Field::Title => s.title_edit_pending = false,
-        }
-        s.local_edit(field);
-    });
+    wasm_bindgen_futures::spawn_local(async move { s.borrow_mut().flush_edits() });
 }
 
 /// Ticking a task's box in the preview edits the source: the box says where its `[ ]` is.

@@ -52,10 +52,6 @@ const CONNECT_TIMEOUT_MS: f64 = 10_000.0;
 const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
 /// How often the watchdog, the countdown and the offline copy are looked after.
 const TICK_MS: i32 = 500;
-/// The offline copy is written at most this long after a change.
-const SAVE_LOCALLY_AFTER_MS: f64 = 1_000.0;
-/// A write of the offline copy that failed is tried again after this long.
-const SAVE_LOCALLY_RETRY_MS: f64 = 30_000.0;
 /// How long the first connection waits for the offline copy to be read.
 const OFFLINE_LOAD_WAIT_MS: u32 = 3_000;
 
@@ -134,12 +130,8 @@ struct Session {
     probe: Option<(gloo_timers::callback::Timeout, f64)>,
     /// The page's clock and its listeners.
     watch: Option<connection::Watch>,
-    /// The offline copy is older than the replica since this moment.
-    unsaved_since: Option<f64>,
-    /// The browser's store of offline copies, once open (never, if the browser has none).
-    copies: Option<Rc<offline::Copies>>,
-    /// A copy is being written.
-    saving: bool,
+    /// The offline copy: the store, when it is written, what it lacks.
+    keeping: offline_copy::Keeping,
     /// The first connection attempt has been made (see [`offline_then_connect`]).
     connect_started: bool,
     /// This person's own undo and redo steps.
@@ -214,9 +206,7 @@ pub fn start(parts: EditorParts) {
         pinged_at: 0.0,
         probe: None,
         watch: None,
-        unsaved_since: None,
-        copies: None,
-        saving: false,
+        keeping: offline_copy::Keeping::new(),
         connect_started: false,
         history,
         heartbeat,
@@ -299,6 +289,16 @@ impl Session {
         }
     }
 
+    /// Takes in the fields' edits still waiting (see [`fields::edit_soon`]).
+    fn flush_edits(&mut self) {
+        if std::mem::take(&mut self.content_edit_pending) {
+            self.local_edit(Field::Content);
+        }
+        if std::mem::take(&mut self.title_edit_pending) {
+            self.local_edit(Field::Title);
+        }
+    }
+
     fn local_edit(&mut self, field: Field) {
         let update = match field {
             Field::Content => self.content.local_change(&self.doc),
@@ -306,7 +306,7 @@ impl Session {
         };
         let Some(update) = update else { return };
         self.history.after_change();
-        self.unsaved_since.get_or_insert(js_sys::Date::now());
+        self.changed_here();
         self.show_field(field);
         self.parts.save.set(SaveState::Saving);
         self.send_change(Message::Sync(SyncMessage::Update(update)));
@@ -318,6 +318,7 @@ impl Session {
         if self.composing {
             return;
         }
+        self.flush_edits();
         self.history.break_group();
         if self.content.text() != content {
             self.content.type_value(content);
@@ -335,6 +336,7 @@ impl Session {
         if self.composing {
             return;
         }
+        self.flush_edits();
         let (start, end) = self.content.selection().unwrap_or((0, 0));
         let edited = formatting::apply(command, self.content.text(), start, end);
         self.apply_edited(edited);
@@ -352,7 +354,7 @@ impl Session {
             .apply_own_ops(&self.doc, &edited.ops, (edited.start, edited.end));
         self.history.break_group();
         self.history.after_change();
-        self.unsaved_since.get_or_insert(js_sys::Date::now());
+        self.changed_here();
         self.show_field(Field::Content);
         self.parts.save.set(SaveState::Saving);
         self.send_change(Message::Sync(SyncMessage::Update(update)));
@@ -364,10 +366,11 @@ impl Session {
         if self.composing {
             return;
         }
+        self.flush_edits();
         let Some(update) = self.history.step(direction) else {
             return;
         };
-        self.unsaved_since.get_or_insert(js_sys::Date::now());
+        self.changed_here();
         if self.content.show_own_change(&self.doc) {
             self.show_field(Field::Content);
         }
@@ -381,6 +384,7 @@ impl Session {
     /// progress, up to [`MAX_HELD_BYTES`]: past that everything held is shown at once, even
     /// mid-composition, rather than held without bound.
     fn apply_remote(&mut self, update: &[u8]) {
+        self.flush_edits();
         if self.composing && self.held_bytes + update.len() <= MAX_HELD_BYTES {
             self.held_bytes += update.len();
             self.held.push(update.to_vec());
@@ -408,7 +412,7 @@ impl Session {
         if let Err(error) = self.doc.transact_mut().apply_update(decoded) {
             leptos::logging::warn!("Tandem: update did not apply: {error}");
         }
-        self.unsaved_since.get_or_insert(js_sys::Date::now());
+        self.changed_elsewhere();
         if self.content.refresh(&self.doc, content_selection) {
             self.show_field(Field::Content);
         }
@@ -435,7 +439,8 @@ impl Session {
     /// The page is going away: keep its state, withdraw this person's presence and close
     /// the socket.
     fn leave(&mut self) {
-        self.save_locally();
+        self.flush_edits();
+        self.keep_before_hiding();
         self.awareness.clean_local_state();
         self.send_own_presence();
         self.socket = None;
