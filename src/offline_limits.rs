@@ -53,7 +53,7 @@ impl Kept {
 pub enum Plan {
     /// Store it after dropping these other documents' copies.
     Store { drop: Vec<String> },
-    /// Too large to keep: drop this document's old copy instead, which would only mislead.
+    /// Too large to keep; an older copy of the document stays.
     TooLarge,
     /// The copy holds nothing the server lacks, and making room for it would drop a copy
     /// that does: keep the store as it is.
@@ -108,9 +108,13 @@ pub const AFTER_OTHERS_CHANGE_MS: f64 = 30_000.0;
 pub const SPACING_FACTOR: f64 = 10.0;
 /// After a failed or refused write, the next waits this long.
 pub const AFTER_FAILURE_MS: f64 = 30_000.0;
-/// A write still unfinished after this long is taken as lost (the store hung), and the next may
-/// start.
+/// A write still unfinished after this long is taken as lost (the store hung), and one more may
+/// start on a reopened store; if that one hangs too, writes stop until one ends (each holds a
+/// whole copy in memory).
 pub const WRITE_HUNG_MS: f64 = 60_000.0;
+/// The longest spacing between writes, however long the last one took (a write that spanned
+/// a night's sleep took hours of the clock and none of the page's time).
+pub const MAX_SPACING_MS: f64 = 60_000.0;
 
 /// How a write of the copy ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +134,8 @@ pub struct SaveSchedule {
     others_since: Option<f64>,
     /// A write under way, since.
     writing_since: Option<f64>,
+    /// A write was taken as hung and another started in its place.
+    replaced_hung: bool,
     /// No write starts before this.
     not_before: f64,
 }
@@ -160,7 +166,7 @@ impl SaveSchedule {
     pub fn due(&self, now: f64, urgent: bool) -> bool {
         let writing = self
             .writing_since
-            .is_some_and(|since| now - since < WRITE_HUNG_MS);
+            .is_some_and(|since| now - since < WRITE_HUNG_MS || self.replaced_hung);
         if writing || !(self.own_since.is_some() || self.others_since.is_some()) {
             return false;
         }
@@ -176,8 +182,16 @@ impl SaveSchedule {
         now >= self.not_before && (own_due || others_due)
     }
 
+    /// Whether the write under way is taken as hung at `now`: the next one should reopen the
+    /// store.
+    pub fn hung(&self, now: f64) -> bool {
+        self.writing_since
+            .is_some_and(|since| now - since >= WRITE_HUNG_MS)
+    }
+
     /// A write of everything so far started at `now`.
     pub fn started(&mut self, now: f64) {
+        self.replaced_hung = self.writing_since.is_some();
         self.own_since = None;
         self.others_since = None;
         self.writing_since = Some(now);
@@ -186,17 +200,66 @@ impl SaveSchedule {
     /// The write started at `started_at` ended at `now`. A failed one leaves what it carried
     /// to be written again: as this person's own change, since it may hold some.
     pub fn finished(&mut self, started_at: f64, now: f64, written: Written) {
-        if self.writing_since == Some(started_at) {
-            self.writing_since = None;
-        }
-        let took = (now - started_at).max(0.0);
-        self.not_before = match written {
-            Written::Stored => now + SPACING_FACTOR * took,
-            Written::Refused | Written::Failed => now + AFTER_FAILURE_MS.max(SPACING_FACTOR * took),
-        };
+        self.replaced_hung = false;
         if written == Written::Failed {
             self.own_since.get_or_insert(started_at);
         }
+        if self.writing_since != Some(started_at) {
+            // A hung write ending late: the one that replaced it decides what comes next.
+            return;
+        }
+        self.writing_since = None;
+        let spacing = (SPACING_FACTOR * (now - started_at).max(0.0)).min(MAX_SPACING_MS);
+        self.not_before = match written {
+            Written::Stored => now + spacing,
+            Written::Refused | Written::Failed => now + AFTER_FAILURE_MS.max(spacing),
+        };
+    }
+}
+
+/// A mark left in local storage while a document's kept copies are merged into a page, so
+/// that a copy yrs cannot take (which stops the page) is not merged on every load for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MergeMark {
+    /// When the merge began, in milliseconds since the epoch.
+    pub at: f64,
+    /// How many loads in a row have begun it.
+    pub tries: u32,
+}
+
+/// A mark younger than this is another tab merging the same copies right now.
+pub const MERGE_BUSY_MS: f64 = 10_000.0;
+/// Loads that may fail merging the copies before they are dropped.
+pub const MERGE_TRIES: u32 = 2;
+
+/// What to do with a document's kept copies on load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeVerdict {
+    /// Merge them, marking the attempt with `tries` if `mark` (not when another tab is
+    /// merging them now: its mark stands).
+    Merge { tries: u32, mark: bool },
+    /// They stopped the page [`MERGE_TRIES`] times: drop them.
+    Drop,
+}
+
+/// Decides [`MergeVerdict`] from the mark found at `now`, if any. A page closed in the middle
+/// of a merge leaves a mark too, so one failed attempt is retried; only a second drops the
+/// copies.
+pub fn merge_verdict(mark: Option<MergeMark>, now: f64) -> MergeVerdict {
+    match mark {
+        None => MergeVerdict::Merge {
+            tries: 1,
+            mark: true,
+        },
+        Some(mark) if mark.at <= now && now - mark.at < MERGE_BUSY_MS => MergeVerdict::Merge {
+            tries: mark.tries,
+            mark: false,
+        },
+        Some(mark) if mark.tries >= MERGE_TRIES => MergeVerdict::Drop,
+        Some(mark) => MergeVerdict::Merge {
+            tries: mark.tries.saturating_add(1),
+            mark: true,
+        },
     }
 }
 
@@ -387,10 +450,71 @@ mod tests {
         schedule.changed_here(2_000.0);
         assert!(!schedule.due(60_999.0, false));
         assert!(schedule.due(61_000.0, false));
+        assert!(schedule.hung(61_000.0));
         // The hung write's late end does not clear the next one's.
         schedule.started(61_000.0);
+        schedule.changed_here(61_500.0);
+        // Nor does a second hang start a third: each holds a whole copy.
+        assert!(!schedule.due(200_000.0, false));
         schedule.finished(1_000.0, 62_000.0, Written::Stored);
         assert!(!schedule.due(62_001.0, true));
+        schedule.finished(61_000.0, 62_500.0, Written::Stored);
+        assert!(schedule.due(62_501.0, true));
+    }
+
+    #[test]
+    fn a_write_across_a_night_does_not_hold_off_the_next_for_days() {
+        let mut schedule = SaveSchedule::default();
+        schedule.changed_here(0.0);
+        schedule.started(1_000.0);
+        let morning = 1_000.0 + 10.0 * 3_600_000.0;
+        schedule.finished(1_000.0, morning, Written::Stored);
+        schedule.changed_here(morning);
+        assert!(schedule.due(morning + MAX_SPACING_MS, false));
+    }
+
+    #[test]
+    fn copies_that_stopped_the_page_twice_are_dropped_and_another_tabs_merge_is_left_alone() {
+        let now = 1_000_000.0;
+        assert_eq!(
+            merge_verdict(None, now),
+            MergeVerdict::Merge {
+                tries: 1,
+                mark: true
+            }
+        );
+        // Another tab began a moment ago.
+        let busy = MergeMark {
+            at: now - 2_000.0,
+            tries: 1,
+        };
+        assert_eq!(
+            merge_verdict(Some(busy), now),
+            MergeVerdict::Merge {
+                tries: 1,
+                mark: false
+            }
+        );
+        // A page that never finished: once retried, twice dropped.
+        let stale = MergeMark {
+            at: now - 60_000.0,
+            tries: 1,
+        };
+        assert_eq!(
+            merge_verdict(Some(stale), now),
+            MergeVerdict::Merge {
+                tries: 2,
+                mark: true
+            }
+        );
+        let twice = MergeMark { tries: 2, ..stale };
+        assert_eq!(merge_verdict(Some(twice), now), MergeVerdict::Drop);
+        // A mark from the future is no proof of another tab.
+        let future = MergeMark {
+            at: now + 60_000.0,
+            tries: 2,
+        };
+        assert_eq!(merge_verdict(Some(future), now), MergeVerdict::Drop);
     }
 
     #[test]

@@ -59,12 +59,12 @@ impl Heartbeat {
         (2.0 * self.period_ms).max(MIN_ANSWER_MS)
     }
 
-    /// Whether the line is dead at `now`, the server last heard from at `heard_at` and the
-    /// last ping sent at `pinged_at`: a ping has gone unanswered for [`Self::answer_within_ms`].
+    /// Whether the line is dead at `now`, with the last ping sent at `pinged_at` and nothing
+    /// heard since if `unanswered`: a ping has gone unanswered for [`Self::answer_within_ms`].
     /// Silence alone is not enough: the timers of a hidden tab may run only once a minute,
     /// and the answers to its pings arrive in between.
-    pub fn line_dead(self, heard_at: f64, pinged_at: f64, now: f64) -> bool {
-        pinged_at > heard_at && now - pinged_at >= self.answer_within_ms()
+    pub fn line_dead(self, unanswered: bool, pinged_at: f64, now: f64) -> bool {
+        unanswered && now - pinged_at >= self.answer_within_ms()
     }
 
     /// On waking, a connection silent for longer than a period (plus the time an answer
@@ -218,16 +218,15 @@ mod tests {
         let beat = Heartbeat::default();
         assert_eq!(beat.answer_within_ms(), 30_000.0);
         // Pinged 15 s after the last word, unanswered for 30 s: 45 s of silence in all.
-        assert!(!beat.line_dead(0.0, 15_000.0, 44_999.0));
-        assert!(beat.line_dead(0.0, 15_000.0, 45_000.0));
+        assert!(!beat.line_dead(true, 15_000.0, 44_999.0));
+        assert!(beat.line_dead(true, 15_000.0, 45_000.0));
         // Answered: however long ago (a hidden tab's timers), not dead.
-        assert!(!beat.line_dead(15_001.0, 15_000.0, 600_000.0));
-        assert!(!beat.line_dead(15_000.0, 15_000.0, 600_000.0));
+        assert!(!beat.line_dead(false, 15_000.0, 600_000.0));
         // A short heartbeat still gives an answer ten seconds.
         let quick = Heartbeat::every(250);
         assert_eq!(quick.answer_within_ms(), 10_000.0);
-        assert!(!quick.line_dead(0.0, 250.0, 5_000.0));
-        assert!(quick.line_dead(0.0, 250.0, 10_250.0));
+        assert!(!quick.line_dead(true, 250.0, 5_000.0));
+        assert!(quick.line_dead(true, 250.0, 10_250.0));
     }
 
     #[test]

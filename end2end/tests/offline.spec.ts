@@ -218,3 +218,56 @@ test('two offline tabs of one document both keep their words', async ({ browser 
   expect(text).toContain('from B.');
   await context.close();
 });
+
+test('two offline tabs closed at once, before either could write its copy, both keep their words', async ({ browser }) => {
+  const id = newDocId();
+  const context = await browser.newContext();
+  const a = await unreachablePage(context, id);
+  const b = await unreachablePage(context, id);
+  await source(a).focus();
+  await a.keyboard.type('first tab. ');
+  await source(b).focus();
+  await b.keyboard.type('second tab.');
+  await Promise.all([a.close({ runBeforeUnload: true }), b.close({ runBeforeUnload: true })]);
+
+  const again = await context.newPage();
+  await again.goto(`/d/${id}`);
+  await expect(again.getByTestId('status')).toHaveAttribute('data-status', 'live');
+  await expect(source(again)).toHaveValue(/first tab\./);
+  await expect(source(again)).toHaveValue(/second tab\./);
+  await context.close();
+});
+
+test('a copy whose merge stopped the page on two loads is dropped on the third', async ({ browser }) => {
+  const id = newDocId();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto('/');
+  await page.evaluate(async (id) => {
+    const db: IDBDatabase = await new Promise((resolve, reject) => {
+      const open = indexedDB.open('tandem', 1);
+      open.onupgradeneeded = () => {
+        open.result.createObjectStore('copies');
+        open.result.createObjectStore('kept');
+      };
+      open.onsuccess = () => resolve(open.result);
+      open.onerror = () => reject(open.error);
+    });
+    const tx = db.transaction(['copies', 'kept'], 'readwrite');
+    tx.objectStore('copies').put(new Uint8Array([1, 2, 3]), id);
+    tx.objectStore('kept').put(JSON.stringify({ id, bytes: 3, saved_at: Date.now() - 120_000 }), id);
+    await new Promise((resolve) => (tx.oncomplete = resolve));
+    db.close();
+    // Left by two loads that never finished merging it, a minute ago.
+    localStorage.setItem(`tandem.merging.${id}`, JSON.stringify({ at: Date.now() - 60_000, tries: 2 }));
+  }, id);
+  await page.goto(`/d/${id}`);
+  await expect(page.getByTestId('status')).toHaveAttribute('data-status', 'live');
+  await expect.poll(async () => (await keptCopies(page))[id]).toBeUndefined();
+  expect(await page.evaluate((id) => localStorage.getItem(`tandem.merging.${id}`), id)).toBeNull();
+  // The document itself is untouched and takes edits.
+  await source(page).focus();
+  await page.keyboard.type('fresh start');
+  await expect(page.getByTestId('saved')).toHaveAttribute('data-saved', 'saved');
+  await context.close();
+});

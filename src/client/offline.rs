@@ -39,7 +39,7 @@ pub enum OfflineError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Saved {
     Stored,
-    /// Over [`offline_limits::MAX_COPY_BYTES`]: not kept, and the old copy removed.
+    /// Over [`offline_limits::MAX_COPY_BYTES`]: not kept (an older copy stays).
     TooLarge,
     /// Nothing the server lacks, and no room without dropping a copy that holds unconfirmed
     /// changes: not kept.
@@ -119,7 +119,9 @@ impl Copies {
         for squeeze in 0..=SQUEEZES {
             match self.try_save(id, state, unsynced, writer, squeeze).await {
                 Ok(Some(saved)) => {
-                    forget_legacy(id);
+                    if saved == Saved::Stored {
+                        forget_legacy(id);
+                    }
                     return Ok(saved);
                 }
                 Ok(None) => continue,
@@ -172,11 +174,8 @@ impl Copies {
             writer: writer.to_string(),
         };
         let saved = match offline_limits::plan(&kept, &about, squeeze) {
-            Plan::TooLarge => {
-                copies.delete(key.clone())?.await?;
-                kept_store.delete(key)?.await?;
-                Saved::TooLarge
-            }
+            // The old copy stays: smaller, but what it holds is still the document's.
+            Plan::TooLarge => Saved::TooLarge,
             Plan::NoRoom => Saved::NoRoom,
             Plan::Store { drop } => {
                 for old in drop {
@@ -275,9 +274,11 @@ fn forget_legacy(id: &str) {
 }
 
 /// What the page holds that its copy lacks, written at once into local storage when the page
-/// is hidden or left: a write to IndexedDB takes several steps and may not finish before the
-/// page is gone, a write to local storage is done when the call returns. Merged on the next
-/// load like a copy, and removed once a copy written after it is stored.
+/// is hidden or left with changes the server has not confirmed: a write to IndexedDB takes
+/// several steps and may not finish before the page is gone, a write to local storage is done
+/// when the call returns. One entry per tab (`tandem.unsaved.{id}.{writer}`), so two tabs do not
+/// overwrite each other's. Merged on the next load like a copy, and removed once a copy holding
+/// it is stored.
 pub mod unsaved {
     use base64::Engine;
 
@@ -290,61 +291,90 @@ pub mod unsaved {
         super::super::local_storage_usable().then(gloo_storage::LocalStorage::raw)
     }
 
-    /// Keeps `update` for document `id`, replacing what was kept before (`update` includes it).
-    pub fn keep(id: &str, update: &[u8]) {
-        let Some(storage) = storage() else { return };
+    /// Keeps `update` for document `id` as tab `writer`'s entry, replacing its last one
+    /// (`update` includes it). Returns whether it was kept.
+    pub fn keep(id: &str, writer: &str, update: &[u8]) -> bool {
+        let Some(storage) = storage() else {
+            return false;
+        };
+        let key = format!("{PREFIX}{id}.{writer}");
         if update.len() > MAX_BYTES {
-            return;
+            leptos::logging::warn!("Tandem: too much unsaved to put in local storage");
+            let _ = storage.remove_item(&key);
+            return false;
         }
         let encoded = base64::engine::general_purpose::STANDARD.encode(update);
-        let _ = storage.set_item(&format!("{PREFIX}{id}"), &encoded);
+        let kept = storage.set_item(&key, &encoded).is_ok();
+        if !kept {
+            leptos::logging::warn!("Tandem: local storage is full; unsaved changes not kept");
+        }
+        kept
     }
 
-    /// What was kept for document `id`, if anything.
-    pub fn kept(id: &str) -> Option<Vec<u8>> {
-        let encoded = storage()?.get_item(&format!("{PREFIX}{id}")).ok()??;
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()
+    /// Every entry kept for document `id`, by any tab: its key, its text as stored, and the
+    /// update.
+    pub fn all(id: &str) -> Vec<(String, String, Vec<u8>)> {
+        let Some(storage) = storage() else {
+            return Vec::new();
+        };
+        let prefix = format!("{PREFIX}{id}.");
+        let keys: Vec<String> = (0..storage.length().unwrap_or(0))
+            .filter_map(|i| storage.key(i).ok().flatten())
+            .filter(|key| key.starts_with(&prefix))
+            .collect();
+        keys.into_iter()
+            .filter_map(|key| {
+                let text = storage.get_item(&key).ok()??;
+                let update = base64::engine::general_purpose::STANDARD
+                    .decode(&text)
+                    .ok()?;
+                Some((key, text, update))
+            })
+            .collect()
     }
 
-    pub fn forget(id: &str) {
+    /// Removes entry `key` if it still holds `text` (its tab may have written a newer one).
+    pub fn forget_if_unchanged(key: &str, text: &str) {
+        let Some(storage) = storage() else { return };
+        if storage.get_item(key).ok().flatten().as_deref() == Some(text) {
+            let _ = storage.remove_item(key);
+        }
+    }
+
+    /// Removes tab `writer`'s entry for document `id`.
+    pub fn forget(id: &str, writer: &str) {
         if let Some(storage) = storage() {
-            let _ = storage.remove_item(&format!("{PREFIX}{id}"));
+            let _ = storage.remove_item(&format!("{PREFIX}{id}.{writer}"));
+        }
+    }
+
+    /// Removes every entry for document `id`.
+    pub fn forget_all(id: &str) {
+        for (key, text, _) in all(id) {
+            forget_if_unchanged(&key, &text);
         }
     }
 }
 
-/// A mark set in local storage while a document's kept copies are merged and cleared after:
-/// found set on the next load, the copies made the page fail (a copy yrs cannot take would
-/// otherwise break the document in this browser on every load), so they are dropped.
+/// The [`MergeMark`](crate::offline_limits::MergeMark) of each document, in local storage.
 pub mod merging {
+    use crate::offline_limits::MergeMark;
+
     const PREFIX: &str = "tandem.merging.";
 
-    fn storage() -> Option<web_sys::Storage> {
-        use gloo_storage::Storage;
-        super::super::local_storage_usable().then(gloo_storage::LocalStorage::raw)
+    /// The mark left for document `id`, if any.
+    pub fn mark(id: &str) -> Option<MergeMark> {
+        super::super::load_local(&format!("{PREFIX}{id}"))
     }
 
-    /// Whether the last merge for document `id` never finished.
-    pub fn failed_before(id: &str) -> bool {
-        storage().is_some_and(|s| {
-            s.get_item(&format!("{PREFIX}{id}"))
-                .ok()
-                .flatten()
-                .is_some()
-        })
-    }
-
-    pub fn begin(id: &str) {
-        if let Some(storage) = storage() {
-            let _ = storage.set_item(&format!("{PREFIX}{id}"), "1");
-        }
+    pub fn begin(id: &str, mark: MergeMark) {
+        super::super::save_local(&format!("{PREFIX}{id}"), &mark);
     }
 
     pub fn end(id: &str) {
-        if let Some(storage) = storage() {
-            let _ = storage.remove_item(&format!("{PREFIX}{id}"));
+        use gloo_storage::Storage;
+        if super::super::local_storage_usable() {
+            let _ = gloo_storage::LocalStorage::raw().remove_item(&format!("{PREFIX}{id}"));
         }
     }
 }

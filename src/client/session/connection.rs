@@ -131,7 +131,7 @@ pub(super) fn woke(session: &Shared) {
             .socket
             .as_ref()
             .is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN);
-        let unanswered = s.pinged_at > s.heard_at;
+        let unanswered = s.awaiting_answer;
         let wake = on_wake(
             s.heartbeat,
             open,
@@ -140,7 +140,11 @@ pub(super) fn woke(session: &Shared) {
             s.probe.is_some(),
         );
         if wake == Wake::Probe {
-            s.pinged_at = now;
+            // An earlier ping still unanswered keeps its own time.
+            if !s.awaiting_answer {
+                s.pinged_at = now;
+                s.awaiting_answer = true;
+            }
             s.send(Message::Custom(protocol::MSG_PING, Vec::new()));
         }
         wake
@@ -237,9 +241,12 @@ fn tick(session: &Shared) {
             .as_ref()
             .is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN);
         let tick = s.heartbeat.tick_ms(f64::from(TICK_MS));
-        let unanswered = s.pinged_at > s.heard_at;
-        if open && s.heartbeat.ping_due(now - s.pinged_at, tick, unanswered) {
+        if open
+            && s.heartbeat
+                .ping_due(now - s.pinged_at, tick, s.awaiting_answer)
+        {
             s.pinged_at = now;
+            s.awaiting_answer = true;
             s.send(Message::Custom(protocol::MSG_PING, Vec::new()));
         }
         let countdown = s
@@ -254,7 +261,7 @@ fn tick(session: &Shared) {
             c.ws.ready_state() == WebSocket::CONNECTING
                 && now - s.connecting_since >= CONNECT_TIMEOUT_MS
         });
-        stuck || (open && s.heartbeat.line_dead(s.heard_at, s.pinged_at, now))
+        stuck || (open && s.heartbeat.line_dead(s.awaiting_answer, s.pinged_at, now))
     };
     if dead {
         leptos::logging::warn!("Tandem: the server is not answering; reconnecting");

@@ -124,6 +124,8 @@ struct Session {
     /// When the server last said anything on this connection, and when we last pinged.
     heard_at: f64,
     pinged_at: f64,
+    /// A ping went out and nothing has been heard since.
+    awaiting_answer: bool,
     /// The ping sent to check the connection after the page woke (see [`connection::woke`]):
     /// the timer that replaces the connection if the server has not answered, and when it was
     /// sent.
@@ -204,6 +206,7 @@ pub fn start(parts: EditorParts) {
         connecting_since: 0.0,
         heard_at: 0.0,
         pinged_at: 0.0,
+        awaiting_answer: false,
         probe: None,
         watch: None,
         keeping: offline_copy::Keeping::new(),
@@ -246,12 +249,14 @@ impl Session {
         let now = js_sys::Date::now();
         self.heard_at = now;
         self.pinged_at = now;
+        self.awaiting_answer = false;
         let sv = self.doc.transact().state_vector();
         self.send(Message::Sync(SyncMessage::SyncStep1(sv)));
     }
 
     fn on_frame(&mut self, frame: &[u8]) {
         self.heard_at = js_sys::Date::now();
+        self.awaiting_answer = false;
         {
             let message = protocol::wire::decode(frame);
             match message {

@@ -3,7 +3,9 @@
 //! [`crate::offline_limits::SaveSchedule`] for when).
 
 use super::*;
-use crate::offline_limits::{SaveSchedule, Written, AFTER_OWN_CHANGE_MS};
+use crate::offline_limits::{
+    merge_verdict, MergeMark, MergeVerdict, SaveSchedule, Written, AFTER_OWN_CHANGE_MS,
+};
 use offline::{merging, unsaved};
 
 /// The page's side of its offline copy.
@@ -18,8 +20,14 @@ pub(super) struct Keeping {
     /// The state vector of the last copy stored: what is newer goes to local storage when the
     /// page is hidden or left.
     saved: Option<yrs::StateVector>,
-    /// When that was last done.
-    unsaved_kept_at: Option<f64>,
+    /// Writes started so far; each is numbered by this.
+    writes: u64,
+    /// This tab's entry in local storage was made after write number so-and-so started: a later
+    /// write holds it, and removes it once stored.
+    unsaved_after: Option<u64>,
+    /// Entries merged on load (key and text as read): removed once a copy holding them is
+    /// stored, unless their tab has written them again since.
+    unsaved_merged: Vec<(String, String)>,
     /// Names this page as the writer of its copies (random per page load).
     writer: String,
 }
@@ -31,7 +39,9 @@ impl Keeping {
             stale: false,
             schedule: SaveSchedule::default(),
             saved: None,
-            unsaved_kept_at: None,
+            writes: 0,
+            unsaved_after: None,
+            unsaved_merged: Vec::new(),
             writer: format!("{:016x}", (js_sys::Math::random() * 2f64.powi(53)) as u64),
         }
     }
@@ -54,7 +64,7 @@ pub(super) fn offline_then_connect(session: &Shared) {
             Some(session) => session.borrow().parts.id.as_str().to_string(),
             None => return,
         };
-        let (copies, kept) = read_copies(&id).await;
+        let (copies, kept, merged, verdict) = read_copies(&id).await;
         let Some(session) = weak.upgrade() else {
             return;
         };
@@ -62,15 +72,24 @@ pub(super) fn offline_then_connect(session: &Shared) {
         {
             let mut s = session.borrow_mut();
             s.keeping.copies = copies;
-            merging::begin(&id);
+            s.keeping.unsaved_merged = merged;
+            let now = js_sys::Date::now();
+            if let MergeVerdict::Merge { tries, mark: true } = verdict {
+                merging::begin(&id, MergeMark { at: now, tries });
+            }
             for copy in &kept {
                 // Straight in, even during a composition: held, it would miss the handshake.
                 s.integrate(copy);
             }
-            merging::end(&id);
-            // Written from now on, also when nothing changed, so older copies move over.
-            let now = js_sys::Date::now();
-            s.keeping.schedule.changed_here(now - AFTER_OWN_CHANGE_MS);
+            if let MergeVerdict::Merge { mark: true, .. } = verdict {
+                merging::end(&id);
+            }
+            if kept.is_empty() {
+                // Nothing of this person's: written when the server's state has come.
+                s.changed_elsewhere();
+            } else {
+                s.keeping.schedule.changed_here(now - AFTER_OWN_CHANGE_MS);
+            }
         }
         let connected = session.borrow().connect_started;
         if !connected {
@@ -83,37 +102,59 @@ pub(super) fn offline_then_connect(session: &Shared) {
     });
 }
 
-/// Opens the store and reads document `id`'s copies: the one in IndexedDB, what was put in
-/// local storage when a page was last left, and one an earlier version kept in local storage.
-/// If merging them made the last page fail, they are dropped instead. Without a readable store
-/// there is no store to write to either.
-async fn read_copies(id: &str) -> (Option<Rc<offline::Copies>>, Vec<Vec<u8>>) {
+/// What was read on load: the store, the copies to merge, the local-storage entries among them
+/// (key and text), and what to do about a failed merge before.
+type ReadCopies = (
+    Option<Rc<offline::Copies>>,
+    Vec<Vec<u8>>,
+    Vec<(String, String)>,
+    MergeVerdict,
+);
+
+/// Opens the store and reads document `id`'s copies: the one in IndexedDB, what tabs put in
+/// local storage when they were last hidden or left, and one an earlier version kept in local
+/// storage. If merging them stopped the page twice before, they are dropped instead (see
+/// [`crate::offline_limits::merge_verdict`]). Without a readable store there is nothing to
+/// write to: a write would replace what was not read.
+async fn read_copies(id: &str) -> ReadCopies {
+    let verdict = merge_verdict(merging::mark(id), js_sys::Date::now());
     let copies = match offline::Copies::open().await {
-        Ok(copies) => copies,
+        Ok(copies) => Some(Rc::new(copies)),
         Err(error) => {
             leptos::logging::warn!("Tandem: offline copies unavailable: {error}");
-            return (None, Vec::new());
+            None
         }
     };
-    if merging::failed_before(id) {
-        leptos::logging::warn!("Tandem: this document's offline copy broke the page; dropped");
-        let _ = copies.remove(id).await;
-        unsaved::forget(id);
+    if verdict == MergeVerdict::Drop {
+        leptos::logging::warn!("Tandem: this document's offline copy stopped the page; dropped");
+        if let Some(copies) = &copies {
+            let _ = copies.remove(id).await;
+        }
+        unsaved::forget_all(id);
         merging::end(id);
-        return (Some(Rc::new(copies)), Vec::new());
+        return (copies, Vec::new(), Vec::new(), verdict);
     }
     let mut kept = Vec::new();
-    match copies.load(id).await {
-        Ok(Some(copy)) => kept.push(copy),
-        Ok(None) => {}
-        Err(error) => {
-            leptos::logging::warn!("Tandem: offline copy unreadable, left as it is: {error}");
-            return (None, Vec::new());
-        }
+    let copies = match copies {
+        Some(copies) => match copies.load(id).await {
+            Ok(copy) => {
+                kept.extend(copy);
+                Some(copies)
+            }
+            Err(error) => {
+                leptos::logging::warn!("Tandem: offline copy unreadable, left as it is: {error}");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut merged = Vec::new();
+    for (key, text, update) in unsaved::all(id) {
+        kept.push(update);
+        merged.push((key, text));
     }
-    kept.extend(unsaved::kept(id));
     kept.extend(offline::legacy_copy(id));
-    (Some(Rc::new(copies)), kept)
+    (copies, kept, merged, verdict)
 }
 
 /// Makes the first connection attempt, once.
@@ -142,15 +183,30 @@ impl Session {
         }
     }
 
-    /// The page is being hidden or left: what the copy lacks goes to local storage at once,
-    /// and a write of the copy starts (it may not finish).
+    /// Whether this page holds changes of its own the server has not confirmed.
+    fn unconfirmed(&self) -> bool {
+        !(self.synced
+            && self.acks.waiting() == 0
+            && self.parts.save.get_untracked() == SaveState::Saved)
+    }
+
+    /// The page is being hidden or left: if it holds changes the server has not confirmed,
+    /// what its copy lacks goes to local storage at once (also when the browser has no
+    /// IndexedDB); and a write of the copy starts (it may not finish).
     pub(super) fn keep_before_hiding(&mut self) {
-        let id = self.parts.id.as_str().to_string();
-        if self.keeping.schedule.behind() {
+        if self.unconfirmed() && self.keeping.schedule.behind() {
             let since = self.keeping.saved.clone().unwrap_or_default();
             let update = self.doc.transact().encode_state_as_update_v1(&since);
-            unsaved::keep(&id, &update);
-            self.keeping.unsaved_kept_at = Some(js_sys::Date::now());
+            let whole = self.keeping.saved.is_none();
+            if unsaved::keep(self.parts.id.as_str(), &self.keeping.writer, &update) {
+                self.keeping.unsaved_after = Some(self.keeping.writes);
+                // The whole state went in: the entries merged on load are in it.
+                if whole {
+                    for (key, text) in std::mem::take(&mut self.keeping.unsaved_merged) {
+                        unsaved::forget_if_unchanged(&key, &text);
+                    }
+                }
+            }
         }
         self.save_if_due(true);
     }
@@ -158,20 +214,24 @@ impl Session {
     /// Writes the replica to the browser's store for offline use, unless the browser has no
     /// store.
     fn save_locally(&mut self) {
+        // Without a store, the schedule stays behind: what the page holds goes to local
+        // storage when it is hidden.
         let Some(copies) = self.keeping.copies.clone() else {
-            self.keeping.schedule = SaveSchedule::default();
             return;
         };
         let started = js_sys::Date::now();
+        if self.keeping.schedule.hung(started) {
+            self.keeping.stale = true;
+        }
         let txn = self.doc.transact();
         let state = txn.encode_state_as_update_v1(&yrs::StateVector::default());
         let vector = txn.state_vector();
         drop(txn);
         // Unconfirmed changes make the copy worth more than others (see `offline_limits`).
-        let unsynced = !(self.synced
-            && self.acks.waiting() == 0
-            && self.parts.save.get_untracked() == SaveState::Saved);
+        let unsynced = self.unconfirmed();
         self.keeping.schedule.started(started);
+        self.keeping.writes += 1;
+        let number = self.keeping.writes;
         let reopen = std::mem::take(&mut self.keeping.stale);
         let writer = self.keeping.writer.clone();
         let id = self.parts.id.as_str().to_string();
@@ -181,7 +241,14 @@ impl Session {
                 match offline::Copies::open().await {
                     Ok(copies) => Rc::new(copies),
                     Err(error) => {
-                        finish(&weak, started, Err(error), &state, vector, &copies);
+                        finish(
+                            &weak,
+                            (number, started),
+                            Err(error),
+                            &state,
+                            vector,
+                            &copies,
+                        );
                         return;
                     }
                 }
@@ -189,15 +256,15 @@ impl Session {
                 copies
             };
             let outcome = copies.save(&id, &state, unsynced, &writer).await;
-            finish(&weak, started, outcome, &state, vector, &copies);
+            finish(&weak, (number, started), outcome, &state, vector, &copies);
         });
     }
 }
 
-/// Records how the write started at `started` ended.
+/// Records how write `number`, started at `started`, ended.
 fn finish(
     weak: &std::rc::Weak<RefCell<Session>>,
-    started: f64,
+    (number, started): (u64, f64),
     outcome: Result<offline::Saved, offline::OfflineError>,
     state: &[u8],
     vector: yrs::StateVector,
@@ -213,9 +280,12 @@ fn finish(
             s.keeping.copies = Some(copies.clone());
             s.keeping.saved = Some(vector);
             // What was put in local storage before this write started is in the copy now.
-            if s.keeping.unsaved_kept_at.is_some_and(|at| at <= started) {
-                unsaved::forget(s.parts.id.as_str());
-                s.keeping.unsaved_kept_at = None;
+            if s.keeping.unsaved_after.is_some_and(|after| number > after) {
+                unsaved::forget(s.parts.id.as_str(), &s.keeping.writer);
+                s.keeping.unsaved_after = None;
+            }
+            for (key, text) in std::mem::take(&mut s.keeping.unsaved_merged) {
+                unsaved::forget_if_unchanged(&key, &text);
             }
             Written::Stored
         }
