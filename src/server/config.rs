@@ -146,6 +146,31 @@ pub enum Command {
         /// Where to write the copy; must not exist yet.
         file: PathBuf,
     },
+    /// Write a document's Markdown to standard output, as stored (also while a server runs).
+    Export {
+        /// The document's id (the last part of its link).
+        id: String,
+    },
+    /// Create a document from a Markdown file and print its link (also while a server runs).
+    Import {
+        /// The Markdown file (UTF-8, at most --max-doc-bytes).
+        file: PathBuf,
+        /// The document's title; by default the file's name without its extension.
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Print the number of documents and the database's size (also while a server runs).
+    Stats,
+}
+
+impl Command {
+    /// Whether the command's result is printed on standard output (logs must stay off it).
+    pub fn prints_result(&self) -> bool {
+        matches!(
+            self,
+            Command::Export { .. } | Command::Import { .. } | Command::Stats
+        )
+    }
 }
 
 impl Config {

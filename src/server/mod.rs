@@ -14,6 +14,7 @@
 //! - [`storage`]: the `DocStore` trait and its SQLite implementation.
 //! - [`error`]: close codes and HTTP errors.
 
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -223,14 +224,39 @@ pub enum RunError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Admin(#[from] admin::AdminError),
 }
 
 /// Runs the configured command: serve until SIGTERM or Ctrl-C, or take a backup.
 pub async fn run(config: Config) -> Result<(), RunError> {
-    if let Some(Command::Backup { file }) = &config.command {
-        storage::sqlite::backup_data_dir(&config.data_dir, file)?;
-        tracing::info!(file = %file.display(), "backup written");
-        return Ok(());
+    match &config.command {
+        Some(Command::Backup { file }) => {
+            storage::sqlite::backup_data_dir(&config.data_dir, file)?;
+            tracing::info!(file = %file.display(), "backup written");
+            return Ok(());
+        }
+        Some(Command::Export { id }) => {
+            admin::export(&config.data_dir, id, &mut std::io::stdout().lock())?;
+            return Ok(());
+        }
+        Some(Command::Import { file, title }) => {
+            let id = admin::import(
+                &config.data_dir,
+                file,
+                title.as_deref(),
+                config.max_doc_bytes,
+            )?;
+            println!("http://{}/d/{id}", config.addr);
+            return Ok(());
+        }
+        Some(Command::Stats) => {
+            let stats = admin::stats(&config.data_dir)?;
+            println!("documents: {}", stats.documents);
+            println!("database bytes: {}", stats.bytes);
+            return Ok(());
+        }
+        Some(Command::Serve) | None => {}
     }
     let state = AppState::open(config.clone())?;
     let listener = TcpListener::bind(config.addr).await?;

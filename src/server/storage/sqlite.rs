@@ -99,6 +99,21 @@ impl SqliteStore {
         Ok(std::fs::metadata(&self.path)?.len())
     }
 
+    /// How many documents are stored.
+    pub fn document_count(&self) -> Result<u64, StoreError> {
+        let conn = self.reader.lock();
+        let count: i64 = conn.query_row("SELECT COUNT(*) FROM documents", [], |r| r.get(0))?;
+        Ok(count.max(0) as u64)
+    }
+
+    /// Bytes of the database file and its write-ahead log, as they are now (nothing is
+    /// checkpointed: another process may be writing).
+    pub fn file_bytes(&self) -> Result<u64, StoreError> {
+        let wal = self.path.with_extension("db-wal");
+        let wal = std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0);
+        Ok(std::fs::metadata(&self.path)?.len() + wal)
+    }
+
     /// Returns freed pages to the file system a step at a time, handing the writer to any
     /// waiting commit between steps.
     fn vacuum_in_steps(&self) -> Result<(), StoreError> {

@@ -1,0 +1,118 @@
+//! The admin commands beside serving: `export`, `import` and `stats`. Each opens the data
+//! directory's database on its own, also while a server is using it: SQLite's write-ahead log
+//! lets this process read a consistent snapshot, and write between the server's commits (an
+//! imported document has a fresh id, so no open room holds it).
+
+use super::storage::sqlite::SqliteStore;
+use super::storage::{DocStore, NewUpdate, StoreError};
+use crate::doc_id::DocId;
+use std::path::{Path, PathBuf};
+use yrs::{Text, Transact};
+
+/// Why an admin command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0:?} is not a document id: {1}")]
+    BadId(String, String),
+    #[error("no document {0}")]
+    NoDocument(DocId),
+    #[error("document {0} does not read: {1}")]
+    Unreadable(DocId, String),
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0} is not UTF-8 text")]
+    NotText(PathBuf),
+    #[error("{0} is {1} bytes, over the document limit of {2} (--max-doc-bytes)")]
+    TooLarge(PathBuf, u64, usize),
+    #[error("cannot write: {0}")]
+    Write(std::io::Error),
+}
+
+/// What `tandem stats` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub documents: u64,
+    /// The database file and its write-ahead log, in bytes.
+    pub bytes: u64,
+}
+
+/// Opens the database of `data_dir`, which must exist: an admin command never creates one.
+fn open_existing(data_dir: &Path) -> Result<SqliteStore, AdminError> {
+    let path = data_dir.join(super::storage::sqlite::DB_FILE);
+    if !path.exists() {
+        return Err(StoreError::NoDatabase(path).into());
+    }
+    Ok(SqliteStore::open(data_dir, 0)?)
+}
+
+/// Writes document `id`'s Markdown to `out`, as durably stored.
+pub fn export(data_dir: &Path, id: &str, out: &mut impl std::io::Write) -> Result<(), AdminError> {
+    let id = DocId::parse(id).map_err(|e| AdminError::BadId(id.to_string(), e.to_string()))?;
+    let store = open_existing(data_dir)?;
+    let stored = store
+        .load(&id)?
+        .ok_or_else(|| AdminError::NoDocument(id.clone()))?;
+    let doc = stored
+        .replica()
+        .map_err(|e| AdminError::Unreadable(id.clone(), e))?;
+    let (_, content) = crate::protocol::texts_of(&doc);
+    out.write_all(content.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(AdminError::Write)
+}
+
+/// Creates a document holding `file`'s Markdown, titled `title` (by default the file's name
+/// without its extension), and returns its id. The file must be UTF-8 and within
+/// `max_doc_bytes`.
+pub fn import(
+    data_dir: &Path,
+    file: &Path,
+    title: Option<&str>,
+    max_doc_bytes: usize,
+) -> Result<DocId, AdminError> {
+    let size = std::fs::metadata(file)
+        .map_err(|e| AdminError::Read(file.to_path_buf(), e))?
+        .len();
+    if size > max_doc_bytes as u64 {
+        return Err(AdminError::TooLarge(
+            file.to_path_buf(),
+            size,
+            max_doc_bytes,
+        ));
+    }
+    let bytes = std::fs::read(file).map_err(|e| AdminError::Read(file.to_path_buf(), e))?;
+    let content = String::from_utf8(bytes).map_err(|_| AdminError::NotText(file.to_path_buf()))?;
+    let title = title.map(str::to_string).unwrap_or_else(|| {
+        file.file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let doc = crate::protocol::new_doc();
+    let data = {
+        let content_text = doc.get_or_insert_text(crate::protocol::CONTENT);
+        let title_text = doc.get_or_insert_text(crate::protocol::TITLE);
+        let mut txn = doc.transact_mut();
+        content_text.insert(&mut txn, 0, &content);
+        title_text.insert(&mut txn, 0, &title);
+        txn.encode_update_v1()
+    };
+    let store = open_existing(data_dir)?;
+    let id = DocId::from_random_bytes(rand::random());
+    store.append(&[NewUpdate {
+        doc: id.clone(),
+        data,
+        title,
+    }])?;
+    Ok(id)
+}
+
+/// The number of documents and the database's size.
+pub fn stats(data_dir: &Path) -> Result<Stats, AdminError> {
+    let store = open_existing(data_dir)?;
+    Ok(Stats {
+        documents: store.document_count()?,
+        bytes: store.file_bytes()?,
+    })
+}

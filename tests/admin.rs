@@ -1,0 +1,113 @@
+//! The admin commands (`tandem export`, `import`, `stats`), run as separate processes against a
+//! data directory a running server is using, as an operator would.
+
+mod common;
+
+use common::{Peer, ServerProcess};
+use std::path::Path;
+use std::process::{Command, Output};
+use tandem::doc_id::DocId;
+
+fn tandem(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("tandem runs")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_export_and_stats_work_beside_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path());
+    let markdown = dir.path().join("Meeting notes.md");
+    let text = "# Agenda\n\n- budget ✓\n- \u{1F600} dates\n";
+    std::fs::write(&markdown, text).unwrap();
+
+    // Import prints the new document's link, and the running server serves it.
+    let printed = stdout(&tandem(dir.path(), &["import", markdown.to_str().unwrap()]));
+    let link = printed.trim();
+    let id = DocId::parse(link.rsplit('/').next().unwrap()).expect("a document link");
+    assert!(link.ends_with(&format!("/d/{id}")), "{link}");
+    // As the page does, so the server confirms each change once it is durable.
+    let url = format!("{}?client=tandem", server.ws_url(&id));
+    let mut writer = Peer::join_url(&url, None).await;
+    assert_eq!(writer.text(), text);
+    let (title, _) = tandem::protocol::texts_of(writer.doc());
+    assert_eq!(title, "Meeting notes");
+
+    // An edit made through the server is in the export once it is confirmed durable.
+    let acks = writer.acks;
+    writer.insert(0, "Edited. ").await;
+    writer
+        .pump_until("the edit's confirmation", |p, _| p.acks > acks)
+        .await;
+    let exported = stdout(&tandem(dir.path(), &["export", id.as_str()]));
+    assert_eq!(exported, format!("Edited. {text}"));
+
+    let stats = stdout(&tandem(dir.path(), &["stats"]));
+    assert!(stats.contains("documents: 1\n"), "{stats}");
+    let bytes: u64 = stats
+        .lines()
+        .find_map(|line| line.strip_prefix("database bytes: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(bytes > 0);
+    drop(server);
+}
+
+#[test]
+fn admin_commands_refuse_bad_input_with_a_clear_error_and_touch_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // No database yet: nothing is created.
+    let missing = tandem(dir.path(), &["stats"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no database"));
+    assert!(!dir.path().join("tandem.db").exists());
+
+    let file = dir.path().join("a.md");
+    std::fs::write(&file, "hello").unwrap();
+    // Import into a fresh directory needs a database too.
+    assert!(!tandem(dir.path(), &["import", file.to_str().unwrap()])
+        .status
+        .success());
+    // Make one, as a server would on first start.
+    drop(tandem::server::storage::sqlite::SqliteStore::open(dir.path(), 0).unwrap());
+
+    for (args, says) in [
+        (vec!["export", "../../etc/passwd"], "is not a document id"),
+        (vec!["export", "AAAAAAAAAAAAAAAAAAAAAA"], "no document"),
+        (vec!["import", "/nonexistent/file.md"], "cannot read"),
+    ] {
+        let output = tandem(dir.path(), &args);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let binary = dir.path().join("b.md");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
+    let output = tandem(dir.path(), &["import", binary.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not UTF-8"));
+    let big = dir.path().join("c.md");
+    std::fs::write(&big, "x".repeat(2048)).unwrap();
+    let output = tandem(
+        dir.path(),
+        &["--max-doc-bytes", "1024", "import", big.to_str().unwrap()],
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("over the document limit"));
+    // Nothing was created by the refusals.
+    assert!(stdout(&tandem(dir.path(), &["stats"])).contains("documents: 0\n"));
+}
