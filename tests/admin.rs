@@ -111,3 +111,65 @@ fn admin_commands_refuse_bad_input_with_a_clear_error_and_touch_nothing() {
     // Nothing was created by the refusals.
     assert!(stdout(&tandem(dir.path(), &["stats"])).contains("documents: 0\n"));
 }
+
+#[test]
+fn the_version_names_the_build_commit() {
+    let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = stdout(&output);
+    let expected = format!("tandem {} (", env!("CARGO_PKG_VERSION"));
+    assert!(version.starts_with(&expected), "{version}");
+    let commit = version
+        .trim_end()
+        .trim_end_matches(')')
+        .rsplit('(')
+        .next()
+        .unwrap();
+    assert!(
+        commit == "unknown"
+            || commit
+                .trim_end_matches('+')
+                .chars()
+                .all(|c| c.is_ascii_hexdigit()),
+        "{version}"
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = 0;
+    for line in lines.map_while(Result::ok) {
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            event["level"].is_string() && event["timestamp"].is_string(),
+            "{line}"
+        );
+        seen += 1;
+        let message = event["fields"]["message"].as_str().unwrap_or_default();
+        if message.contains("listening on http://127.0.0.1:") {
+            break;
+        }
+        assert!(seen < 50, "no listening line");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

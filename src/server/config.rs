@@ -8,6 +8,23 @@ use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+/// The commit Tandem was built from ("unknown" outside a git checkout; `+` if it had changes).
+pub const COMMIT: &str =
+    git_version::git_version!(args = ["--always", "--dirty=+"], fallback = "unknown");
+
+/// The version and the commit, as `tandem --version` prints them.
+pub static VERSION: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{} ({COMMIT})", env!("CARGO_PKG_VERSION")));
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 /// Tandem: a real-time collaborative Markdown editor.
 ///
 /// Serves the editor at http://ADDR/ and each document's Yjs WebSocket at /ws/{id}, and keeps
@@ -15,10 +32,14 @@ use std::path::PathBuf;
 /// a release build (it then finds its site files in target/site), or point LEPTOS_SITE_ROOT at
 /// a copy of that directory.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "tandem", version, about, long_about)]
+#[command(name = "tandem", version = VERSION.as_str(), about, long_about)]
 pub struct Config {
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// How log lines are written; `RUST_LOG` chooses which (by default `info`).
+    #[arg(long, env = "TANDEM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Address and port to listen on.
     #[arg(long, env = "TANDEM_ADDR", default_value = "127.0.0.1:3000")]
