@@ -144,6 +144,11 @@ pub struct Config {
     )]
     pub heartbeat_ms: u32,
 
+    /// Serve `/metrics` on this address of its own (to anyone who can reach it) instead of on
+    /// the main address, where it answers only clients on this machine.
+    #[arg(long, env = "TANDEM_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Messages each connection may have waiting to be sent. A connection whose queue
     /// overflows is closed with 1013 so that it reconnects and resynchronises.
     #[arg(long, env = "TANDEM_SEND_QUEUE", default_value_t = 512)]

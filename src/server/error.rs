@@ -76,6 +76,7 @@ pub enum HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         use super::limits::Refusal;
+        use super::metrics;
         let status = match self {
             HttpError::BadDocId(_) => StatusCode::BAD_REQUEST,
             HttpError::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
@@ -92,6 +93,18 @@ impl IntoResponse for HttpError {
             _ => None,
         };
         tracing::info!(%status, error = %self, "request refused");
+        let refusal = match self {
+            HttpError::BadDocId(_) => Some(metrics::Refusal::Malformed),
+            HttpError::ForbiddenOrigin(_) => Some(metrics::Refusal::Origin),
+            HttpError::Limited(Refusal::ServerFull) | HttpError::Busy => {
+                Some(metrics::Refusal::Capacity)
+            }
+            HttpError::Limited(_) => Some(metrics::Refusal::AddressLimit),
+            HttpError::NoPeerAddress => None,
+        };
+        if let Some(refusal) = refusal {
+            metrics::refused(refusal);
+        }
         let mut response = (status, self.to_string()).into_response();
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(

@@ -152,6 +152,16 @@ impl Hub {
             .and_then(|entry| entry.slot.room.get().cloned())
     }
 
+    /// Presence entries across the rooms in memory.
+    pub fn presence_count(&self) -> usize {
+        let rooms: Vec<Arc<Room>> = self
+            .rooms()
+            .values()
+            .filter_map(|entry| entry.slot.room.get().cloned())
+            .collect();
+        rooms.iter().map(|room| room.presence_count()).sum()
+    }
+
     /// How many rooms are in memory.
     pub fn room_count(&self) -> usize {
         self.rooms().len()

@@ -250,8 +250,12 @@ fn commit(store: &dyn DocStore, batch: &mut Batch) {
     if batch.updates.is_empty() {
         return;
     }
-    match guarded("append", || store.append(&batch.updates)) {
+    let started = std::time::Instant::now();
+    let result = guarded("append", || store.append(&batch.updates));
+    ::metrics::histogram!(super::metrics::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+    match result {
         Ok(seqs) => {
+            ::metrics::counter!(super::metrics::UPDATES_STORED).increment(seqs.len() as u64);
             for (completion, seq) in batch.completions.drain(..).zip(seqs) {
                 complete(completion, Ok(seq));
             }
@@ -264,6 +268,9 @@ fn commit(store: &dyn DocStore, batch: &mut Batch) {
                         .append(std::slice::from_ref(update))
                         .map(|seqs| seqs[0])
                 });
+                if result.is_ok() {
+                    ::metrics::counter!(super::metrics::UPDATES_STORED).increment(1);
+                }
                 complete(completion, result);
             }
         }

@@ -21,6 +21,7 @@ pub mod http;
 pub mod hub;
 pub mod journal;
 pub mod limits;
+pub mod metrics;
 pub mod readiness;
 pub mod redact;
 pub mod room;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub readiness: Arc<readiness::Readiness>,
     /// Permits for document pages being rendered; see [`http::render_gate`].
     pub renders: Arc<Semaphore>,
+    /// The database file, whose size `/metrics` reports.
+    pub storage_path: std::path::PathBuf,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {
@@ -87,6 +90,9 @@ impl AppState {
     pub fn open(config: Config) -> Result<Self, StoreError> {
         let store = SqliteStore::open(&config.data_dir, config.max_storage_mb * 1024 * 1024)?;
         tracing::info!(path = %store.path().display(), "document store open");
+        let storage_path = store.path().to_path_buf();
+        // Installed before anything is counted.
+        metrics::handle();
         let store: Arc<dyn DocStore> = Arc::new(store);
         let journal = Journal::start(store.clone(), JOURNAL_QUEUE);
         let readiness = Arc::new(readiness::Readiness::new(journal.clone(), store.clone()));
@@ -121,6 +127,7 @@ impl AppState {
             limits,
             readiness,
             renders,
+            storage_path,
         })
     }
 }
@@ -152,6 +159,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(loopback_metrics))
         .route("/new", get(new_document))
         .route("/ws/{doc}", get(websocket))
         .route("/d/{doc}/raw", get(http::raw::raw_markdown))
@@ -259,6 +267,20 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         Some(Command::Serve) | None => {}
     }
     let state = AppState::open(config.clone())?;
+    if let Some(addr) = config.metrics_addr {
+        let listener = TcpListener::bind(addr).await?;
+        tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+        let app = metrics_router(state.clone());
+        let shutdown = state.shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "metrics listener failed");
+            }
+        });
+    }
     let listener = TcpListener::bind(config.addr).await?;
     tracing::info!("Tandem listening on http://{}", listener.local_addr()?);
     let shutdown = state.shutdown.clone();
@@ -289,6 +311,50 @@ async fn wait_for_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
+}
+
+/// `/metrics` on the main listener: for clients on this machine only (the TCP peer itself, never
+/// a forwarded address), and not at all when `--metrics-addr` gives it a listener of its own.
+async fn loopback_metrics(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+) -> Response {
+    if state.config.metrics_addr.is_some() || !peer.ip().to_canonical().is_loopback() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    metrics_text(&state).into_response()
+}
+
+/// The metrics in the Prometheus text format.
+fn metrics_text(state: &AppState) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let wal = state.storage_path.with_extension("db-wal");
+    let storage_bytes = std::fs::metadata(&state.storage_path)
+        .ok()
+        .map(|db| db.len() + std::fs::metadata(wal).map(|w| w.len()).unwrap_or(0));
+    let text = metrics::render(metrics::Now {
+        connections: state.sessions.len(),
+        documents: state.hub.room_count(),
+        presence: state.hub.presence_count(),
+        storage_bytes,
+    });
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+/// The router of the separate metrics listener (`--metrics-addr`): `/metrics` for anyone who
+/// can reach that address.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>| async move { metrics_text(&state) }),
+        )
+        .with_state(state)
 }
 
 async fn healthz() -> &'static str {

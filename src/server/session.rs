@@ -13,6 +13,7 @@
 
 use super::error::CloseReason;
 use super::hub::Hub;
+use super::metrics;
 use super::room::{encode, Presence};
 use super::socket::{
     CapacityError, CloseFrame, Connection, Error as WsError, Lingered, Message as WsMessage,
@@ -169,6 +170,7 @@ pub async fn run<S: Connection>(
             match next {
                 None | Some(Ok(WsMessage::Close(_))) => break,
                 Some(Ok(WsMessage::Binary(frame))) => {
+                    metrics::received(&frame);
                     match room.receive(conn, &mut presence, &frame).await {
                         Ok(mut received) => {
                             // Large answers count as more messages: asking for the whole
@@ -229,7 +231,8 @@ pub async fn run<S: Connection>(
         let mut pings =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         loop {
-            let frame = tokio::select! {
+            // The frame, which way it goes, and when it was broadcast (if it was).
+            let (frame, path, published) = tokio::select! {
                 biased;
                 _ = closing.cancelled() => break,
                 _ = pings.tick() => {
@@ -247,13 +250,13 @@ pub async fn run<S: Connection>(
                 frame = queued.recv() => match frame {
                     Some(frame) => {
                         queued_bytes.fetch_sub(frame.len(), std::sync::atomic::Ordering::Relaxed);
-                        frame
+                        (frame, "reply", None)
                     }
                     None => break,
                 },
                 update = updates.recv() => match update {
                     Ok(update) if update.from == conn => continue,
-                    Ok(update) => update.frame,
+                    Ok(update) => (update.frame, "broadcast", Some(update.at)),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::info!(doc = %room.tag, conn, missed, "connection fell behind, closing");
                         decide(CloseReason::lagging("fell behind; reconnect to resync"));
@@ -262,8 +265,15 @@ pub async fn run<S: Connection>(
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
             };
+            let bytes = frame.len();
             match tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Binary(frame))).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => {
+                    metrics::sent(path, bytes);
+                    if let Some(at) = published {
+                        ::metrics::histogram!(metrics::FANOUT_SECONDS)
+                            .record(at.elapsed().as_secs_f64());
+                    }
+                }
                 Ok(Err(_)) => break,
                 Err(_) => {
                     tracing::info!(doc = %room.tag, conn, "peer is not reading, closing");
@@ -375,6 +385,10 @@ async fn send_close<S>(sink: &mut S, reason: CloseReason) -> bool
 where
     S: Sink<WsMessage> + Unpin,
 {
+    metrics::closed(reason.code);
+    if let Some(refusal) = metrics::Refusal::of_close(reason.code) {
+        metrics::refused(refusal);
+    }
     let frame = CloseFrame {
         code: reason.code.into(),
         reason: reason.reason.into(),

@@ -55,6 +55,8 @@ pub type ConnId = u64;
 pub struct Broadcast {
     pub from: ConnId,
     pub frame: Bytes,
+    /// When it was published, for the fan-out latency metric.
+    pub at: std::time::Instant,
 }
 
 /// When the stored log of a document is merged into its snapshot, and how large a document
@@ -327,7 +329,11 @@ impl Room {
 
     fn publish(&self, from: ConnId, frame: Bytes) {
         // An error only means nobody is subscribed, which is fine.
-        let _ = self.updates.send(Broadcast { from, frame });
+        let _ = self.updates.send(Broadcast {
+            from,
+            frame,
+            at: std::time::Instant::now(),
+        });
     }
 
     /// The replica and its bookkeeping. An update holds this while it integrates, up to the

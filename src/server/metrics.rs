@@ -1,0 +1,215 @@
+//! What the server counts, for `GET /metrics` in the Prometheus text format: recorded with the
+//! `metrics` crate where things happen, rendered by `metrics-exporter-prometheus`. Counts that
+//! are a state rather than an event (connections, documents, presence, storage) are read when
+//! scraped.
+//!
+//! Every label takes values from a fixed set (message kinds, close codes, refusal reasons), so
+//! no client can grow the number of series.
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+/// Open WebSocket connections.
+pub const CONNECTIONS: &str = "tandem_connections";
+/// Documents in memory (with at least one connection).
+pub const DOCUMENTS: &str = "tandem_documents_open";
+/// Presence entries across open documents.
+pub const PRESENCE: &str = "tandem_presence_entries";
+/// Bytes of the database and its write-ahead log.
+pub const STORAGE_BYTES: &str = "tandem_storage_bytes";
+/// Messages received, by `kind`.
+pub const MESSAGES_IN: &str = "tandem_messages_received_total";
+/// Bytes received in messages, by `kind`.
+pub const BYTES_IN: &str = "tandem_received_bytes_total";
+/// Messages sent, by `path` (`reply` to the sender, `broadcast` to the others).
+pub const MESSAGES_OUT: &str = "tandem_messages_sent_total";
+/// Bytes sent in messages, by `path`.
+pub const BYTES_OUT: &str = "tandem_sent_bytes_total";
+/// Updates stored durably.
+pub const UPDATES_STORED: &str = "tandem_updates_stored_total";
+/// Seconds one journal commit (a batch of updates) took.
+pub const COMMIT_SECONDS: &str = "tandem_journal_commit_seconds";
+/// Seconds from an update's broadcast to its frame leaving for one other connection.
+pub const FANOUT_SECONDS: &str = "tandem_fanout_seconds";
+/// Connections the server closed, by `code`.
+pub const CLOSES: &str = "tandem_closes_total";
+/// Requests and connections refused, by `reason`.
+pub const REFUSALS: &str = "tandem_refusals_total";
+
+/// Latency buckets, in seconds: from a tenth of a millisecond to ten seconds.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The process's recorder, installed on first use (one per process: the `metrics` macros
+/// record into a global).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(BUCKETS)
+            .expect("the buckets are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(CONNECTIONS, "Open WebSocket connections.");
+    describe_gauge!(DOCUMENTS, "Documents in memory.");
+    describe_gauge!(PRESENCE, "Presence entries across open documents.");
+    describe_gauge!(STORAGE_BYTES, Unit::Bytes, "Database and write-ahead log.");
+    describe_counter!(MESSAGES_IN, "Messages received, by kind.");
+    describe_counter!(
+        BYTES_IN,
+        Unit::Bytes,
+        "Bytes received in messages, by kind."
+    );
+    describe_counter!(MESSAGES_OUT, "Messages sent, by path.");
+    describe_counter!(BYTES_OUT, Unit::Bytes, "Bytes sent in messages, by path.");
+    describe_counter!(UPDATES_STORED, "Updates stored durably.");
+    describe_histogram!(COMMIT_SECONDS, Unit::Seconds, "Journal commit time.");
+    describe_histogram!(
+        FANOUT_SECONDS,
+        Unit::Seconds,
+        "From an update's broadcast to its frame leaving for another connection."
+    );
+    describe_counter!(CLOSES, "Connections closed by the server, by close code.");
+    describe_counter!(REFUSALS, "Requests and connections refused, by reason.");
+}
+
+/// The kind of a Yjs message, from its first bytes, as a label.
+pub fn message_kind(frame: &[u8]) -> &'static str {
+    match frame {
+        [0, 0, ..] => "sync_step1",
+        [0, 1, ..] => "sync_step2",
+        [0, 2, ..] => "update",
+        [1, ..] => "awareness",
+        [3, ..] => "query_awareness",
+        [100, ..] => "saved",
+        [101, ..] => "ping",
+        [102, ..] => "pong",
+        _ => "other",
+    }
+}
+
+/// Counts a message received.
+pub fn received(frame: &[u8]) {
+    let kind = message_kind(frame);
+    metrics::counter!(MESSAGES_IN, "kind" => kind).increment(1);
+    metrics::counter!(BYTES_IN, "kind" => kind).increment(frame.len() as u64);
+}
+
+/// Counts a message sent to the connection that asked (`reply`) or to the others
+/// (`broadcast`).
+pub fn sent(path: &'static str, bytes: usize) {
+    metrics::counter!(MESSAGES_OUT, "path" => path).increment(1);
+    metrics::counter!(BYTES_OUT, "path" => path).increment(bytes as u64);
+}
+
+/// Counts a close the server decided, by its code (one of the few the server sends).
+pub fn closed(code: u16) {
+    let code = match code {
+        1000 => "1000",
+        1001 => "1001",
+        1002 => "1002",
+        1003 => "1003",
+        1007 => "1007",
+        1008 => "1008",
+        1009 => "1009",
+        1011 => "1011",
+        1013 => "1013",
+        _ => "other",
+    };
+    metrics::counter!(CLOSES, "code" => code).increment(1);
+}
+
+/// Why something was refused, as a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many connections from one address, or too fast (HTTP 429).
+    AddressLimit,
+    /// Too many connections in all, or pages rendering (HTTP 503).
+    Capacity,
+    /// A WebSocket from an origin not allowed (HTTP 403).
+    Origin,
+    /// A message or document over its size limit (close 1009).
+    Size,
+    /// Too many messages, or too slow to integrate (close 1008).
+    Rate,
+    /// A malformed request or message (HTTP 400, close 1002/1003/1007).
+    Malformed,
+}
+
+impl Refusal {
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::AddressLimit => "address_limit",
+            Refusal::Capacity => "capacity",
+            Refusal::Origin => "origin",
+            Refusal::Size => "size",
+            Refusal::Rate => "rate",
+            Refusal::Malformed => "malformed",
+        }
+    }
+
+    /// The refusal a close code stands for, if it is one.
+    pub fn of_close(code: u16) -> Option<Refusal> {
+        match code {
+            1009 => Some(Refusal::Size),
+            1008 => Some(Refusal::Rate),
+            1002 | 1003 | 1007 => Some(Refusal::Malformed),
+            _ => None,
+        }
+    }
+}
+
+/// Counts a refusal.
+pub fn refused(why: Refusal) {
+    metrics::counter!(REFUSALS, "reason" => why.label()).increment(1);
+}
+
+/// The state the scrape reads, set just before rendering.
+pub struct Now {
+    pub connections: usize,
+    pub documents: usize,
+    pub presence: usize,
+    pub storage_bytes: Option<u64>,
+}
+
+/// Renders every metric, with the state counts as of `now`.
+pub fn render(now: Now) -> String {
+    let handle = handle();
+    metrics::gauge!(CONNECTIONS).set(now.connections as f64);
+    metrics::gauge!(DOCUMENTS).set(now.documents as f64);
+    metrics::gauge!(PRESENCE).set(now.presence as f64);
+    if let Some(bytes) = now.storage_bytes {
+        metrics::gauge!(STORAGE_BYTES).set(bytes as f64);
+    }
+    handle.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_kinds_come_from_a_fixed_set() {
+        assert_eq!(message_kind(&[0, 0, 1]), "sync_step1");
+        assert_eq!(message_kind(&[0, 1]), "sync_step2");
+        assert_eq!(message_kind(&[0, 2, 5]), "update");
+        assert_eq!(message_kind(&[1, 9]), "awareness");
+        assert_eq!(message_kind(&[3]), "query_awareness");
+        assert_eq!(message_kind(&[101]), "ping");
+        for junk in [&[][..], &[0][..], &[0, 9][..], &[2][..], &[255, 255][..]] {
+            assert_eq!(message_kind(junk), "other");
+        }
+    }
+}
