@@ -28,6 +28,7 @@ pub mod room;
 pub mod session;
 pub mod socket;
 pub mod storage;
+pub mod tls;
 
 use crate::app::{shell, App};
 use crate::doc_id::DocId;
@@ -196,13 +197,19 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves on `listener` until `state.shutdown` fires, then closes every session with 1001,
 /// waits for them (at most a few seconds) and flushes the journal.
-pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+/// `listener` is plain TCP, or [`tls::TlsListener`] for HTTPS and `wss://`.
+pub async fn serve<L>(listener: L, state: AppState) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    use axum::serve::ListenerExt;
     let shutdown = state.shutdown.clone();
     let sessions = state.sessions.clone();
     let hub = state.hub.clone();
     let app = router(state);
     axum::serve(
-        listener,
+        // Tapped (doing nothing) so that the peer address is known for any listener.
+        listener.tap_io(|_| {}),
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -234,6 +241,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Admin(#[from] admin::AdminError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Runs the configured command: serve until SIGTERM or Ctrl-C, or take a backup.
@@ -282,14 +291,25 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         });
     }
     let listener = TcpListener::bind(config.addr).await?;
-    tracing::info!("Tandem listening on http://{}", listener.local_addr()?);
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
         shutdown.cancel();
     });
-    Ok(serve(listener, state).await?)
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = tls::load_config(cert, key)?;
+            let addr = listener.local_addr()?;
+            let listener = tls::TlsListener::new(listener, tls, state.shutdown.clone())?;
+            tracing::info!("Tandem listening on https://{addr}");
+            Ok(serve(listener, state).await?)
+        }
+        _ => {
+            tracing::info!("Tandem listening on http://{}", listener.local_addr()?);
+            Ok(serve(listener, state).await?)
+        }
+    }
 }
 
 async fn wait_for_signal() {
