@@ -35,6 +35,10 @@ async fn main() -> std::process::ExitCode {
     match tandem::server::run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
+            // An admin command's failure is said plainly, whatever the log level.
+            if admin {
+                eprintln!("tandem: {error}");
+            }
             tracing::error!(%error, "server failed");
             std::process::ExitCode::FAILURE
         }

@@ -173,3 +173,43 @@ fn json_logs_are_one_object_per_line() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn special_files_other_schemas_and_terminal_escapes_are_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(tandem::server::storage::sqlite::SqliteStore::open(dir.path(), 0).unwrap());
+    // A device reads as empty to a size check and without end to a read.
+    let output = tandem(dir.path(), &["import", "/dev/zero"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a regular file"));
+
+    // Text strangers wrote, with terminal escapes in it (an OSC 52 clipboard write).
+    let file = dir.path().join("escapes.md");
+    std::fs::write(&file, "ok\u{1b}]52;c;ZXZpbA==\u{7}\n\tend").unwrap();
+    let link = stdout(&tandem(dir.path(), &["import", file.to_str().unwrap()]));
+    let id = link.trim().rsplit('/').next().unwrap().to_string();
+    // To a file or pipe: as written.
+    let piped = stdout(&tandem(dir.path(), &["export", &id]));
+    assert_eq!(piped, "ok\u{1b}]52;c;ZXZpbA==\u{7}\n\tend");
+    // To a terminal: escaped, newlines and tabs kept.
+    let mut shown = Vec::new();
+    tandem::server::admin::export(dir.path(), &id, &mut shown, true).unwrap();
+    assert_eq!(
+        String::from_utf8(shown).unwrap(),
+        "ok\\u{1b}]52;c;ZXZpbA==\\u{7}\n\tend"
+    );
+
+    // A database of another schema version is not touched.
+    let db = dir.path().join("tandem.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let output = tandem(dir.path(), &["stats"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("schema version 99"));
+    let version: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 99);
+}

@@ -145,15 +145,26 @@ async fn only_this_machine_may_read_the_metrics_unless_they_have_their_own_liste
     for outside in ["10.0.0.7:5000", "192.168.1.2:80", "[2001:db8::1]:443"] {
         assert_eq!(metrics_from(&server, outside).await, 404, "{outside}");
     }
-    // Forwarded headers do not make a client local.
-    let forwarded = net::get_from(
-        [127, 0, 0, 2].into(),
-        server.addr,
-        "/metrics",
-        &[("x-forwarded-for", "127.0.0.1")],
-    )
-    .await;
-    assert_eq!(forwarded.status, 200, "127.0.0.2 is this machine too");
+    assert_eq!(
+        net::get_from([127, 0, 0, 2].into(), server.addr, "/metrics", &[])
+            .await
+            .status,
+        200
+    );
+    // A proxy on this machine connects from loopback for anyone: what it forwards is not local.
+    for header in ["x-forwarded-for", "forwarded", "x-real-ip", "via"] {
+        let forwarded = net::get_from(
+            [127, 0, 0, 1].into(),
+            server.addr,
+            "/metrics",
+            &[(header, "for=203.0.113.9")],
+        )
+        .await;
+        assert_eq!(forwarded.status, 404, "{header}");
+    }
+    let proxied =
+        TestServer::start_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    assert_eq!(net::get(proxied.addr, "/metrics").await.status, 404);
 
     // With a listener of its own, the main one does not serve them at all.
     let separate =

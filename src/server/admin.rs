@@ -26,8 +26,15 @@ pub enum AdminError {
     NotText(PathBuf),
     #[error("{0} is {1} bytes, over the document limit of {2} (--max-doc-bytes)")]
     TooLarge(PathBuf, u64, usize),
+    #[error("{0} is not a regular file")]
+    NotAFile(PathBuf),
     #[error("cannot write: {0}")]
     Write(std::io::Error),
+    #[error(
+        "the database is at schema version {found} and this tandem writes version {expected}; \
+         run the tandem that serves it (a newer one migrates it when it starts serving)"
+    )]
+    SchemaMismatch { found: usize, expected: usize },
 }
 
 /// What `tandem stats` prints.
@@ -38,17 +45,31 @@ pub struct Stats {
     pub bytes: u64,
 }
 
-/// Opens the database of `data_dir`, which must exist: an admin command never creates one.
+/// Opens the database of `data_dir`, which must exist and be at this build's schema version:
+/// an admin command never creates a database, nor migrates one a server of another version is
+/// using (only serving does that).
 fn open_existing(data_dir: &Path) -> Result<SqliteStore, AdminError> {
+    use super::storage::sqlite::{current_schema_version, schema_version};
     let path = data_dir.join(super::storage::sqlite::DB_FILE);
     if !path.exists() {
         return Err(StoreError::NoDatabase(path).into());
     }
+    let (found, expected) = (schema_version(&path)?, current_schema_version());
+    if found != expected {
+        return Err(AdminError::SchemaMismatch { found, expected });
+    }
     Ok(SqliteStore::open(data_dir, 0)?)
 }
 
-/// Writes document `id`'s Markdown to `out`, as durably stored.
-pub fn export(data_dir: &Path, id: &str, out: &mut impl std::io::Write) -> Result<(), AdminError> {
+/// Writes document `id`'s Markdown to `out`, as durably stored. When `out` is a terminal,
+/// control characters other than newlines and tabs are shown escaped: text strangers wrote
+/// must not drive the operator's terminal.
+pub fn export(
+    data_dir: &Path,
+    id: &str,
+    out: &mut impl std::io::Write,
+    terminal: bool,
+) -> Result<(), AdminError> {
     let id = DocId::parse(id).map_err(|e| AdminError::BadId(id.to_string(), e.to_string()))?;
     let store = open_existing(data_dir)?;
     let stored = store
@@ -58,6 +79,18 @@ pub fn export(data_dir: &Path, id: &str, out: &mut impl std::io::Write) -> Resul
         .replica()
         .map_err(|e| AdminError::Unreadable(id.clone(), e))?;
     let (_, content) = crate::protocol::texts_of(&doc);
+    let content = if terminal {
+        content
+            .chars()
+            .map(|c| match c {
+                '\n' | '\t' => c.to_string(),
+                c if c.is_control() => c.escape_unicode().to_string(),
+                c => c.to_string(),
+            })
+            .collect()
+    } else {
+        content
+    };
     out.write_all(content.as_bytes())
         .and_then(|()| out.flush())
         .map_err(AdminError::Write)
@@ -72,17 +105,26 @@ pub fn import(
     title: Option<&str>,
     max_doc_bytes: usize,
 ) -> Result<DocId, AdminError> {
-    let size = std::fs::metadata(file)
-        .map_err(|e| AdminError::Read(file.to_path_buf(), e))?
-        .len();
-    if size > max_doc_bytes as u64 {
+    use std::io::Read;
+    let read_error = |e| AdminError::Read(file.to_path_buf(), e);
+    // Checked on the open file, so it cannot be swapped in between; and read at most one byte
+    // past the limit, so a device, a pipe or a growing file cannot fill memory.
+    let opened = std::fs::File::open(file).map_err(read_error)?;
+    if !opened.metadata().map_err(read_error)?.is_file() {
+        return Err(AdminError::NotAFile(file.to_path_buf()));
+    }
+    let mut bytes = Vec::new();
+    opened
+        .take(max_doc_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() > max_doc_bytes {
         return Err(AdminError::TooLarge(
             file.to_path_buf(),
-            size,
+            bytes.len() as u64,
             max_doc_bytes,
         ));
     }
-    let bytes = std::fs::read(file).map_err(|e| AdminError::Read(file.to_path_buf(), e))?;
     let content = String::from_utf8(bytes).map_err(|_| AdminError::NotText(file.to_path_buf()))?;
     let title = title.map(str::to_string).unwrap_or_else(|| {
         file.file_stem()
@@ -98,6 +140,14 @@ pub fn import(
         title_text.insert(&mut txn, 0, &title);
         txn.encode_update_v1()
     };
+    // The stored form, not the file, is what the document limit counts.
+    if data.len() > max_doc_bytes {
+        return Err(AdminError::TooLarge(
+            file.to_path_buf(),
+            data.len() as u64,
+            max_doc_bytes,
+        ));
+    }
     let store = open_existing(data_dir)?;
     let id = DocId::from_random_bytes(rand::random());
     store.append(&[NewUpdate {

@@ -9,8 +9,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 /// The commit Tandem was built from ("unknown" outside a git checkout; `+` if it had changes).
-pub const COMMIT: &str =
-    git_version::git_version!(args = ["--always", "--dirty=+"], fallback = "unknown");
+pub const COMMIT: &str = git_version::git_version!(
+    args = ["--always", "--dirty=+", "--exclude=*"],
+    fallback = "unknown"
+);
 
 /// The version and the commit, as `tandem --version` prints them.
 pub static VERSION: std::sync::LazyLock<String> =

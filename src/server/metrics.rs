@@ -29,12 +29,16 @@ pub const BYTES_OUT: &str = "tandem_sent_bytes_total";
 pub const UPDATES_STORED: &str = "tandem_updates_stored_total";
 /// Seconds one journal commit (a batch of updates) took.
 pub const COMMIT_SECONDS: &str = "tandem_journal_commit_seconds";
-/// Seconds from an update's broadcast to its frame leaving for one other connection.
+/// Seconds from a document update's broadcast to its frame leaving for one other connection
+/// (presence, far more frequent, is not timed).
 pub const FANOUT_SECONDS: &str = "tandem_fanout_seconds";
 /// Connections the server closed, by `code`.
 pub const CLOSES: &str = "tandem_closes_total";
 /// Requests and connections refused, by `reason`.
 pub const REFUSALS: &str = "tandem_refusals_total";
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Latency buckets, in seconds: from a tenth of a millisecond to ten seconds.
 const BUCKETS: &[f64] = &[
@@ -56,6 +60,15 @@ pub fn handle() -> &'static PrometheusHandle {
             tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
         }
         describe();
+        // Histogram samples are held raw until upkeep folds them into buckets: done every
+        // second, whether anyone scrapes or not, so they cannot pile up.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                upkeep.run_upkeep();
+            });
         handle
     })
 }

@@ -254,7 +254,13 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             return Ok(());
         }
         Some(Command::Export { id }) => {
-            admin::export(&config.data_dir, id, &mut std::io::stdout().lock())?;
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            admin::export(
+                &config.data_dir,
+                id,
+                &mut std::io::stdout().lock(),
+                terminal,
+            )?;
             return Ok(());
         }
         Some(Command::Import { file, title }) => {
@@ -264,13 +270,20 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 title.as_deref(),
                 config.max_doc_bytes,
             )?;
-            println!("http://{}/d/{id}", config.addr);
+            let scheme = if config.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            print_lines(&[format!("{scheme}://{}/d/{id}", config.addr)])?;
             return Ok(());
         }
         Some(Command::Stats) => {
             let stats = admin::stats(&config.data_dir)?;
-            println!("documents: {}", stats.documents);
-            println!("database bytes: {}", stats.bytes);
+            print_lines(&[
+                format!("documents: {}", stats.documents),
+                format!("database bytes: {}", stats.bytes),
+            ])?;
             return Ok(());
         }
         Some(Command::Serve) | None => {}
@@ -312,6 +325,16 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
 }
 
+/// Prints an admin command's answer; a closed pipe is an error, not a panic.
+fn print_lines(lines: &[String]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+}
+
 async fn wait_for_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -333,13 +356,25 @@ async fn wait_for_signal() {
     }
 }
 
-/// `/metrics` on the main listener: for clients on this machine only (the TCP peer itself, never
-/// a forwarded address), and not at all when `--metrics-addr` gives it a listener of its own.
+/// `/metrics` on the main listener: for clients on this machine only, and not at all when
+/// `--metrics-addr` gives it a listener of its own. A reverse proxy on this machine connects
+/// from loopback on behalf of anyone, so a request from a trusted proxy, or carrying any
+/// forwarding header, is not local.
 async fn loopback_metrics(
     State(state): State<AppState>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
-    if state.config.metrics_addr.is_some() || !peer.ip().to_canonical().is_loopback() {
+    let ip = peer.ip().to_canonical();
+    let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip", "via"]
+        .iter()
+        .any(|name| headers.contains_key(*name));
+    let proxy = state
+        .config
+        .trusted_proxies
+        .iter()
+        .any(|net| net.contains(&ip));
+    if state.config.metrics_addr.is_some() || !ip.is_loopback() || forwarded || proxy {
         return StatusCode::NOT_FOUND.into_response();
     }
     metrics_text(&state).into_response()

@@ -256,7 +256,10 @@ pub async fn run<S: Connection>(
                 },
                 update = updates.recv() => match update {
                     Ok(update) if update.from == conn => continue,
-                    Ok(update) => (update.frame, "broadcast", Some(update.at)),
+                    Ok(update) => {
+                        let timed = (metrics::message_kind(&update.frame) == "update").then_some(update.at);
+                        (update.frame, "broadcast", timed)
+                    }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::info!(doc = %room.tag, conn, missed, "connection fell behind, closing");
                         decide(CloseReason::lagging("fell behind; reconnect to resync"));

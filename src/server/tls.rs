@@ -1,12 +1,15 @@
 //! HTTPS and `wss://` on the main port (`--tls-cert`, `--tls-key`): rustls through
 //! tokio-rustls, with a PEM certificate chain and private key.
 //!
-//! Handshakes run as tasks of their own, at most [`MAX_HANDSHAKES`] at a time and each within
-//! [`HANDSHAKE_TIMEOUT`]: a client that opens a TCP connection and never finishes its handshake
-//! must not hold up everyone else's. Only HTTP/1.1 is offered, since WebSocket upgrades need it.
+//! Handshakes run as tasks of their own, each within [`HANDSHAKE_TIMEOUT`], at most
+//! [`MAX_HANDSHAKES`] at a time and [`MAX_HANDSHAKES_PER_ADDRESS`] from one client address (an
+//! IPv6 /64 counting as one): a client that opens connections and never finishes a handshake
+//! holds up only its own. A connection beyond either bound is closed at once rather than left
+//! waiting. Only HTTP/1.1 is offered, since WebSocket upgrades need it.
 
 use axum::serve::Listener;
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +22,10 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-/// TLS handshakes in progress at once; further connections wait to be accepted.
+/// TLS handshakes in progress at once; further connections are closed.
 pub const MAX_HANDSHAKES: usize = 256;
+/// TLS handshakes in progress from one client address.
+pub const MAX_HANDSHAKES_PER_ADDRESS: usize = 8;
 /// Longest a handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,6 +62,40 @@ pub fn load_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsErro
     Ok(Arc::new(config))
 }
 
+/// A handshake's place in its address's count, given back when dropped.
+struct AddressSeat {
+    counts: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+    key: IpAddr,
+}
+
+impl AddressSeat {
+    fn take(counts: &Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr) -> Option<Self> {
+        let key = super::limits::address_key(ip);
+        let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let count = map.entry(key).or_insert(0);
+        if *count >= MAX_HANDSHAKES_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSeat {
+            counts: counts.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for AddressSeat {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = map.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// A listener whose connections are TLS streams, for `axum::serve`.
 pub struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
@@ -75,11 +114,9 @@ impl TlsListener {
         let (done, ready) = mpsc::channel(MAX_HANDSHAKES);
         let acceptor = TlsAcceptor::from(config);
         let permits = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+        let per_address: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
         tokio::spawn(async move {
             loop {
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    return;
-                };
                 let accepted = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = done.closed() => return,
@@ -94,10 +131,19 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    tracing::debug!(%peer, "too many TLS handshakes at once; closed");
+                    continue;
+                };
+                let Some(seat) = AddressSeat::take(&per_address, peer.ip()) else {
+                    tracing::debug!(%peer, "too many TLS handshakes from one address; closed");
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let done = done.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
+                    let _seat = seat;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = done.send((tls, peer)).await;

@@ -27,7 +27,7 @@ use std::time::Duration;
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "tandem.db";
 
-const MIGRATIONS: &[M<'static>] = &[
+pub(crate) const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0001_documents.sql")),
     M::up(include_str!("migrations/0002_versions.sql")),
 ];
@@ -300,6 +300,20 @@ fn vacuum_into(conn: &Connection, destination: &Path) -> Result<(), StoreError> 
         return Err(error.into());
     }
     Ok(())
+}
+
+/// The schema version of the database at `path` (SQLite's `user_version`, which the
+/// migrations set), read without changing anything.
+pub fn schema_version(path: &Path) -> Result<usize, StoreError> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    Ok(version.max(0) as usize)
+}
+
+/// The schema version this build writes.
+pub fn current_schema_version() -> usize {
+    MIGRATIONS.len()
 }
 
 /// Takes a consistent copy of the database in `data_dir` into `destination`, from a separate
