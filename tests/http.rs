@@ -487,3 +487,31 @@ async fn the_standalone_html_download_carries_no_script() {
         .starts_with("default-src 'none'"));
     assert_eq!(select(&page, "h1")[0].text().collect::<String>(), "Hostile");
 }
+
+/// A client that sends its request head a little at a time and never finishes is cut off once
+/// the header time runs out (at its default), and everyone else is served meanwhile.
+#[tokio::test]
+async fn a_request_head_that_never_ends_is_cut_off() {
+    use tandem::server::serving::HEADER_READ_TIMEOUT;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    assert_eq!(net::get(server.addr, "/healthz").await.status, 200);
+    let mut answer = Vec::new();
+    let ended = tokio::time::timeout(
+        HEADER_READ_TIMEOUT + std::time::Duration::from_secs(15),
+        slow.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the connection was held past the header time"
+    );
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "an unfinished request was answered"
+    );
+}

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod readiness;
 pub mod redact;
 pub mod room;
+pub mod serving;
 pub mod session;
 pub mod socket;
 pub mod storage;
@@ -202,18 +203,11 @@ pub async fn serve<L>(listener: L, state: AppState) -> std::io::Result<()>
 where
     L: axum::serve::Listener<Addr = SocketAddr>,
 {
-    use axum::serve::ListenerExt;
     let shutdown = state.shutdown.clone();
     let sessions = state.sessions.clone();
     let hub = state.hub.clone();
     let app = router(state);
-    axum::serve(
-        // Tapped (doing nothing) so that the peer address is known for any listener.
-        listener.tap_io(|_| {}),
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await?;
+    serving::serve_connections(listener, app, shutdown).await;
     sessions.close();
     if tokio::time::timeout(std::time::Duration::from_secs(8), sessions.wait())
         .await
