@@ -116,6 +116,8 @@ pub struct Room {
     /// The replica and bookkeeping. A std mutex: every operation on it is short and
     /// synchronous, and it is never held across an `.await`.
     state: Mutex<State>,
+    /// The presence registry's entry count (see [`presence::Registry::counter`]).
+    presence_count: Arc<std::sync::atomic::AtomicUsize>,
     /// What the store holds; locked after `state` when both are needed, never before.
     ledger: Mutex<Ledger>,
     /// Fan-out of encoded frames. A bounded ring: a receiver that falls more than its
@@ -173,12 +175,14 @@ impl Room {
         fanout_capacity: usize,
     ) -> Self {
         let (updates, _) = broadcast::channel(fanout_capacity.max(1));
+        let presence = presence::Registry::default();
         Room {
             tag: doc_tag(&id),
             id,
+            presence_count: presence.counter(),
             state: Mutex::new(State {
                 doc: loaded.doc,
-                presence: presence::Registry::default(),
+                presence,
                 pending: pending::PendingUpdates::default(),
                 authors: authors::Authors::default(),
                 applied: 0,

@@ -76,13 +76,22 @@ pub(super) struct Registry {
     /// Bumped on every change, so the encoded list of everyone can be shared until it changes.
     version: u64,
     everyone: Option<(u64, Bytes)>,
+    /// How many entries there are, readable without the room's lock (for `/metrics`, which must
+    /// not wait behind an integration).
+    count: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 const NULL: &str = "null";
 
 impl Registry {
-    pub fn len(&self) -> usize {
-        self.entries.len()
+    /// A handle on the entry count that reads without the room's lock.
+    pub fn counter(&self) -> Arc<std::sync::atomic::AtomicUsize> {
+        self.count.clone()
+    }
+
+    fn recount(&self) {
+        self.count
+            .store(self.entries.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The names connection `conn` shows (`user.name` of its states), for the History.
@@ -185,6 +194,7 @@ impl Registry {
         if !accepted.is_empty() {
             self.version += 1;
         }
+        self.recount();
         Ok(AwarenessUpdate { clients: accepted })
     }
 
@@ -203,6 +213,7 @@ impl Registry {
         if !removed.is_empty() {
             self.version += 1;
         }
+        self.recount();
         AwarenessUpdate { clients: removed }
     }
 
@@ -340,9 +351,10 @@ impl Room {
         self.publish(ConnId::MAX, encode(Message::Awareness(removal)));
     }
 
-    /// How many presence states the room holds.
+    /// How many presence states the room holds, without taking its lock.
     pub fn presence_count(&self) -> usize {
-        self.lock().presence.len()
+        self.presence_count
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -383,7 +395,12 @@ mod tests {
         assert_eq!(stolen.unwrap_err().code, crate::protocol::close::POLICY);
         let removed = registry.accept(2, &mut b, update(7, 9, "null"), limits);
         assert_eq!(removed.unwrap_err().code, crate::protocol::close::POLICY);
-        assert_eq!(registry.len(), 1);
+        assert_eq!(
+            registry
+                .counter()
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
     }
 
     #[test]
@@ -404,7 +421,12 @@ mod tests {
             .accept(1, &mut a, update(7, 1, &big), limits)
             .unwrap_err();
         assert_eq!(error.code, crate::protocol::close::TOO_BIG);
-        assert_eq!(registry.len(), 0);
+        assert_eq!(
+            registry
+                .counter()
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
     }
 
     #[test]
@@ -424,7 +446,13 @@ mod tests {
                 .accept(1, &mut a, update(5, 2 * round + 2, "null"), limits)
                 .unwrap();
         }
-        assert_eq!(registry.len(), 0, "removed entries do not accumulate");
+        assert_eq!(
+            registry
+                .counter()
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "removed entries do not accumulate"
+        );
         registry
             .accept(1, &mut a, update(1, 1, "{}"), limits)
             .unwrap();
