@@ -13,6 +13,11 @@
 //! - `server` (feature `ssr`): HTTP, WebSocket sessions and the open documents.
 //! - `client` (feature `hydrate`): the browser's replica, socket and editor binding.
 
+// The editor's view is one deeply nested type; without erased component types
+// (`--cfg erase_components`, which the test builds use) its release build needs more than the
+// default depth.
+#![recursion_limit = "256"]
+
 pub mod acks;
 pub mod app;
 pub mod doc_id;
