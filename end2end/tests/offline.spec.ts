@@ -51,6 +51,33 @@ async function copyCount(page: Page): Promise<number> {
   });
 }
 
+/**
+ * Puts records straight into the page's offline store (creating it as the page would), as a
+ * damaged store or an older version might have left them: `copies` maps ids to bytes, `kept`
+ * ids to the text of their description.
+ */
+async function seedStore(page: Page, copies: [string, number[]][], kept: [string, string][]) {
+  await page.evaluate(
+    async ([copies, kept]) => {
+      const db: IDBDatabase = await new Promise((resolve, reject) => {
+        const open = indexedDB.open('tandem', 1);
+        open.onupgradeneeded = () => {
+          open.result.createObjectStore('copies');
+          open.result.createObjectStore('kept');
+        };
+        open.onsuccess = () => resolve(open.result);
+        open.onerror = () => reject(open.error);
+      });
+      const tx = db.transaction(['copies', 'kept'], 'readwrite');
+      for (const [key, bytes] of copies) tx.objectStore('copies').put(new Uint8Array(bytes), key);
+      for (const [key, text] of kept) tx.objectStore('kept').put(text, key);
+      await new Promise((resolve) => (tx.oncomplete = resolve));
+      db.close();
+    },
+    [copies, kept] as const,
+  );
+}
+
 test('a document over 1 MiB written without the server survives a closed tab and reaches everyone later', async ({ browser }) => {
   test.setTimeout(120_000);
   const id = newDocId();
@@ -103,39 +130,27 @@ test('offline copies stay within their bounds: the oldest goes first, and damage
   const page = await context.newPage();
   // Any page of the site gives the origin; the store is filled before the document opens.
   await page.goto('/');
-  await page.evaluate(async (id) => {
-    const db: IDBDatabase = await new Promise((resolve, reject) => {
-      const open = indexedDB.open('tandem', 1);
-      open.onupgradeneeded = () => {
-        open.result.createObjectStore('copies');
-        open.result.createObjectStore('kept');
-      };
-      open.onsuccess = () => resolve(open.result);
-      open.onerror = () => reject(open.error);
-    });
-    const tx = db.transaction(['copies', 'kept'], 'readwrite');
-    const copies = tx.objectStore('copies');
-    const kept = tx.objectStore('kept');
-    // Fifty other documents, the store's whole count, saved a minute apart an hour ago.
-    for (let i = 0; i < 50; i++) {
-      const other = `older-${String(i).padStart(2, '0')}`;
-      copies.put(new Uint8Array([0, 0]), other);
-      kept.put(JSON.stringify({ id: other, bytes: 2, saved_at: Date.now() - 3_600_000 + i * 60_000 }), other);
-    }
-    // Damage: a record that is not JSON, one naming another id, a copy with no record, and a
-    // copy of this very document that is not a Yjs update at all.
-    copies.put(new Uint8Array([1]), 'not-json');
-    kept.put('{ not json', 'not-json');
-    kept.put(JSON.stringify({ id: 'someone-else', bytes: 1, saved_at: Date.now() }), 'liar');
-    // One claiming to be newest for ever, which would push every other copy out first.
-    copies.put(new Uint8Array([1]), 'future');
-    kept.put(JSON.stringify({ id: 'future', bytes: 1, saved_at: 1e300 }), 'future');
-    copies.put(new Uint8Array(1000).fill(7), 'orphan');
-    copies.put(new Uint8Array([255, 255, 255, 255, 1, 2, 3]), id);
-    kept.put(JSON.stringify({ id, bytes: 7, saved_at: Date.now() }), id);
-    await new Promise((resolve) => (tx.oncomplete = resolve));
-    db.close();
-  }, id);
+  const now = Date.now();
+  const copies: [string, number[]][] = [];
+  const kept: [string, string][] = [];
+  // Fifty other documents, the store's whole count, saved a minute apart an hour ago.
+  for (let i = 0; i < 50; i++) {
+    const other = `older-${String(i).padStart(2, '0')}`;
+    copies.push([other, [0, 0]]);
+    kept.push([other, JSON.stringify({ id: other, bytes: 2, saved_at: now - 3_600_000 + i * 60_000 })]);
+  }
+  // Damage: a record that is not JSON, one naming another id, a copy with no record, and a
+  // copy of this very document that is not a Yjs update at all.
+  copies.push(['not-json', [1]]);
+  kept.push(['not-json', '{ not json']);
+  kept.push(['liar', JSON.stringify({ id: 'someone-else', bytes: 1, saved_at: now })]);
+  // One claiming to be newest for ever, which would push every other copy out first.
+  copies.push(['future', [1]]);
+  kept.push(['future', JSON.stringify({ id: 'future', bytes: 1, saved_at: 1e300 })]);
+  copies.push(['orphan', new Array(1000).fill(7)]);
+  copies.push([id, [255, 255, 255, 255, 1, 2, 3]]);
+  kept.push([id, JSON.stringify({ id, bytes: 7, saved_at: now })]);
+  await seedStore(page, copies, kept);
 
   // The damaged copy of this document is ignored: the page goes live and takes edits.
   await page.goto(`/d/${id}`);
@@ -145,8 +160,7 @@ test('offline copies stay within their bounds: the oldest goes first, and damage
   await expect(page.getByTestId('saved')).toHaveAttribute('data-saved', 'saved');
   await expect.poll(async () => (await keptCopies(page))[id] ?? 0, { timeout: 20_000 }).toBeGreaterThan(7);
 
-  const kept = await keptCopies(page);
-  const ids = Object.keys(kept);
+  const ids = Object.keys(await keptCopies(page));
   expect(ids).toHaveLength(50);
   expect(ids).not.toContain('older-00');
   expect(ids).toContain('older-01');
@@ -243,24 +257,12 @@ test('a copy whose merge stopped the page on two loads is dropped on the third',
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto('/');
-  await page.evaluate(async (id) => {
-    const db: IDBDatabase = await new Promise((resolve, reject) => {
-      const open = indexedDB.open('tandem', 1);
-      open.onupgradeneeded = () => {
-        open.result.createObjectStore('copies');
-        open.result.createObjectStore('kept');
-      };
-      open.onsuccess = () => resolve(open.result);
-      open.onerror = () => reject(open.error);
-    });
-    const tx = db.transaction(['copies', 'kept'], 'readwrite');
-    tx.objectStore('copies').put(new Uint8Array([1, 2, 3]), id);
-    tx.objectStore('kept').put(JSON.stringify({ id, bytes: 3, saved_at: Date.now() - 120_000 }), id);
-    await new Promise((resolve) => (tx.oncomplete = resolve));
-    db.close();
-    // Left by two loads that never finished merging it, a minute ago.
-    localStorage.setItem(`tandem.merging.${id}`, JSON.stringify({ at: Date.now() - 60_000, tries: 2 }));
-  }, id);
+  await seedStore(page, [[id, [1, 2, 3]]], [[id, JSON.stringify({ id, bytes: 3, saved_at: Date.now() - 120_000 })]]);
+  // Left by two loads that never finished merging it, a minute ago.
+  await page.evaluate(
+    (id) => localStorage.setItem(`tandem.merging.${id}`, JSON.stringify({ at: Date.now() - 60_000, tries: 2 })),
+    id,
+  );
   await page.goto(`/d/${id}`);
   await expect(page.getByTestId('status')).toHaveAttribute('data-status', 'live');
   await expect.poll(async () => (await keptCopies(page))[id]).toBeUndefined();

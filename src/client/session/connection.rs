@@ -103,11 +103,10 @@ pub(super) fn schedule_reconnect(session: &Shared) {
 pub(super) fn reconnect_now(session: &Shared) {
     let cancelled = {
         let mut s = session.borrow_mut();
-        let busy = s
-            .socket
-            .as_ref()
-            .is_some_and(|c| matches!(c.ws.ready_state(), WebSocket::OPEN | WebSocket::CONNECTING));
-        if busy {
+        if matches!(
+            s.socket_state(),
+            Some(WebSocket::OPEN | WebSocket::CONNECTING)
+        ) {
             return;
         }
         s.retry.take()
@@ -127,10 +126,7 @@ pub(super) fn woke(session: &Shared) {
     let now = js_sys::Date::now();
     let wake = {
         let mut s = session.borrow_mut();
-        let open = s
-            .socket
-            .as_ref()
-            .is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN);
+        let open = s.socket_state() == Some(WebSocket::OPEN);
         let unanswered = s.awaiting_answer;
         let wake = on_wake(
             s.heartbeat,
@@ -236,10 +232,7 @@ fn tick(session: &Shared) {
     let now = js_sys::Date::now();
     let dead = {
         let mut s = session.borrow_mut();
-        let open = s
-            .socket
-            .as_ref()
-            .is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN);
+        let open = s.socket_state() == Some(WebSocket::OPEN);
         let tick = s.heartbeat.tick_ms(f64::from(TICK_MS));
         if open
             && s.heartbeat
@@ -257,10 +250,8 @@ fn tick(session: &Shared) {
             s.parts.retry_in.set(countdown);
         }
         s.save_if_due(false);
-        let stuck = s.socket.as_ref().is_some_and(|c| {
-            c.ws.ready_state() == WebSocket::CONNECTING
-                && now - s.connecting_since >= CONNECT_TIMEOUT_MS
-        });
+        let stuck = s.socket_state() == Some(WebSocket::CONNECTING)
+            && now - s.connecting_since >= CONNECT_TIMEOUT_MS;
         stuck || (open && s.heartbeat.line_dead(s.awaiting_answer, s.pinged_at, now))
     };
     if dead {

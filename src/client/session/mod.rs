@@ -460,9 +460,14 @@ impl Session {
         }
     }
 
+    /// The socket's `readyState`, if there is a socket.
+    fn socket_state(&self) -> Option<u16> {
+        self.socket.as_ref().map(|c| c.ws.ready_state())
+    }
+
     fn send(&self, message: Message) -> bool {
         match &self.socket {
-            Some(connection) if connection.ws.ready_state() == WebSocket::OPEN => connection
+            Some(connection) if self.socket_state() == Some(WebSocket::OPEN) => connection
                 .ws
                 .send_with_u8_array(&message.encode_v1())
                 .is_ok(),
