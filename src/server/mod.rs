@@ -27,6 +27,7 @@ pub mod redact;
 pub mod room;
 pub mod serving;
 pub mod session;
+pub mod site;
 pub mod socket;
 pub mod storage;
 pub mod tls;
@@ -158,7 +159,7 @@ pub fn router(state: AppState) -> Router {
     let page_settings = crate::app::document::PageSettings {
         heartbeat_ms: state.config.heartbeat_ms,
     };
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(loopback_metrics))
@@ -182,7 +183,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
             _,
-        >(provide_request_nonce, shell))
+        >(provide_request_nonce, shell));
+    site::with_site(app)
         .layer(middleware::from_fn(bad_doc_id_is_400))
         .layer(middleware::from_fn_with_state(
             state.clone(),
