@@ -1,26 +1,77 @@
-//! Embeds the site (what `cargo leptos build` puts in `target/site`: the wasm, its JavaScript,
-//! the stylesheet and `public/`) into the release server, so the one executable serves it all:
-//! memory-serve lists and compresses the files here, and the server serves them from memory
-//! (`cfg(embedded_site)`). Debug builds, and release builds with no site built yet (benchmarks),
-//! embed nothing and read `target/site` from disk; the browser build has nothing to embed.
+//! Embeds the site into the server when asked to: `scripts/build-release.sh` sets
+//! `TANDEM_EMBED_SITE` to a copy of what `cargo leptos build --release --frontend-only` put in
+//! `target/site` (the wasm, its JavaScript, the stylesheet and `public/`), and memory-serve
+//! compresses those files into the executable (`cfg(embedded_site)`, served by
+//! `src/server/site.rs`). Without it nothing is embedded and the server reads `target/site` at
+//! run time: embedding whatever happens to lie there (a debug front end, or one cargo-leptos is
+//! still writing) would make an executable that says it carries its site and serves a broken
+//! one.
 
 fn main() {
+    println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-env-changed=TANDEM_EMBED_SITE");
     println!("cargo::rustc-check-cfg=cfg(embedded_site)");
-    let server = std::env::var_os("CARGO_FEATURE_SSR").is_some();
-    let release = std::env::var("PROFILE").as_deref() == Ok("release");
-    if !(server && release) {
-        return;
+    #[cfg(feature = "ssr")]
+    if let Some(dir) = std::env::var_os("TANDEM_EMBED_SITE") {
+        embed::site(std::path::Path::new(&dir));
     }
-    let site = std::path::Path::new("target/site");
-    println!("cargo::rerun-if-changed=target/site");
-    if !site.join("pkg").is_dir() {
-        println!(
-            "cargo::warning=target/site/pkg is missing: this server reads its site from disk \
-             (build the front end first for one executable: cargo leptos build --release \
-             --frontend-only)"
-        );
-        return;
+}
+
+#[cfg(feature = "ssr")]
+mod embed {
+    use std::path::{Path, PathBuf};
+
+    /// Checks that `dir` holds a whole front end, names its version and embeds it.
+    pub fn site(dir: &Path) {
+        let dir = std::fs::canonicalize(dir)
+            .unwrap_or_else(|e| panic!("TANDEM_EMBED_SITE={}: {e}", dir.display()));
+        println!("cargo::rerun-if-changed={}", dir.display());
+        let name = std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "tandem".into());
+        for (file, starts) in [
+            (format!("pkg/{name}.js"), &b""[..]),
+            (format!("pkg/{name}.wasm"), &b"\0asm"[..]),
+            (format!("pkg/{name}.css"), &b""[..]),
+        ] {
+            let bytes = std::fs::read(dir.join(&file)).unwrap_or_default();
+            assert!(
+                !bytes.is_empty() && bytes.starts_with(starts),
+                "TANDEM_EMBED_SITE={}: {file} is missing, empty or not what it should be; build \
+                 the front end first (scripts/build-release.sh does both in order)",
+                dir.display()
+            );
+        }
+        println!("cargo::rustc-env=TANDEM_SITE_VERSION={}", version(&dir));
+        memory_serve::load_directory_with_embed(&dir, true);
+        println!("cargo::rustc-cfg=embedded_site");
     }
-    memory_serve::load_directory_with_embed(site, true);
-    println!("cargo::rustc-cfg=embedded_site");
+
+    /// The first 16 hex digits of a hash of every file's path and bytes.
+    fn version(dir: &Path) -> String {
+        let mut files = Vec::new();
+        list(dir, &mut files);
+        files.sort();
+        let mut hasher = blake3::Hasher::new();
+        for file in &files {
+            let relative = file.strip_prefix(dir).expect("listed under dir");
+            hasher
+                .update(relative.to_string_lossy().as_bytes())
+                .update(b"\0");
+            let bytes = std::fs::read(file).expect("a listed file reads");
+            hasher
+                .update(&(bytes.len() as u64).to_le_bytes())
+                .update(&bytes);
+        }
+        hasher.finalize().to_hex()[..16].to_string()
+    }
+
+    fn list(dir: &Path, files: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("the site directory reads") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                list(&path, files);
+            } else {
+                files.push(path);
+            }
+        }
+    }
 }

@@ -5,14 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+logs=$(mktemp -d)
+started=$(date +%s)
+
+# Built as the README's run command builds it; one-file.spec.ts copies it alone and runs it.
+echo "==> building the one file to deploy (release, site embedded)"
+bash scripts/build-release.sh
+
 # cargo-leptos builds debug with this flag; the tests use it too, so one target directory
 # serves both and nothing is compiled twice.
 export RUSTFLAGS="--cfg erase_components"
 # cargo-leptos compiles this into the server; the same value keeps cargo test from rebuilding
 # Leptos with a different one.
 export LEPTOS_OUTPUT_NAME=tandem
-logs=$(mktemp -d)
-started=$(date +%s)
 
 echo "==> building the server and the browser app (debug)"
 cargo leptos build

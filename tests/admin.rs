@@ -121,9 +121,11 @@ fn the_version_names_the_build_commit() {
     let version = stdout(&output);
     let expected = format!("tandem {} (", env!("CARGO_PKG_VERSION"));
     assert!(version.starts_with(&expected), "{version}");
+    // A test build reads its site from disk; the release build says "site embedded".
+    assert!(version.ends_with(", site read from disk)\n"), "{version}");
     let commit = version
         .trim_end()
-        .trim_end_matches(')')
+        .trim_end_matches(", site read from disk)")
         .rsplit('(')
         .next()
         .unwrap();

@@ -37,6 +37,14 @@ export async function typeAt(page: Page, offset: number, text: string, delay = 0
   await page.keyboard.type(text, { delay });
 }
 
+/** Where an [`OwnServer`] runs from: another executable, and the directory it starts in. */
+export interface Launch {
+  bin?: string;
+  cwd?: string;
+  /** Leaves the site settings cargo-leptos may have put in the environment out. */
+  bareEnvironment?: boolean;
+}
+
 /**
  * A Tandem server of a test's own, so the test can stop and start it, with a data directory of
  * its own that [`dispose`] removes. `args` are extra command-line options.
@@ -45,7 +53,11 @@ export class OwnServer {
   private process: import('node:child_process').ChildProcess | null = null;
   readonly url: string;
   readonly dataDir: string;
-  constructor(readonly port: number, private readonly args: string[] = []) {
+  constructor(
+    readonly port: number,
+    private readonly args: string[] = [],
+    private readonly launch: Launch = {},
+  ) {
     this.url = `http://127.0.0.1:${port}`;
     this.dataDir = mkdtempSync(path.join(os.tmpdir(), 'tandem-e2e-own-'));
   }
@@ -53,21 +65,31 @@ export class OwnServer {
   async start() {
     const { spawn } = await import('node:child_process');
     const root = path.resolve(__dirname, '..', '..');
-    const bin = process.env.TANDEM_BIN ?? path.join(root, 'target/debug/tandem');
+    const bin = this.launch.bin ?? process.env.TANDEM_BIN ?? path.join(root, 'target/debug/tandem');
     const args = ['--addr', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, ...this.args];
-    this.process = spawn(bin, args, {
-      cwd: root,
-      stdio: 'ignore',
-      env: { ...process.env, RUST_LOG: 'warn' },
+    const env: NodeJS.ProcessEnv = { ...process.env, RUST_LOG: 'warn' };
+    if (this.launch.bareEnvironment) {
+      for (const name of Object.keys(env)) if (name.startsWith('LEPTOS_')) delete env[name];
+    }
+    const child = spawn(bin, args, { cwd: this.launch.cwd ?? root, stdio: ['ignore', 'ignore', 'pipe'], env });
+    this.process = child;
+    // The last of what it says, for the error when it does not come up.
+    let said = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      said = (said + chunk.toString()).slice(-4000);
     });
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
+      // Another process on the port would answer too: only this child counts.
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`server exited (${child.exitCode ?? child.signalCode}): ${said}`);
+      }
       try {
         if ((await fetch(`${this.url}/healthz`)).ok) return;
       } catch {}
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error('server did not become healthy');
+    throw new Error(`server did not become healthy: ${said}`);
   }
 
   /** Freezes the process: its sockets stay open but nothing answers, like a dead line. */

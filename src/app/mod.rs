@@ -17,12 +17,23 @@ pub mod live;
 pub mod toolbar;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, ServerMetaContext, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, ServerMetaContext, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
+/// Where the page's script, wasm, stylesheet and icon are served from: `""` for the plain
+/// addresses (`/pkg/tandem.js`), or the versioned root of a server that carries its site
+/// (`/site/{version}`, cached for good). The server provides it before the shell renders.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AssetRoot(pub &'static str);
+
 /// The HTML document around the app; only ever rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let root = use_context::<AssetRoot>().unwrap_or_default().0;
+    let stylesheet = format!(
+        "{root}/{}/{}.css",
+        options.site_pkg_dir, options.output_name
+    );
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -31,8 +42,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
                 <meta name="referrer" content="no-referrer"/>
-                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
-                <HydrationScripts options/>
+                <link rel="icon" href=format!("{root}/favicon.svg") type="image/svg+xml"/>
+                <link rel="stylesheet" id="tandem" href=stylesheet/>
+                <HydrationScripts options root/>
                 <MetaTags/>
             </head>
             <body>
@@ -54,7 +66,6 @@ pub fn App() -> impl IntoView {
         }
     };
     view! {
-        <Stylesheet id="tandem" href="/pkg/tandem.css"/>
         <Title text="Tandem" formatter=title_formatter/>
         <Router>
             <Routes fallback=NotFound>

@@ -14,9 +14,16 @@ pub const COMMIT: &str = git_version::git_version!(
     fallback = "unknown"
 );
 
-/// The version and the commit, as `tandem --version` prints them.
-pub static VERSION: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| format!("{} ({COMMIT})", env!("CARGO_PKG_VERSION")));
+/// The version, the commit and where the site's files come from, as `tandem --version` prints
+/// them: an operator checks there that the one file to deploy carries its site.
+pub static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let site = if super::site::EMBEDDED {
+        "site embedded"
+    } else {
+        "site read from disk"
+    };
+    format!("{} ({COMMIT}, {site})", env!("CARGO_PKG_VERSION"))
+});
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,9 +37,9 @@ pub enum LogFormat {
 /// Tandem: a real-time collaborative Markdown editor.
 ///
 /// Serves the editor at http://ADDR/ and each document's Yjs WebSocket at /ws/{id}, and keeps
-/// documents in an SQLite database in the data directory. Run it from the repository root after
-/// a release build (it then finds its site files in target/site), or point LEPTOS_SITE_ROOT at
-/// a copy of that directory.
+/// documents in an SQLite database in the data directory. A release build made with
+/// scripts/build-release.sh carries its site and runs from anywhere; other builds read the site
+/// from target/site (run them from the repository root) or from LEPTOS_SITE_ROOT.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "tandem", version = VERSION.as_str(), about, long_about)]
 pub struct Config {

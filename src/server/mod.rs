@@ -153,6 +153,13 @@ fn site_options() -> LeptosOptions {
     })
 }
 
+/// What every page's shell reads while rendering: its script nonce and where the site's files
+/// are served from.
+fn provide_page_context() {
+    provide_request_nonce();
+    provide_context(crate::app::AssetRoot(site::asset_root()));
+}
+
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let hub = state.hub.clone();
@@ -173,18 +180,14 @@ pub fn router(state: AppState) -> Router {
             move || {
                 provide_context(hub.clone());
                 provide_context(page_settings);
-                provide_request_nonce();
+                provide_page_context();
             },
             {
                 let options = state.leptos.clone();
                 move || shell(options.clone())
             },
-        )
-        .fallback(leptos_axum::file_and_error_handler_with_context::<
-            AppState,
-            _,
-        >(provide_request_nonce, shell));
-    site::with_site(app)
+        );
+    site::with_site(app, provide_page_context, shell)
         .layer(middleware::from_fn(bad_doc_id_is_400))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -194,6 +197,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             http::security_headers::add_security_headers,
         ))
+        .layer(http::compress::layer())
         .layer(TraceLayer::new_for_http().make_span_with(http::request_span::RouteSpan))
         .with_state(state)
 }
@@ -285,6 +289,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         Some(Command::Serve) | None => {}
     }
     let state = AppState::open(config.clone())?;
+    site::log_source(&state.leptos);
     if let Some(addr) = config.metrics_addr {
         let listener = TcpListener::bind(addr).await?;
         tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
@@ -378,10 +383,7 @@ async fn loopback_metrics(
 
 /// The metrics in the Prometheus text format.
 fn metrics_text(state: &AppState) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    let wal = state.storage_path.with_extension("db-wal");
-    let storage_bytes = std::fs::metadata(&state.storage_path)
-        .ok()
-        .map(|db| db.len() + std::fs::metadata(wal).map(|w| w.len()).unwrap_or(0));
+    let storage_bytes = storage::sqlite::database_bytes(&state.storage_path).ok();
     let text = metrics::render(metrics::Now {
         connections: state.sessions.len(),
         documents: state.hub.room_count(),

@@ -1,31 +1,176 @@
 //! The site's static files: the wasm, its JavaScript, the stylesheet and `public/`.
 //!
-//! A release server built after its front end carries them inside the executable (see
-//! `build.rs`) and serves them from memory through memory-serve: brotli or gzip as the client
-//! accepts, an ETag on each, and `Cache-Control: no-cache`, so a browser revalidates (a 304 when
-//! nothing changed) and never runs an old script against a newer server. Otherwise the files
-//! are read from `target/site` (or `LEPTOS_SITE_ROOT`) by the router's fallback, as Leptos does.
+//! A server built by `scripts/build-release.sh` carries them inside the executable (see
+//! `build.rs`) and serves them from memory through memory-serve, brotli or gzip as the client
+//! accepts, each with an ETag. Pages link them under `/site/{version}/`, where the version is a
+//! hash of every embedded file computed at build time: a new build means new addresses, so
+//! those answers are `immutable` and a returning browser asks for nothing. The same files stay
+//! at their plain addresses (`/pkg/tandem.js`, `/favicon.svg`) with `no-cache`.
+//!
+//! Across a redeploy, a page rendered by the previous build may still ask for its files under
+//! the previous version: it is redirected to the current files, never cached, rather than left
+//! without its script. Whatever under `/site/` is not found is `no-store` too, so no cache keeps
+//! a missing file.
+//!
+//! Any other build reads the files from `target/site` (or `LEPTOS_SITE_ROOT`) at run time, as
+//! Leptos does, and pages link them at their plain addresses.
 
 use super::AppState;
 use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::IntoView;
 
-/// `router` with the embedded site's routes, when there is one.
-#[cfg(embedded_site)]
-pub fn with_site(router: Router<AppState>) -> Router<AppState> {
-    use memory_serve::CacheControl;
-    let site = memory_serve::load!()
-        .index_file(None)
-        .cache_control(CacheControl::NoCache)
-        .html_cache_control(CacheControl::NoCache)
-        .into_router();
-    router.merge(site)
+/// Where pages find the site's files: `""` (the plain addresses) or `/site/{version}`.
+pub fn asset_root() -> &'static str {
+    files::ROOT
 }
 
-/// `router` as it is: the fallback reads the site from disk.
-#[cfg(not(embedded_site))]
-pub fn with_site(router: Router<AppState>) -> Router<AppState> {
-    router
+/// `router` with the site's files and, for any path nothing else answers, the app's "not
+/// found" page rendered by `shell` after `context`.
+pub fn with_site<IV: IntoView + 'static>(
+    router: Router<AppState>,
+    context: fn(),
+    shell: fn(LeptosOptions) -> IV,
+) -> Router<AppState> {
+    files::with_site(router, context, shell)
 }
 
 /// Whether this executable carries its site.
 pub const EMBEDDED: bool = cfg!(embedded_site);
+
+/// Says at start where the site comes from, and warns when there is none to read: pages would
+/// render without their script and stylesheet, and never go live.
+pub fn log_source(options: &LeptosOptions) {
+    if EMBEDDED {
+        tracing::info!(root = asset_root(), "site embedded in this executable");
+        return;
+    }
+    let pkg = std::path::Path::new(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());
+    if pkg.is_dir() {
+        tracing::info!(dir = %pkg.display(), "site read from disk");
+    } else {
+        tracing::warn!(
+            dir = %pkg.display(),
+            "no site here: pages will not load their script or stylesheet (run from the \
+             repository root, set LEPTOS_SITE_ROOT, or build one file with scripts/build-release.sh)"
+        );
+    }
+}
+
+/// The site served from memory.
+#[cfg(embedded_site)]
+mod files {
+    use crate::server::AppState;
+    use axum::body::Body;
+    use axum::extract::{Path, State};
+    use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use axum::Router;
+    use leptos::config::LeptosOptions;
+    use leptos::IntoView;
+    use memory_serve::CacheControl;
+    use tower_http::set_header::SetResponseHeaderLayer;
+
+    /// `/site/{version}`, the version set by `build.rs` from the embedded files' bytes.
+    pub const ROOT: &str = concat!("/site/", env!("TANDEM_SITE_VERSION"));
+
+    /// Builds the routes once: memory-serve leaks the decompressed and gzipped copies of every
+    /// file for the life of the process, so a second call would hold them twice.
+    pub fn with_site<IV: IntoView + 'static>(
+        router: Router<AppState>,
+        context: fn(),
+        shell: fn(LeptosOptions) -> IV,
+    ) -> Router<AppState> {
+        let plain: Router<AppState> = memory_serve::load!()
+            .index_file(None)
+            .cache_control(CacheControl::NoCache)
+            .html_cache_control(CacheControl::NoCache)
+            .into_router();
+        let immutable = HeaderValue::from_static("public, max-age=31536000, immutable");
+        let no_store = HeaderValue::from_static("no-store");
+        let versioned = plain.clone().layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            move |response: &Response<_>| {
+                let kept =
+                    response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED;
+                Some(if kept {
+                    immutable.clone()
+                } else {
+                    no_store.clone()
+                })
+            },
+        ));
+        router
+            .merge(plain)
+            .nest(ROOT, versioned)
+            .route("/site/{version}/{*file}", get(another_version))
+            .fallback(not_found(context, shell))
+    }
+
+    /// A file asked for under another build's version: the current one, never cached. Under
+    /// this build's version, a file it does not have (the routes above have every one).
+    async fn another_version(Path((version, file)): Path<(String, String)>) -> impl IntoResponse {
+        let no_store = (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if ROOT.strip_prefix("/site/") == Some(version.as_str()) {
+            return (StatusCode::NOT_FOUND, [no_store]).into_response();
+        }
+        match HeaderValue::try_from(format!("{ROOT}/{file}")) {
+            Ok(location) => (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, location), no_store],
+            )
+                .into_response(),
+            Err(_) => (StatusCode::NOT_FOUND, [no_store]).into_response(),
+        }
+    }
+
+    /// A response on its way.
+    type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>;
+
+    /// The app's "not found" page, with nothing read from disk: this executable's files are
+    /// all above, and a stray `target/site` beside it must not answer for them.
+    fn not_found<IV: IntoView + 'static>(
+        context: fn(),
+        shell: fn(LeptosOptions) -> IV,
+    ) -> impl Fn(State<AppState>, Request<Body>) -> Answer + Clone + Send + Sync + 'static {
+        move |State(state): State<AppState>, request| {
+            let options = state.leptos.clone();
+            let render = leptos_axum::render_app_to_stream_with_context(context, move || {
+                shell(options.clone())
+            });
+            Box::pin(async move {
+                let mut response = render(request).await;
+                if response.status() == StatusCode::OK {
+                    *response.status_mut() = StatusCode::NOT_FOUND;
+                }
+                response
+            })
+        }
+    }
+}
+
+/// The site read from disk.
+#[cfg(not(embedded_site))]
+mod files {
+    use crate::server::AppState;
+    use axum::Router;
+    use leptos::config::LeptosOptions;
+    use leptos::IntoView;
+
+    /// The plain addresses.
+    pub const ROOT: &str = "";
+
+    /// Leptos' fallback: a file under the site root if there is one, the app's "not found"
+    /// page otherwise.
+    pub fn with_site<IV: IntoView + 'static>(
+        router: Router<AppState>,
+        context: fn(),
+        shell: fn(LeptosOptions) -> IV,
+    ) -> Router<AppState> {
+        router.fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
+    }
+}

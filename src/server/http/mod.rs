@@ -7,9 +7,11 @@
 //! - [`security_headers`]: the Content Security Policy and the other protective headers.
 //! - [`render_gate`]: a cap on document pages rendered at once.
 //! - [`raw`]: a document's Markdown as a file.
+//! - [`compress`]: gzip for rendered pages and downloads.
 //! - [`request_span`]: request tracing that names the route, never the document.
 
 pub mod client_address;
+pub mod compress;
 pub mod origin;
 pub mod raw;
 pub mod render_gate;

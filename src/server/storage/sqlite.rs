@@ -109,9 +109,7 @@ impl SqliteStore {
     /// Bytes of the database file and its write-ahead log, as they are now (nothing is
     /// checkpointed: another process may be writing).
     pub fn file_bytes(&self) -> Result<u64, StoreError> {
-        let wal = self.path.with_extension("db-wal");
-        let wal = std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0);
-        Ok(std::fs::metadata(&self.path)?.len() + wal)
+        Ok(database_bytes(&self.path)?)
     }
 
     /// Returns freed pages to the file system a step at a time, handing the writer to any
@@ -330,6 +328,13 @@ pub fn backup_data_dir(data_dir: &Path, destination: &Path) -> Result<(), StoreE
     let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     vacuum_into(&conn, destination)
+}
+
+/// Bytes of the database file at `path` and its write-ahead log, as they are now: what
+/// `tandem stats` prints and `/metrics` reports.
+pub fn database_bytes(path: &Path) -> std::io::Result<u64> {
+    let wal = std::fs::metadata(path.with_extension("db-wal")).map_or(0, |m| m.len());
+    Ok(std::fs::metadata(path)?.len() + wal)
 }
 
 #[cfg(test)]
