@@ -9,6 +9,7 @@
 //! - [`journal`]: group commit of accepted updates, before they are broadcast.
 //! - [`limits`]: connections and message rates one client may use, and the total.
 //! - [`readiness`]: `/readyz`, whether changes can be stored right now.
+//! - [`run`]: what the process does: serve until stopped, or one admin command.
 //! - [`http`]: the HTTP edge: client addresses, origins, security headers, render cap, tracing.
 //! - [`redact`]: how logs name a document without revealing its id.
 //! - [`storage`]: the `DocStore` trait and its SQLite implementation.
@@ -25,12 +26,16 @@ pub mod metrics;
 pub mod readiness;
 pub mod redact;
 pub mod room;
+pub mod run;
 pub mod serving;
 pub mod session;
 pub mod site;
 pub mod socket;
 pub mod storage;
 pub mod tls;
+
+pub use http::metrics_endpoint::metrics_router;
+pub use run::{run, RunError};
 
 use crate::app::{shell, App};
 use crate::doc_id::DocId;
@@ -40,7 +45,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
-use config::{Command, Config};
+use config::Config;
 use error::HttpError;
 use http::client_address::ClientAddress;
 use http::security_headers::provide_request_nonce;
@@ -54,7 +59,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use storage::sqlite::SqliteStore;
 use storage::{DocStore, StoreError};
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -169,7 +173,7 @@ pub fn router(state: AppState) -> Router {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(loopback_metrics))
+        .route("/metrics", get(http::metrics_endpoint::loopback_metrics))
         .route("/new", get(new_document))
         .route("/ws/{doc}", get(websocket))
         .route("/d/{doc}/raw", get(http::raw::raw_markdown))
@@ -230,184 +234,6 @@ where
         tracing::warn!("journal did not finish in time; its log is intact");
     }
     Ok(())
-}
-
-/// Errors that stop the process.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("network: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("{0}")]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Admin(#[from] admin::AdminError),
-    #[error("TLS: {0}")]
-    Tls(#[from] tls::TlsError),
-}
-
-/// Runs the configured command: serve until SIGTERM or Ctrl-C, or take a backup.
-pub async fn run(config: Config) -> Result<(), RunError> {
-    match &config.command {
-        Some(Command::Backup { file }) => {
-            storage::sqlite::backup_data_dir(&config.data_dir, file)?;
-            tracing::info!(file = %file.display(), "backup written");
-            return Ok(());
-        }
-        Some(Command::Export { id }) => {
-            let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
-            admin::export(
-                &config.data_dir,
-                id,
-                &mut std::io::stdout().lock(),
-                terminal,
-            )?;
-            return Ok(());
-        }
-        Some(Command::Import { file, title }) => {
-            let id = admin::import(
-                &config.data_dir,
-                file,
-                title.as_deref(),
-                config.max_doc_bytes,
-            )?;
-            let scheme = if config.tls_cert.is_some() {
-                "https"
-            } else {
-                "http"
-            };
-            print_lines(&[format!("{scheme}://{}/d/{id}", config.addr)])?;
-            return Ok(());
-        }
-        Some(Command::Stats) => {
-            let stats = admin::stats(&config.data_dir)?;
-            print_lines(&[
-                format!("documents: {}", stats.documents),
-                format!("database bytes: {}", stats.bytes),
-            ])?;
-            return Ok(());
-        }
-        Some(Command::Serve) | None => {}
-    }
-    let state = AppState::open(config.clone())?;
-    site::log_source(&state.leptos);
-    if let Some(addr) = config.metrics_addr {
-        let listener = TcpListener::bind(addr).await?;
-        tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
-        let app = metrics_router(state.clone());
-        let shutdown = state.shutdown.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "metrics listener failed");
-            }
-        });
-    }
-    let listener = TcpListener::bind(config.addr).await?;
-    let shutdown = state.shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        shutdown.cancel();
-    });
-    match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => {
-            let tls = tls::load_config(cert, key)?;
-            let addr = listener.local_addr()?;
-            let listener = tls::TlsListener::new(listener, tls, state.shutdown.clone())?;
-            tracing::info!("Tandem listening on https://{addr}");
-            Ok(serve(listener, state).await?)
-        }
-        _ => {
-            tracing::info!("Tandem listening on http://{}", listener.local_addr()?);
-            Ok(serve(listener, state).await?)
-        }
-    }
-}
-
-/// Prints an admin command's answer; a closed pipe is an error, not a panic.
-fn print_lines(lines: &[String]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    for line in lines {
-        writeln!(out, "{line}")?;
-    }
-    out.flush()
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-}
-
-/// `/metrics` on the main listener: for clients on this machine only, and not at all when
-/// `--metrics-addr` gives it a listener of its own. A reverse proxy on this machine connects
-/// from loopback on behalf of anyone, so a request from a trusted proxy, or carrying any
-/// forwarding header, is not local.
-async fn loopback_metrics(
-    State(state): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let ip = peer.ip().to_canonical();
-    let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip", "via"]
-        .iter()
-        .any(|name| headers.contains_key(*name));
-    let proxy = state
-        .config
-        .trusted_proxies
-        .iter()
-        .any(|net| net.contains(&ip));
-    if state.config.metrics_addr.is_some() || !ip.is_loopback() || forwarded || proxy {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    metrics_text(&state).into_response()
-}
-
-/// The metrics in the Prometheus text format.
-fn metrics_text(state: &AppState) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    let storage_bytes = storage::sqlite::database_bytes(&state.storage_path).ok();
-    let text = metrics::render(metrics::Now {
-        connections: state.sessions.len(),
-        documents: state.hub.room_count(),
-        presence: state.hub.presence_count(),
-        storage_bytes,
-    });
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-}
-
-/// The router of the separate metrics listener (`--metrics-addr`): `/metrics` for anyone who
-/// can reach that address.
-pub fn metrics_router(state: AppState) -> Router {
-    Router::new()
-        .route(
-            "/metrics",
-            get(|State(state): State<AppState>| async move { metrics_text(&state) }),
-        )
-        .with_state(state)
 }
 
 async fn healthz() -> &'static str {

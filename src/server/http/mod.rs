@@ -8,10 +8,12 @@
 //! - [`render_gate`]: a cap on document pages rendered at once.
 //! - [`raw`]: a document's Markdown as a file.
 //! - [`compress`]: gzip for rendered pages and downloads.
+//! - [`metrics_endpoint`]: `/metrics`, for this machine or on a listener of its own.
 //! - [`request_span`]: request tracing that names the route, never the document.
 
 pub mod client_address;
 pub mod compress;
+pub mod metrics_endpoint;
 pub mod origin;
 pub mod raw;
 pub mod render_gate;

@@ -1,0 +1,62 @@
+//! `GET /metrics`: on the main listener for this machine only, or on a listener of its own.
+
+use crate::server::{metrics, storage, AppState};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::net::SocketAddr;
+
+/// `/metrics` on the main listener: for clients on this machine only, and not at all when
+/// `--metrics-addr` gives it a listener of its own. A reverse proxy on this machine connects
+/// from loopback on behalf of anyone, so a request from a trusted proxy, or carrying any
+/// forwarding header, is not local.
+pub async fn loopback_metrics(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let ip = peer.ip().to_canonical();
+    let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip", "via"]
+        .iter()
+        .any(|name| headers.contains_key(*name));
+    let proxy = state
+        .config
+        .trusted_proxies
+        .iter()
+        .any(|net| net.contains(&ip));
+    if state.config.metrics_addr.is_some() || !ip.is_loopback() || forwarded || proxy {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    metrics_text(&state).into_response()
+}
+
+/// The metrics in the Prometheus text format.
+fn metrics_text(state: &AppState) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let storage_bytes = storage::sqlite::database_bytes(&state.storage_path).ok();
+    let text = metrics::render(metrics::Now {
+        connections: state.sessions.len(),
+        documents: state.hub.room_count(),
+        presence: state.hub.presence_count(),
+        storage_bytes,
+    });
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+/// The router of the separate metrics listener (`--metrics-addr`): `/metrics` for anyone who
+/// can reach that address.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>| async move { metrics_text(&state) }),
+        )
+        .with_state(state)
+}
