@@ -1,23 +1,28 @@
-//! Embeds the site into the server when asked to: `scripts/build-release.sh` sets
-//! `TANDEM_EMBED_SITE` to a copy of what `cargo leptos build --release --frontend-only` put in
-//! `target/site` (the wasm, its JavaScript, the stylesheet and `public/`), and memory-serve
-//! compresses those files into the executable (`cfg(embedded_site)`, served by
-//! `src/server/site.rs`). Without it nothing is embedded and the server reads `target/site` at
-//! run time: embedding whatever happens to lie there (a debug front end, or one cargo-leptos is
-//! still writing) would make an executable that says it carries its site and serves a broken
-//! one.
+//! Embeds the site into the server when asked to: `scripts/build-release.sh` builds the server
+//! with the `embed-site` feature and `TANDEM_EMBED_SITE` naming a copy of what
+//! `cargo leptos build --release --frontend-only` put in `target/site` (the wasm, its
+//! JavaScript, the stylesheet and `public/`), and memory-serve compresses those files into the
+//! executable (`cfg(embedded_site)`, served by `src/server/site.rs`). Any other build embeds
+//! nothing and reads `target/site` at run time: embedding whatever happens to lie there (a
+//! debug front end, or one cargo-leptos is still writing) would make an executable that says it
+//! carries its site and serves a broken one.
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=TANDEM_EMBED_SITE");
+    println!("cargo::rerun-if-env-changed=LEPTOS_OUTPUT_NAME");
     println!("cargo::rustc-check-cfg=cfg(embedded_site)");
-    #[cfg(feature = "ssr")]
-    if let Some(dir) = std::env::var_os("TANDEM_EMBED_SITE") {
+    #[cfg(feature = "embed-site")]
+    {
+        let dir = std::env::var_os("TANDEM_EMBED_SITE").expect(
+            "the embed-site feature needs TANDEM_EMBED_SITE, the directory of a release front \
+             end (scripts/build-release.sh sets both)",
+        );
         embed::site(std::path::Path::new(&dir));
     }
 }
 
-#[cfg(feature = "ssr")]
+#[cfg(feature = "embed-site")]
 mod embed {
     use std::path::{Path, PathBuf};
 

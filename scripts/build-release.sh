@@ -24,7 +24,7 @@ done
   if [[ "$file" == *.d.ts || ! -f "target/site/$file" ]]; then rm "$stage/$file"; fi
 done
 
-TANDEM_EMBED_SITE="$PWD/$stage" cargo leptos build --release --server-only
+TANDEM_EMBED_SITE="$PWD/$stage" cargo leptos build --release --server-only --bin-features embed-site
 if ! target/release/tandem --version | grep -q "site embedded"; then
   echo "target/release/tandem does not carry its site" >&2
   exit 1

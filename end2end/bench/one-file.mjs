@@ -26,9 +26,12 @@ chmodSync(bin, 0o755);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function start() {
+  const taken = await fetch(`${url}/healthz`).then(() => true, () => false);
+  if (taken) throw new Error(`port ${port} is already served by another process`);
   const began = performance.now();
   const child = spawn(bin, ['--addr', `127.0.0.1:${port}`], { cwd: dir, stdio: 'ignore', env: { PATH: process.env.PATH } });
   for (let tries = 0; tries < 10_000; tries++) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error('the server exited');
     try {
       if ((await fetch(`${url}/readyz`)).ok) return { child, ms: performance.now() - began };
     } catch {}
@@ -39,6 +42,7 @@ async function start() {
 }
 
 async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   await exited;

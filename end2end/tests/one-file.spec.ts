@@ -68,7 +68,8 @@ test.describe('the release executable copied alone into an empty directory', () 
     copyFileSync(releaseBin, bin);
     chmodSync(bin, 0o755);
     expect(readdirSync(dir)).toEqual(['tandem']);
-    server = new OwnServer(3140, [], { bin, cwd: dir, bareEnvironment: true });
+    const port = Number(process.env.TANDEM_E2E_PORT ?? 3100) + 40;
+    server = new OwnServer(port, [], { bin, cwd: dir, bareEnvironment: true });
     await server.start();
   });
 

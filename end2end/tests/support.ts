@@ -71,6 +71,12 @@ export class OwnServer {
     if (this.launch.bareEnvironment) {
       for (const name of Object.keys(env)) if (name.startsWith('LEPTOS_')) delete env[name];
     }
+    // Another process on the port would answer for this one.
+    const taken = await fetch(`${this.url}/healthz`).then(
+      () => true,
+      () => false,
+    );
+    if (taken) throw new Error(`port ${this.port} is already served by another process`);
     const child = spawn(bin, args, { cwd: this.launch.cwd ?? root, stdio: ['ignore', 'ignore', 'pipe'], env });
     this.process = child;
     // The last of what it says, for the error when it does not come up.
@@ -80,12 +86,10 @@ export class OwnServer {
     });
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
-      // Another process on the port would answer too: only this child counts.
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`server exited (${child.exitCode ?? child.signalCode}): ${said}`);
-      }
+      const exited = () => child.exitCode !== null || child.signalCode !== null;
+      if (exited()) throw new Error(`server exited (${child.exitCode ?? child.signalCode}): ${said}`);
       try {
-        if ((await fetch(`${this.url}/healthz`)).ok) return;
+        if ((await fetch(`${this.url}/healthz`)).ok && !exited()) return;
       } catch {}
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -104,7 +108,7 @@ export class OwnServer {
   async stop() {
     this.thaw();
     const child = this.process;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
     await exited;

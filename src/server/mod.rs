@@ -128,7 +128,7 @@ impl AppState {
         Ok(AppState {
             hub: Hub::new(store, journal, policy, config.send_queue * 2),
             config: Arc::new(config),
-            leptos: site_options(),
+            leptos: site::options(),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
             limits,
@@ -137,24 +137,6 @@ impl AppState {
             storage_path,
         })
     }
-}
-
-/// The Leptos site settings: from the `LEPTOS_*` variables cargo-leptos sets at build and
-/// run time, with the defaults that fit a binary run from the repository root.
-fn site_options() -> LeptosOptions {
-    let output_name_known = option_env!("LEPTOS_OUTPUT_NAME").is_some()
-        || std::env::var_os("LEPTOS_OUTPUT_NAME").is_some();
-    let configured = output_name_known
-        .then(|| get_configuration(None).ok())
-        .flatten()
-        .map(|conf| conf.leptos_options);
-    configured.unwrap_or_else(|| {
-        let site_root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
-        LeptosOptions::builder()
-            .output_name("tandem")
-            .site_root(site_root)
-            .build()
-    })
 }
 
 /// What every page's shell reads while rendering: its script nonce and where the site's files

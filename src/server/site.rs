@@ -38,6 +38,44 @@ pub fn with_site<IV: IntoView + 'static>(
 /// Whether this executable carries its site.
 pub const EMBEDDED: bool = cfg!(embedded_site);
 
+/// The name cargo-leptos gave the script, the wasm and the stylesheet.
+const OUTPUT_NAME: &str = match option_env!("LEPTOS_OUTPUT_NAME") {
+    Some(name) => name,
+    None => "tandem",
+};
+
+/// The Leptos site settings.
+///
+/// An executable that carries its site takes nothing from the environment: its files have the
+/// names they were built with, and a `LEPTOS_*` variable left over from elsewhere must not send
+/// pages to files it does not have. Its site root is a path that cannot be a directory
+/// (`/dev/null` is a file), because Leptos still looks there for a split-wasm manifest.
+///
+/// Otherwise the settings come from the `LEPTOS_*` variables cargo-leptos sets at build and run
+/// time, with the defaults that fit a binary run from the repository root.
+pub fn options() -> LeptosOptions {
+    if EMBEDDED {
+        return LeptosOptions::builder()
+            .output_name(OUTPUT_NAME)
+            .site_root("/dev/null/site")
+            .site_pkg_dir("pkg")
+            .build();
+    }
+    let output_name_known = option_env!("LEPTOS_OUTPUT_NAME").is_some()
+        || std::env::var_os("LEPTOS_OUTPUT_NAME").is_some();
+    let configured = output_name_known
+        .then(|| leptos::config::get_configuration(None).ok())
+        .flatten()
+        .map(|conf| conf.leptos_options);
+    configured.unwrap_or_else(|| {
+        let site_root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
+        LeptosOptions::builder()
+            .output_name(OUTPUT_NAME)
+            .site_root(site_root)
+            .build()
+    })
+}
+
 /// Says at start where the site comes from, and warns when there is none to read: pages would
 /// render without their script and stylesheet, and never go live.
 pub fn log_source(options: &LeptosOptions) {
@@ -62,8 +100,8 @@ pub fn log_source(options: &LeptosOptions) {
 mod files {
     use crate::server::AppState;
     use axum::body::Body;
-    use axum::extract::{Path, State};
-    use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+    use axum::extract::State;
+    use axum::http::{header, HeaderValue, Request, Response, StatusCode, Uri};
     use axum::response::IntoResponse;
     use axum::routing::get;
     use axum::Router;
@@ -104,24 +142,29 @@ mod files {
         router
             .merge(plain)
             .nest(ROOT, versioned)
-            .route("/site/{version}/{*file}", get(another_version))
+            .route("/site/{*rest}", get(elsewhere_under_site))
             .fallback(not_found(context, shell))
     }
 
-    /// A file asked for under another build's version: the current one, never cached. Under
-    /// this build's version, a file it does not have (the routes above have every one).
-    async fn another_version(Path((version, file)): Path<(String, String)>) -> impl IntoResponse {
+    /// Anything else under `/site/`: a file asked for under another build's version is
+    /// redirected to the current one; the rest is not found. Neither answer may be cached. The
+    /// path is taken as it came, still percent-encoded, so the redirect names the same file.
+    async fn elsewhere_under_site(uri: Uri) -> Response<Body> {
         let no_store = (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if ROOT.strip_prefix("/site/") == Some(version.as_str()) {
-            return (StatusCode::NOT_FOUND, [no_store]).into_response();
-        }
-        match HeaderValue::try_from(format!("{ROOT}/{file}")) {
-            Ok(location) => (
-                StatusCode::TEMPORARY_REDIRECT,
-                [(header::LOCATION, location), no_store],
-            )
-                .into_response(),
-            Err(_) => (StatusCode::NOT_FOUND, [no_store]).into_response(),
+        let rest = uri.path().strip_prefix("/site/").unwrap_or_default();
+        let current = ROOT.trim_start_matches("/site/");
+        match rest.split_once('/') {
+            Some((version, file)) if version != current && !file.is_empty() => {
+                match HeaderValue::try_from(format!("{ROOT}/{file}")) {
+                    Ok(location) => (
+                        StatusCode::TEMPORARY_REDIRECT,
+                        [(header::LOCATION, location), no_store],
+                    )
+                        .into_response(),
+                    Err(_) => (StatusCode::NOT_FOUND, [no_store]).into_response(),
+                }
+            }
+            _ => (StatusCode::NOT_FOUND, [no_store]).into_response(),
         }
     }
 
