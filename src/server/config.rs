@@ -191,7 +191,9 @@ pub enum Command {
     },
     /// Write a document's Markdown to standard output, as stored (also while a server runs).
     Export {
-        /// The document's id (the last part of its link).
+        /// The document's id (the last part of its link). Ids may begin with `-`, so this
+        /// is never taken for an option.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Create a document from a Markdown file and print its link (also while a server runs).
@@ -247,6 +249,16 @@ mod tests {
         assert_eq!(heartbeat("20000").unwrap(), 20_000);
         for refused in ["0", "99", "20001", "-5", "soon", ""] {
             assert!(heartbeat(refused).is_err(), "{refused:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn an_id_that_begins_with_a_hyphen_is_an_id() {
+        let config =
+            Config::try_parse_from(["tandem", "export", "-lc1Y7b3wq4Hy5m1kjL3Aw"]).unwrap();
+        match config.command {
+            Some(Command::Export { id }) => assert_eq!(id, "-lc1Y7b3wq4Hy5m1kjL3Aw"),
+            other => panic!("{other:?}"),
         }
     }
 }
