@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod channel;
+pub mod postgres;
 pub mod raw;
 pub mod trace;
 pub mod updates;

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`sqlite`]: the default engine, an embedded SQLite file in WAL mode.
+//! - [`postgres`]: PostgreSQL, the store several instances share.
 //! - [`private_files`]: the data directory, database and backups, readable by their owner only.
 //! - [`versions`]: versions of a document, kept for its History.
 //!
@@ -10,6 +11,7 @@
 //! the two in one transaction. Nothing here knows about rooms or sockets: the sync code sees
 //! only [`DocStore`], so another engine can be added beside SQLite without touching it.
 
+pub mod postgres;
 pub mod private_files;
 pub mod sqlite;
 pub mod versions;
@@ -102,6 +104,13 @@ pub enum StoreError {
     Engine(#[source] rusqlite::Error),
     #[error("migrating the schema: {0}")]
     Migration(#[source] rusqlite_migration::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[source] tokio_postgres::Error),
+    #[error("migrating the PostgreSQL schema: {0}")]
+    PostgresMigration(#[source] refinery::Error),
+    /// No connection to the database server within the wait.
+    #[error("the database server cannot be reached: {0}")]
+    Unreachable(String),
     /// The engine refused a setting the store relies on.
     #[error("could not configure the database: {0}")]
     Setup(String),
@@ -139,6 +148,49 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// Classified by PostgreSQL's SQLSTATE; a connection that failed or closed is unreachable.
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        let Some(code) = error.code() else {
+            return if error.is_closed() || error.as_db_error().is_none() {
+                StoreError::Unreachable(error.to_string())
+            } else {
+                StoreError::Postgres(error)
+            };
+        };
+        if *code == SqlState::DISK_FULL || *code == SqlState::OUT_OF_MEMORY {
+            StoreError::Full
+        } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+            StoreError::ReadOnly
+        } else if *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::T_R_DEADLOCK_DETECTED
+        {
+            StoreError::Busy
+        } else if *code == SqlState::DATA_CORRUPTED || *code == SqlState::INDEX_CORRUPTED {
+            StoreError::Corrupt
+        } else if code.code().starts_with("08") || *code == SqlState::ADMIN_SHUTDOWN {
+            StoreError::Unreachable(error.to_string())
+        } else {
+            StoreError::Postgres(error)
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        match error {
+            deadpool_postgres::PoolError::Backend(error) => error.into(),
+            other => StoreError::Unreachable(other.to_string()),
+        }
+    }
+}
+
+impl From<refinery::Error> for StoreError {
+    fn from(error: refinery::Error) -> Self {
+        StoreError::PostgresMigration(error)
+    }
+}
+
 impl From<rusqlite_migration::Error> for StoreError {
     fn from(error: rusqlite_migration::Error) -> Self {
         match error {
@@ -163,8 +215,6 @@ pub trait DocStore: Send + Sync + 'static {
     /// Writes a consistent copy of the whole store to `destination` while it is in use.
     fn backup(&self, destination: &Path) -> Result<(), StoreError>;
 
-    /// Whether a write would succeed now, found without storing anything; cheap enough to be
-    /// polled every few seconds. Engines with nothing to check are always writable.
     /// Keeps a version of a document (see [`versions`]); `None` when it repeats the newest
     /// one kept. Drops the oldest beyond [`versions::MAX_VERSIONS`].
     fn add_version(&self, _version: &NewVersion) -> Result<Option<i64>, StoreError> {
@@ -181,6 +231,8 @@ pub trait DocStore: Send + Sync + 'static {
         Err(StoreError::Unsupported("versions"))
     }
 
+    /// Whether a write would succeed now, found without storing anything; cheap enough to be
+    /// polled every few seconds. Engines with nothing to check are always writable.
     fn check_writable(&self) -> Result<(), StoreError> {
         Ok(())
     }

@@ -1,0 +1,272 @@
+//! The store's contract, run against both engines: SQLite in a temporary directory and
+//! PostgreSQL in a private server of the test's own (`common::postgres`). Several instances
+//! sharing one PostgreSQL database are stores opened on the same URL.
+
+mod common;
+
+use common::postgres::PgServer;
+use std::sync::Arc;
+use tandem::doc_id::DocId;
+use tandem::server::storage::postgres::PostgresStore;
+use tandem::server::storage::sqlite::SqliteStore;
+use tandem::server::storage::{Compaction, DocStore, NewUpdate, NewVersion, StoreError};
+use yrs::{GetString, ReadTxn, Text, Transact};
+
+fn id() -> DocId {
+    common::random_id()
+}
+
+/// An update that writes `text` as Yjs client `client`.
+fn typed(client: u64, text: &str) -> Vec<u8> {
+    let doc = yrs::Doc::with_options(yrs::Options {
+        client_id: yrs::ClientID::new(client),
+        offset_kind: yrs::OffsetKind::Utf16,
+        ..Default::default()
+    });
+    let content = doc.get_or_insert_text(tandem::protocol::CONTENT);
+    let mut txn = doc.transact_mut();
+    content.insert(&mut txn, 0, text);
+    txn.encode_update_v1()
+}
+
+fn update(doc: &DocId, data: Vec<u8>, title: &str) -> NewUpdate {
+    NewUpdate {
+        doc: doc.clone(),
+        data,
+        title: title.into(),
+    }
+}
+
+fn text_of(store: &dyn DocStore, doc: &DocId) -> String {
+    let stored = store.load(doc).unwrap().expect("stored");
+    let replica = stored.replica().unwrap();
+    let txn = replica.transact();
+    txn.get_text(tandem::protocol::CONTENT)
+        .map(|t| t.get_string(&txn))
+        .unwrap_or_default()
+}
+
+/// One document written by one client, update by update.
+fn writes(doc: &DocId, parts: &[&str]) -> Vec<NewUpdate> {
+    let replica = tandem::protocol::new_doc();
+    let content = replica.get_or_insert_text(tandem::protocol::CONTENT);
+    parts
+        .iter()
+        .map(|part| {
+            let mut txn = replica.transact_mut();
+            let len = content.len(&txn);
+            content.insert(&mut txn, len, part);
+            let data = txn.encode_update_v1();
+            update(doc, data, "Notes")
+        })
+        .collect()
+}
+
+fn appends_load_back_in_order_with_positions_per_document(store: &dyn DocStore) {
+    let (a, b) = (id(), id());
+    assert!(store.load(&a).unwrap().is_none());
+    let mut batch = writes(&a, &["one ", "two "]);
+    batch.extend(writes(&b, &["other"]));
+    let seqs = store.append(&batch).unwrap();
+    assert_eq!(seqs.len(), 3);
+    assert!(seqs[0] < seqs[1], "{seqs:?}");
+    assert_eq!(text_of(store, &a), "one two ");
+    assert_eq!(text_of(store, &b), "other");
+    let stored = store.load(&a).unwrap().unwrap();
+    assert_eq!(stored.updates.len(), 2);
+    assert_eq!(stored.last_seq, seqs[1]);
+    assert_eq!(stored.meta.title, "Notes");
+    assert!(stored.meta.created_at > 0 && stored.meta.updated_at >= stored.meta.created_at);
+}
+
+fn compaction_replaces_the_log_up_to_its_position(store: &dyn DocStore) {
+    let doc = id();
+    let first = store.append(&writes(&doc, &["alpha "])).unwrap();
+    let snapshot = {
+        let stored = store.load(&doc).unwrap().unwrap();
+        let replica = stored.replica().unwrap();
+        let txn = replica.transact();
+        txn.encode_state_as_update_v1(&yrs::StateVector::default())
+    };
+    // Written after the snapshot was taken, by the same replica's continuation.
+    let replica = store.load(&doc).unwrap().unwrap().replica().unwrap();
+    let later = {
+        let content = replica.get_or_insert_text(tandem::protocol::CONTENT);
+        let mut txn = replica.transact_mut();
+        let len = content.len(&txn);
+        content.insert(&mut txn, len, "beta");
+        txn.encode_update_v1()
+    };
+    store.append(&[update(&doc, later, "Notes")]).unwrap();
+    store
+        .compact(&Compaction {
+            doc: doc.clone(),
+            snapshot,
+            upto: first[0],
+            title: "Notes".into(),
+        })
+        .unwrap();
+    let stored = store.load(&doc).unwrap().unwrap();
+    assert!(stored.snapshot.is_some());
+    assert_eq!(
+        stored.updates.len(),
+        1,
+        "only what came after the compacted position"
+    );
+    assert_eq!(text_of(store, &doc), "alpha beta");
+}
+
+fn versions_are_kept_listed_and_read(store: &dyn DocStore) {
+    let doc = id();
+    let version = |content: &str| NewVersion {
+        doc: doc.clone(),
+        title: "T".into(),
+        content: content.into(),
+        authors: vec!["Ana".into()],
+    };
+    let first = store.add_version(&version("one")).unwrap().expect("kept");
+    assert_eq!(
+        store.add_version(&version("one")).unwrap(),
+        None,
+        "a repeat"
+    );
+    let second = store.add_version(&version("two")).unwrap().expect("kept");
+    let listed = store.versions(&doc).unwrap();
+    assert_eq!(
+        listed.iter().map(|v| v.id).collect::<Vec<_>>(),
+        vec![second, first]
+    );
+    let read = store.version(&doc, first).unwrap().unwrap();
+    assert_eq!(read.content, "one");
+    assert_eq!(read.info.authors, vec!["Ana".to_string()]);
+    assert!(
+        store.version(&id(), first).unwrap().is_none(),
+        "another document's id"
+    );
+}
+
+fn a_writable_store_says_so(store: &dyn DocStore) {
+    store.check_writable().unwrap();
+}
+
+macro_rules! suite {
+    ($engine:ident, $open:expr) => {
+        mod $engine {
+            use super::*;
+            #[test]
+            fn appends_load_back_in_order_with_positions_per_document() {
+                let (_keep, store) = $open;
+                super::appends_load_back_in_order_with_positions_per_document(&*store);
+            }
+            #[test]
+            fn compaction_replaces_the_log_up_to_its_position() {
+                let (_keep, store) = $open;
+                super::compaction_replaces_the_log_up_to_its_position(&*store);
+            }
+            #[test]
+            fn versions_are_kept_listed_and_read() {
+                let (_keep, store) = $open;
+                super::versions_are_kept_listed_and_read(&*store);
+            }
+            #[test]
+            fn a_writable_store_says_so() {
+                let (_keep, store) = $open;
+                super::a_writable_store_says_so(&*store);
+            }
+        }
+    };
+}
+
+fn open_sqlite() -> (tempfile::TempDir, Arc<dyn DocStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir.path(), 0).unwrap());
+    (dir, store)
+}
+
+fn open_postgres() -> (PgServer, Arc<dyn DocStore>) {
+    let server = PgServer::start();
+    let store: Arc<dyn DocStore> = Arc::new(PostgresStore::open(&server.new_database()).unwrap());
+    (server, store)
+}
+
+suite!(sqlite, open_sqlite());
+suite!(postgres, open_postgres());
+
+/// Two instances appending to the same documents at once, in batches that name them in
+/// opposite orders: no deadlock, and each document's positions run 1, 2, 3… without a gap or
+/// a repeat, in the order the updates were accepted.
+#[test]
+fn instances_appending_at_once_share_one_gapless_order_per_document() {
+    let server = PgServer::start();
+    let url = server.new_database();
+    let (a, b) = (id(), id());
+    let per_instance = 100;
+    let handles: Vec<_> = (0..2)
+        .map(|instance| {
+            let url = url.clone();
+            let (a, b) = (a.clone(), b.clone());
+            std::thread::spawn(move || {
+                let store = PostgresStore::open(&url).unwrap();
+                let mut seen = Vec::new();
+                for i in 0..per_instance {
+                    let (first, second) = if instance == 0 { (&a, &b) } else { (&b, &a) };
+                    let data = typed(instance * 1000 + i + 1, "x");
+                    let seqs = store
+                        .append(&[update(first, data.clone(), "T"), update(second, data, "T")])
+                        .unwrap();
+                    seen.push(seqs);
+                }
+                seen
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let store = PostgresStore::open(&url).unwrap();
+    for doc in [&a, &b] {
+        let stored = store.load(doc).unwrap().unwrap();
+        assert_eq!(stored.updates.len(), 2 * per_instance as usize);
+        assert_eq!(stored.last_seq, 2 * per_instance as i64);
+    }
+    // Each instance saw its own positions rise.
+    for seen in &results {
+        for pair in seen.windows(2) {
+            assert!(
+                pair[0][0] < pair[1][0] && pair[0][1] < pair[1][1],
+                "{pair:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn instances_starting_at_once_migrate_once() {
+    let server = PgServer::start();
+    let url = server.new_database();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PostgresStore::open(&url).map(|_| ()))
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap().unwrap();
+    }
+}
+
+#[test]
+fn an_unreachable_server_is_a_clear_error() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let error = PostgresStore::open(&format!("postgres://tandem@127.0.0.1:{port}/none"))
+        .err()
+        .expect("refused");
+    assert!(matches!(error, StoreError::Unreachable(_)), "{error:?}");
+    let error = PostgresStore::open("mysql://nothing")
+        .err()
+        .expect("refused");
+    assert!(matches!(error, StoreError::Setup(_)), "{error:?}");
+}
