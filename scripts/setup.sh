@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building Tandem needs, skipping whatever is already there.
 #   bash scripts/setup.sh          tools to build and run
-#   bash scripts/setup.sh --test   also what the tests need (Chromium, Playwright)
+#   bash scripts/setup.sh --test   also what the tests need (Chromium, Playwright, PostgreSQL)
 # Safe to run again: each step checks first. Everything comes from crates.io, npm or Debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +43,23 @@ if [ "${1:-}" = "--test" ]; then
     sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium
+  fi
+  if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    step "installing Debian's PostgreSQL (its programs only: the tests run private servers)"
+    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    # No default cluster on port 5432, and no service started by the installation.
+    $sudo_cmd mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | $sudo_cmd tee /etc/postgresql-common/createcluster.conf >/dev/null
+    printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee /usr/sbin/policy-rc.d.tandem >/dev/null
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      $sudo_cmd install -m 755 /usr/sbin/policy-rc.d.tandem /usr/sbin/policy-rc.d
+      added_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq \
+      -o Dpkg::Options::=--force-confold postgresql
+    if [ "${added_policy:-}" = 1 ]; then $sudo_cmd rm -f /usr/sbin/policy-rc.d; fi
+    $sudo_cmd rm -f /usr/sbin/policy-rc.d.tandem
   fi
   if [ ! -d end2end/node_modules/@playwright/test ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     step "installing the end-to-end test packages"

@@ -32,13 +32,15 @@ async fn main() -> std::process::ExitCode {
         (false, true) => logs.with_writer(std::io::stderr).init(),
         (false, false) => logs.init(),
     }
+    let one_off = config.command.as_ref().is_some_and(|c| c.is_one_off());
     match tandem::server::run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) if one_off => {
+            // A command's failure is said plainly, whatever the log level.
+            eprintln!("tandem: {error}");
+            std::process::ExitCode::FAILURE
+        }
         Err(error) => {
-            // An admin command's failure is said plainly, whatever the log level.
-            if admin {
-                eprintln!("tandem: {error}");
-            }
             tracing::error!(%error, "server failed");
             std::process::ExitCode::FAILURE
         }

@@ -194,7 +194,13 @@ fn special_files_other_schemas_and_terminal_escapes_are_handled() {
     assert_eq!(piped, "ok\u{1b}]52;c;ZXZpbA==\u{7}\n\tend");
     // To a terminal: escaped, newlines and tabs kept.
     let mut shown = Vec::new();
-    tandem::server::admin::export(dir.path(), &id, &mut shown, true).unwrap();
+    tandem::server::admin::export(
+        tandem::server::admin::Location::DataDir(dir.path()),
+        &id,
+        &mut shown,
+        true,
+    )
+    .unwrap();
     assert_eq!(
         String::from_utf8(shown).unwrap(),
         "ok\\u{1b}]52;c;ZXZpbA==\\u{7}\n\tend"
@@ -214,4 +220,39 @@ fn special_files_other_schemas_and_terminal_escapes_are_handled() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, 99);
+}
+
+#[test]
+fn admin_commands_work_on_postgres_and_backups_point_to_pg_dump() {
+    let postgres = common::postgres::PgServer::start();
+    let url = postgres.new_database();
+    let dir = tempfile::tempdir().unwrap();
+    let on_postgres = |args: &[&str]| -> Output {
+        let mut all = vec!["--database-url", url.as_str()];
+        all.extend_from_slice(args);
+        tandem(dir.path(), &all)
+    };
+    // A database Tandem never served: refused, and left without a schema.
+    let output = on_postgres(&["stats"]);
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("schema version 0"), "{said}");
+
+    // Serving creates the schema; then the commands work beside it.
+    let store = tandem::server::storage::postgres::PostgresStore::open(&url).unwrap();
+    drop(store);
+    let file = dir.path().join("Plans.md");
+    std::fs::write(&file, "# Plans\n\n- ship it\n").unwrap();
+    let link = stdout(&on_postgres(&["import", file.to_str().unwrap()]));
+    let id = link.trim().rsplit('/').next().unwrap().to_string();
+    assert_eq!(stdout(&on_postgres(&["export", &id])), "# Plans\n\n- ship it\n");
+    let stats = stdout(&on_postgres(&["stats"]));
+    assert!(stats.contains("documents: 1\n"), "{stats}");
+    let output = on_postgres(&["backup", dir.path().join("copy.db").to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump"));
+    // Nothing was written to the data directory.
+    assert!(std::fs::read_dir(dir.path())
+        .unwrap()
+        .all(|entry| entry.unwrap().file_name() == "Plans.md"));
 }

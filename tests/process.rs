@@ -45,8 +45,25 @@ async fn text_survives_a_graceful_restart_byte_for_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nothing_anyone_saw_is_lost_in_a_crash() {
     let dir = tempfile::tempdir().unwrap();
+    crash_and_check(|| ServerProcess::start(dir.path())).await;
+}
+
+/// The same on PostgreSQL: what was confirmed is committed there before anyone hears of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_anyone_saw_is_lost_in_a_crash_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let postgres = common::postgres::PgServer::start();
+    let database = postgres.new_database();
+    crash_and_check(|| ServerProcess::start_with_args(dir.path(), &["--database-url", &database]))
+        .await;
+    // The data directory was never used.
+    assert!(!dir.path().join(DB_FILE).exists());
+}
+
+/// Five writers, a SIGKILL at a random moment, a restart by `start`, and the checks above.
+async fn crash_and_check(start: impl Fn() -> ServerProcess) {
     let id = random_id();
-    let server = ServerProcess::start(dir.path());
+    let server = start();
     let url = server.ws_url(&id);
 
     let mut writers = Vec::new();
@@ -114,7 +131,7 @@ async fn nothing_anyone_saw_is_lost_in_a_crash() {
         "the crash came before anyone received anything; nothing was tested"
     );
 
-    let server = ServerProcess::start(dir.path());
+    let server = start();
     let url = server.ws_url(&id);
     let observer = Peer::join_url(&url, None).await;
     let stored_sv = observer.doc().transact().state_vector();
@@ -292,8 +309,9 @@ async fn backup_refuses_existing_files_and_symbolic_links() {
     for target in [&existing, &dangling, &link] {
         let output = backup_to(dir.path(), target);
         assert!(!output.status.success(), "{}", target.display());
-        let said = String::from_utf8_lossy(&output.stdout);
-        assert!(said.contains("already exists"), "{said}");
+        // Said plainly on standard error, as every command's failure is.
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(said.starts_with("tandem: ") && said.contains("already exists"), "{said}");
     }
     assert_eq!(
         std::fs::read_to_string(&existing).unwrap(),

@@ -21,6 +21,10 @@ use yrs::{GetString, ReadTxn, Text, Transact, Update};
 
 fn hub_over(dir: &std::path::Path, max_updates: usize) -> (Hub, Arc<dyn DocStore>) {
     let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir, 0).unwrap());
+    hub_on(store, max_updates)
+}
+
+fn hub_on(store: Arc<dyn DocStore>, max_updates: usize) -> (Hub, Arc<dyn DocStore>) {
     let journal = Journal::start(store.clone(), 1024);
     let policy = RoomPolicy {
         compact_after_updates: max_updates,
@@ -146,9 +150,25 @@ proptest! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_automerge_paper_trace_survives_storage_and_compaction() {
     let _turn = common::ONE_AT_A_TIME.lock().await;
-    let trace = common::trace::load("automerge-paper.json.gz");
     let dir = tempfile::tempdir().unwrap();
-    let (hub, store) = hub_over(dir.path(), usize::MAX);
+    let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir.path(), 0).unwrap());
+    automerge_paper_trace(store).await;
+}
+
+/// The same on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_automerge_paper_trace_survives_storage_and_compaction_on_postgres() {
+    let _turn = common::ONE_AT_A_TIME.lock().await;
+    let postgres = common::postgres::PgServer::start();
+    let url = postgres.new_database();
+    let store: Arc<dyn DocStore> =
+        Arc::new(tandem::server::storage::postgres::PostgresStore::open(&url).unwrap());
+    automerge_paper_trace(store).await;
+}
+
+async fn automerge_paper_trace(store: Arc<dyn DocStore>) {
+    let trace = common::trace::load("automerge-paper.json.gz");
+    let (hub, store) = hub_on(store, usize::MAX);
     let id = random_id();
     let author = protocol::new_doc();
     let mut batch = Vec::new();

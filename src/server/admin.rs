@@ -1,8 +1,10 @@
-//! The admin commands beside serving: `export`, `import` and `stats`. Each opens the data
-//! directory's database on its own, also while a server is using it: SQLite's write-ahead log
-//! lets this process read a consistent snapshot, and write between the server's commits (an
-//! imported document has a fresh id, so no open room holds it).
+//! The admin commands beside serving: `export`, `import` and `stats`. Each opens the store on
+//! its own, also while servers are using it: SQLite's write-ahead log lets this process read a
+//! consistent snapshot and write between the server's commits, and PostgreSQL serves many
+//! clients anyway (an imported document has a fresh id, so no open room holds it).
 
+use super::config::Config;
+use super::storage::postgres::PostgresStore;
 use super::storage::sqlite::SqliteStore;
 use super::storage::{DocStore, NewUpdate, StoreError};
 use crate::doc_id::DocId;
@@ -45,11 +47,41 @@ pub struct Stats {
     pub bytes: u64,
 }
 
-/// Opens the database of `data_dir`, which must exist and be at this build's schema version:
-/// an admin command never creates a database, nor migrates one a server of another version is
+/// Where the documents are.
+#[derive(Debug, Clone, Copy)]
+pub enum Location<'a> {
+    /// The SQLite database in this data directory.
+    DataDir(&'a Path),
+    /// The PostgreSQL database at this URL.
+    Postgres(&'a str),
+}
+
+impl<'a> Location<'a> {
+    /// Where `config` says: its database URL if it has one, its data directory otherwise.
+    pub fn of(config: &'a Config) -> Self {
+        match &config.database_url {
+            Some(url) => Location::Postgres(url),
+            None => Location::DataDir(&config.data_dir),
+        }
+    }
+}
+
+/// Opens the store at `location`, which must exist and be at this build's schema version: an
+/// admin command never creates a database, nor migrates one a server of another version is
 /// using (only serving does that).
-fn open_existing(data_dir: &Path) -> Result<SqliteStore, AdminError> {
+fn open_existing(location: Location) -> Result<Box<dyn DocStore>, AdminError> {
     use super::storage::sqlite::{current_schema_version, schema_version};
+    let data_dir = match location {
+        Location::Postgres(url) => {
+            let (store, found) = PostgresStore::open_unmigrated(url)?;
+            let expected = PostgresStore::schema_version();
+            if found != expected {
+                return Err(AdminError::SchemaMismatch { found, expected });
+            }
+            return Ok(Box::new(store));
+        }
+        Location::DataDir(data_dir) => data_dir,
+    };
     let path = data_dir.join(super::storage::sqlite::DB_FILE);
     if !path.exists() {
         return Err(StoreError::NoDatabase(path).into());
@@ -58,20 +90,20 @@ fn open_existing(data_dir: &Path) -> Result<SqliteStore, AdminError> {
     if found != expected {
         return Err(AdminError::SchemaMismatch { found, expected });
     }
-    Ok(SqliteStore::open(data_dir, 0)?)
+    Ok(Box::new(SqliteStore::open(data_dir, 0)?))
 }
 
 /// Writes document `id`'s Markdown to `out`, as durably stored. When `out` is a terminal,
 /// control characters other than newlines and tabs are shown escaped: text strangers wrote
 /// must not drive the operator's terminal.
 pub fn export(
-    data_dir: &Path,
+    location: Location,
     id: &str,
     out: &mut impl std::io::Write,
     terminal: bool,
 ) -> Result<(), AdminError> {
     let id = DocId::parse(id).map_err(|e| AdminError::BadId(id.to_string(), e.to_string()))?;
-    let store = open_existing(data_dir)?;
+    let store = open_existing(location)?;
     let stored = store
         .load(&id)?
         .ok_or_else(|| AdminError::NoDocument(id.clone()))?;
@@ -100,7 +132,7 @@ pub fn export(
 /// without its extension), and returns its id. The file must be UTF-8 and within
 /// `max_doc_bytes`.
 pub fn import(
-    data_dir: &Path,
+    location: Location,
     file: &Path,
     title: Option<&str>,
     max_doc_bytes: usize,
@@ -148,7 +180,7 @@ pub fn import(
             max_doc_bytes,
         ));
     }
-    let store = open_existing(data_dir)?;
+    let store = open_existing(location)?;
     let id = DocId::from_random_bytes(rand::random());
     store.append(&[NewUpdate {
         doc: id.clone(),
@@ -159,10 +191,10 @@ pub fn import(
 }
 
 /// The number of documents and the database's size.
-pub fn stats(data_dir: &Path) -> Result<Stats, AdminError> {
-    let store = open_existing(data_dir)?;
+pub fn stats(location: Location) -> Result<Stats, AdminError> {
+    let store = open_existing(location)?;
     Ok(Stats {
         documents: store.document_count()?,
-        bytes: store.file_bytes()?,
+        bytes: store.stored_bytes()?,
     })
 }

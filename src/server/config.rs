@@ -66,6 +66,13 @@ pub struct Config {
     #[arg(long, env = "TANDEM_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
+    /// Store documents in this PostgreSQL database instead (postgres://user:password@host/db),
+    /// shared by every instance given the same URL; the data directory is then not used. The
+    /// schema is created or migrated on start. The URL may hold a password: it is never
+    /// printed or logged.
+    #[arg(long, env = "TANDEM_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
     /// Largest size of the database in MiB; past it, changes are refused as if the disk were
     /// full (everything stored stays). 0: no limit.
     #[arg(long, env = "TANDEM_MAX_STORAGE_MB", default_value_t = 0)]
@@ -209,6 +216,11 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether this is a command that does one thing and exits, rather than serving.
+    pub fn is_one_off(&self) -> bool {
+        !matches!(self, Command::Serve)
+    }
+
     /// Whether the command's result is printed on standard output (logs must stay off it).
     pub fn prints_result(&self) -> bool {
         matches!(

@@ -57,6 +57,7 @@ use limits::{LimitSettings, Limits};
 use room::RoomPolicy;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use storage::postgres::PostgresStore;
 use storage::sqlite::SqliteStore;
 use storage::{DocStore, StoreError};
 use tokio::sync::Semaphore;
@@ -79,8 +80,8 @@ pub struct AppState {
     pub readiness: Arc<readiness::Readiness>,
     /// Permits for document pages being rendered; see [`http::render_gate`].
     pub renders: Arc<Semaphore>,
-    /// The database file, whose size `/metrics` reports.
-    pub storage_path: std::path::PathBuf,
+    /// The document store, whose size `/metrics` reports.
+    pub store: Arc<dyn DocStore>,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {
@@ -95,12 +96,21 @@ const JOURNAL_QUEUE: usize = 4096;
 impl AppState {
     /// Opens the store in the configured data directory and builds the state around it.
     pub fn open(config: Config) -> Result<Self, StoreError> {
-        let store = SqliteStore::open(&config.data_dir, config.max_storage_mb * 1024 * 1024)?;
-        tracing::info!(path = %store.path().display(), "document store open");
-        let storage_path = store.path().to_path_buf();
+        let store: Arc<dyn DocStore> = match &config.database_url {
+            Some(url) => {
+                let store = PostgresStore::open(url)?;
+                tracing::info!("document store open: PostgreSQL");
+                Arc::new(store)
+            }
+            None => {
+                let store =
+                    SqliteStore::open(&config.data_dir, config.max_storage_mb * 1024 * 1024)?;
+                tracing::info!(path = %store.path().display(), "document store open");
+                Arc::new(store)
+            }
+        };
         // Installed before anything is counted.
         metrics::handle();
-        let store: Arc<dyn DocStore> = Arc::new(store);
         let journal = Journal::start(store.clone(), JOURNAL_QUEUE);
         let readiness = Arc::new(readiness::Readiness::new(journal.clone(), store.clone()));
         let policy = RoomPolicy {
@@ -126,7 +136,7 @@ impl AppState {
                 .clamp(1, Semaphore::MAX_PERMITS),
         ));
         Ok(AppState {
-            hub: Hub::new(store, journal, policy, config.send_queue * 2),
+            hub: Hub::new(store.clone(), journal, policy, config.send_queue * 2),
             config: Arc::new(config),
             leptos: site::options(),
             shutdown: CancellationToken::new(),
@@ -134,7 +144,7 @@ impl AppState {
             limits,
             readiness,
             renders,
-            storage_path,
+            store,
         })
     }
 }

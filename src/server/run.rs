@@ -18,12 +18,20 @@ pub enum RunError {
     Admin(#[from] admin::AdminError),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error(
+        "with --database-url, back the database up with pg_dump, which reads one consistent \
+         snapshot while Tandem writes"
+    )]
+    BackupWithPgDump,
 }
 
 /// Runs the configured command: serve until SIGTERM or Ctrl-C, or take a backup.
 pub async fn run(config: Config) -> Result<(), RunError> {
     match &config.command {
         Some(Command::Backup { file }) => {
+            if config.database_url.is_some() {
+                return Err(RunError::BackupWithPgDump);
+            }
             storage::sqlite::backup_data_dir(&config.data_dir, file)?;
             tracing::info!(file = %file.display(), "backup written");
             return Ok(());
@@ -31,7 +39,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         Some(Command::Export { id }) => {
             let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
             admin::export(
-                &config.data_dir,
+                admin::Location::of(&config),
                 id,
                 &mut std::io::stdout().lock(),
                 terminal,
@@ -40,7 +48,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         }
         Some(Command::Import { file, title }) => {
             let id = admin::import(
-                &config.data_dir,
+                admin::Location::of(&config),
                 file,
                 title.as_deref(),
                 config.max_doc_bytes,
@@ -54,7 +62,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             return Ok(());
         }
         Some(Command::Stats) => {
-            let stats = admin::stats(&config.data_dir)?;
+            let stats = admin::stats(admin::Location::of(&config))?;
             print_lines(&[
                 format!("documents: {}", stats.documents),
                 format!("database bytes: {}", stats.bytes),

@@ -1,6 +1,6 @@
 //! `GET /metrics`: on the main listener for this machine only, or on a listener of its own.
 
-use crate::server::{metrics, storage, AppState};
+use crate::server::{metrics, AppState};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -29,12 +29,17 @@ pub async fn loopback_metrics(
     if state.config.metrics_addr.is_some() || !ip.is_loopback() || forwarded || proxy {
         return StatusCode::NOT_FOUND.into_response();
     }
-    metrics_text(&state).into_response()
+    metrics_text(&state).await.into_response()
 }
 
-/// The metrics in the Prometheus text format.
-fn metrics_text(state: &AppState) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    let storage_bytes = storage::sqlite::database_bytes(&state.storage_path).ok();
+/// The metrics in the Prometheus text format. The store's size is asked of the store on a
+/// blocking thread: for PostgreSQL it is a query.
+async fn metrics_text(state: &AppState) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let store = state.store.clone();
+    let storage_bytes = tokio::task::spawn_blocking(move || store.stored_bytes().ok())
+        .await
+        .ok()
+        .flatten();
     let text = metrics::render(metrics::Now {
         connections: state.sessions.len(),
         documents: state.hub.room_count(),
@@ -56,7 +61,7 @@ pub fn metrics_router(state: AppState) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(|State(state): State<AppState>| async move { metrics_text(&state) }),
+            get(|State(state): State<AppState>| async move { metrics_text(&state).await }),
         )
         .with_state(state)
 }

@@ -236,6 +236,17 @@ pub trait DocStore: Send + Sync + 'static {
     fn check_writable(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// How many documents are stored.
+    fn document_count(&self) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported("a document count"))
+    }
+
+    /// Bytes the store takes where it keeps them (the database file and its log, or the
+    /// database on the server), as `tandem stats` and `/metrics` report it.
+    fn stored_bytes(&self) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported("its size"))
+    }
 }
 
 /// Milliseconds since the epoch, for metadata.

@@ -44,6 +44,52 @@ impl PostgresStore {
     /// Connects to `url`, applies the migrations this build has and the database lacks (one
     /// instance at a time), and keeps a pool of connections.
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        let store = Self::connect(url)?;
+        store.run(|pool| async move {
+            let mut client = pool.get().await?;
+            client
+                .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            let migrated = migrations::runner().run_async(&mut **client).await;
+            client
+                .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            migrated?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// Connects to `url` and reads its schema version, migrating nothing: for admin commands,
+    /// which must not change a database a server of another version is using.
+    pub fn open_unmigrated(url: &str) -> Result<(Self, usize), StoreError> {
+        let store = Self::connect(url)?;
+        let version = store.run(|pool| async move {
+            let client = pool.get().await?;
+            let exists: bool = client
+                .query_one(
+                    "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+                    &[],
+                )
+                .await?
+                .get(0);
+            if !exists {
+                return Ok(0);
+            }
+            let row = client
+                .query_one("SELECT MAX(version) FROM refinery_schema_history", &[])
+                .await?;
+            Ok(row.get::<_, Option<i32>>(0).unwrap_or(0).max(0) as usize)
+        })?;
+        Ok((store, version))
+    }
+
+    /// The schema version this build writes: the number of its migrations.
+    pub fn schema_version() -> usize {
+        migrations::runner().get_migrations().len()
+    }
+
+    fn connect(url: &str) -> Result<Self, StoreError> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Setup(format!("the database URL does not read: {e}")))?;
@@ -67,33 +113,30 @@ impl PostgresStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Setup(e.to_string()))?;
-        let store = Self {
+        Ok(Self {
             pool,
             runtime: Some(runtime),
-        };
-        store.run(|pool| async move {
-            let mut client = pool.get().await?;
-            client
-                .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-                .await?;
-            let migrated = migrations::runner().run_async(&mut **client).await;
-            client
-                .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-                .await?;
-            migrated?;
-            Ok(())
-        })?;
-        Ok(store)
+        })
     }
 
-    /// Runs `call` on the store's runtime and waits for it.
+    /// Runs `call` on the store's runtime and waits for it. The wait is a plain blocking
+    /// receive, not a runtime's `block_on`, so it may be called from any thread: a blocking
+    /// thread, the journal's, and also from within another runtime at start-up (opening the
+    /// store) and in admin commands, as the SQLite store's calls block there too.
     fn run<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
     where
+        T: Send + 'static,
         F: FnOnce(Pool) -> Fut,
-        Fut: Future<Output = Result<T, StoreError>>,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
         let runtime = self.runtime.as_ref().expect("present until dropped");
-        runtime.block_on(call(self.pool.clone()))
+        let (answer, answered) = std::sync::mpsc::sync_channel(1);
+        let call = call(self.pool.clone());
+        runtime.spawn(async move {
+            let _ = answer.send(call.await);
+        });
+        // A call that panicked dropped its sender.
+        answered.recv().unwrap_or(Err(StoreError::Panicked))
     }
 }
 
@@ -152,23 +195,11 @@ impl DocStore for PostgresStore {
         })
     }
 
+    /// One round trip to advance each document's position and one to insert its updates,
+    /// whatever their number: the journal's batches, and a long history replayed at once, cost
+    /// two statements per document.
     fn append(&self, updates: &[NewUpdate]) -> Result<Vec<i64>, StoreError> {
-        // Rows are locked document by document in id order, whatever order the batch has, so
-        // two instances appending to the same documents never wait on each other in a circle.
-        let mut order: Vec<usize> = (0..updates.len()).collect();
-        order.sort_by(|&a, &b| updates[a].doc.as_str().cmp(updates[b].doc.as_str()));
-        let batch: Vec<(usize, String, String, Vec<u8>)> = order
-            .into_iter()
-            .map(|i| {
-                let update = &updates[i];
-                (
-                    i,
-                    update.doc.as_str().to_owned(),
-                    update.title.clone(),
-                    update.data.clone(),
-                )
-            })
-            .collect();
+        let groups = Group::of(updates);
         let count = updates.len();
         self.run(|pool| async move {
             let mut client = pool.get().await?;
@@ -176,21 +207,33 @@ impl DocStore for PostgresStore {
             let advance = txn
                 .prepare_cached(
                     "INSERT INTO documents (id, title, created_at, updated_at, last_seq)
-                     VALUES ($1, $2, $3, $3, 1)
+                     VALUES ($1, $2, $3, $3, $4)
                      ON CONFLICT (id) DO UPDATE SET title = excluded.title,
-                       updated_at = excluded.updated_at, last_seq = documents.last_seq + 1
+                       updated_at = excluded.updated_at,
+                       last_seq = documents.last_seq + excluded.last_seq
                      RETURNING last_seq",
                 )
                 .await?;
             let insert = txn
-                .prepare_cached("INSERT INTO updates (doc, seq, data) VALUES ($1, $2, $3)")
+                .prepare_cached(
+                    "INSERT INTO updates (doc, seq, data)
+                     SELECT $1, seq, data FROM UNNEST($2::int8[], $3::bytea[]) AS t(seq, data)",
+                )
                 .await?;
             let now = super::now_millis();
             let mut seqs = vec![0; count];
-            for (i, doc, title, data) in &batch {
-                let seq: i64 = txn.query_one(&advance, &[doc, title, &now]).await?.get(0);
-                txn.execute(&insert, &[doc, &seq, data]).await?;
-                seqs[*i] = seq;
+            for group in &groups {
+                let added = group.data.len() as i64;
+                let last: i64 = txn
+                    .query_one(&advance, &[&group.doc, &group.title, &now, &added])
+                    .await?
+                    .get(0);
+                let positions: Vec<i64> = (last - added + 1..=last).collect();
+                txn.execute(&insert, &[&group.doc, &positions, &group.data])
+                    .await?;
+                for (&i, &seq) in group.indices.iter().zip(&positions) {
+                    seqs[i] = seq;
+                }
             }
             txn.commit().await?;
             Ok(seqs)
@@ -250,6 +293,29 @@ impl DocStore for PostgresStore {
         })
     }
 
+    fn document_count(&self) -> Result<u64, StoreError> {
+        self.run(|pool| async move {
+            let row = pool
+                .get()
+                .await?
+                .query_one("SELECT COUNT(*) FROM documents", &[])
+                .await?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        })
+    }
+
+    /// The database's size on the server (`pg_database_size`).
+    fn stored_bytes(&self) -> Result<u64, StoreError> {
+        self.run(|pool| async move {
+            let row = pool
+                .get()
+                .await?
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        })
+    }
+
     /// A write transaction that inserts a row no document can have and is rolled back: it finds
     /// an unreachable server and a read-only one (a standby, or `default_transaction_read_only`)
     /// without storing anything.
@@ -265,5 +331,36 @@ impl DocStore for PostgresStore {
             txn.rollback().await?;
             Ok(())
         })
+    }
+}
+
+/// One document's share of a batch to append, in the order the batch has it.
+struct Group {
+    doc: String,
+    /// The title after the group's last update.
+    title: String,
+    data: Vec<Vec<u8>>,
+    /// Where each update stands in the batch.
+    indices: Vec<usize>,
+}
+
+impl Group {
+    /// The batch by document, in id order: rows are locked in that order whatever order the
+    /// batch has, so two instances appending to the same documents never wait on each other
+    /// in a circle.
+    fn of(updates: &[NewUpdate]) -> Vec<Group> {
+        let mut by_doc: std::collections::BTreeMap<&str, Group> = Default::default();
+        for (i, update) in updates.iter().enumerate() {
+            let group = by_doc.entry(update.doc.as_str()).or_insert_with(|| Group {
+                doc: update.doc.as_str().to_owned(),
+                title: String::new(),
+                data: Vec::new(),
+                indices: Vec::new(),
+            });
+            group.title.clone_from(&update.title);
+            group.data.push(update.data.clone());
+            group.indices.push(i);
+        }
+        by_doc.into_values().collect()
     }
 }

@@ -99,19 +99,6 @@ impl SqliteStore {
         Ok(std::fs::metadata(&self.path)?.len())
     }
 
-    /// How many documents are stored.
-    pub fn document_count(&self) -> Result<u64, StoreError> {
-        let conn = self.reader.lock();
-        let count: i64 = conn.query_row("SELECT COUNT(*) FROM documents", [], |r| r.get(0))?;
-        Ok(count.max(0) as u64)
-    }
-
-    /// Bytes of the database file and its write-ahead log, as they are now (nothing is
-    /// checkpointed: another process may be writing).
-    pub fn file_bytes(&self) -> Result<u64, StoreError> {
-        Ok(database_bytes(&self.path)?)
-    }
-
     /// Returns freed pages to the file system a step at a time, handing the writer to any
     /// waiting commit between steps.
     fn vacuum_in_steps(&self) -> Result<(), StoreError> {
@@ -254,6 +241,18 @@ impl DocStore for SqliteStore {
     fn backup(&self, destination: &Path) -> Result<(), StoreError> {
         let conn = self.reader.lock();
         vacuum_into(&conn, destination)
+    }
+
+    fn document_count(&self) -> Result<u64, StoreError> {
+        let conn = self.reader.lock();
+        let count: i64 = conn.query_row("SELECT COUNT(*) FROM documents", [], |r| r.get(0))?;
+        Ok(count.max(0) as u64)
+    }
+
+    /// The file and its write-ahead log as they are now (nothing is checkpointed: another
+    /// process may be writing).
+    fn stored_bytes(&self) -> Result<u64, StoreError> {
+        Ok(database_bytes(&self.path)?)
     }
 
     /// Checks, without storing anything: free space on the file system, then a write
