@@ -51,15 +51,18 @@ if [ "${1:-}" = "--test" ]; then
     # No default cluster on port 5432, and no service started by the installation.
     $sudo_cmd mkdir -p /etc/postgresql-common
     echo "create_main_cluster = false" | $sudo_cmd tee /etc/postgresql-common/createcluster.conf >/dev/null
-    printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee /usr/sbin/policy-rc.d.tandem >/dev/null
+    # policy-rc.d keeps the package from starting a service; removed however the install ends.
     if [ ! -e /usr/sbin/policy-rc.d ]; then
-      $sudo_cmd install -m 755 /usr/sbin/policy-rc.d.tandem /usr/sbin/policy-rc.d
-      added_policy=1
+      printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee /usr/sbin/policy-rc.d >/dev/null
+      $sudo_cmd chmod 755 /usr/sbin/policy-rc.d
+      trap '$sudo_cmd rm -f /usr/sbin/policy-rc.d' EXIT
     fi
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq \
       -o Dpkg::Options::=--force-confold postgresql
-    if [ "${added_policy:-}" = 1 ]; then $sudo_cmd rm -f /usr/sbin/policy-rc.d; fi
-    $sudo_cmd rm -f /usr/sbin/policy-rc.d.tandem
+    if trap -p EXIT | grep -q policy-rc.d; then
+      $sudo_cmd rm -f /usr/sbin/policy-rc.d
+      trap - EXIT
+    fi
   fi
   if [ ! -d end2end/node_modules/@playwright/test ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     step "installing the end-to-end test packages"

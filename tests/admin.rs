@@ -245,7 +245,10 @@ fn admin_commands_work_on_postgres_and_backups_point_to_pg_dump() {
     std::fs::write(&file, "# Plans\n\n- ship it\n").unwrap();
     let link = stdout(&on_postgres(&["import", file.to_str().unwrap()]));
     let id = link.trim().rsplit('/').next().unwrap().to_string();
-    assert_eq!(stdout(&on_postgres(&["export", &id])), "# Plans\n\n- ship it\n");
+    assert_eq!(
+        stdout(&on_postgres(&["export", &id])),
+        "# Plans\n\n- ship it\n"
+    );
     let stats = stdout(&on_postgres(&["stats"]));
     assert!(stats.contains("documents: 1\n"), "{stats}");
     let output = on_postgres(&["backup", dir.path().join("copy.db").to_str().unwrap()]);
@@ -255,4 +258,43 @@ fn admin_commands_work_on_postgres_and_backups_point_to_pg_dump() {
     assert!(std::fs::read_dir(dir.path())
         .unwrap()
         .all(|entry| entry.unwrap().file_name() == "Plans.md"));
+}
+
+/// The database URL may hold a password: no output of Tandem's shows it, whether it serves,
+/// fails to reach the server, or prints its help with the URL in the environment.
+#[test]
+fn the_database_password_is_never_shown() {
+    let marker = "Pw-7f3a9c-never-shown";
+    let dir = tempfile::tempdir().unwrap();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://tandem:{marker}@127.0.0.1:{closed_port}/tandem");
+    let runs = [
+        vec!["--database-url", url.as_str(), "--addr", "127.0.0.1:0"],
+        vec!["--database-url", url.as_str(), "stats"],
+        vec!["--help"],
+    ];
+    for args in &runs {
+        let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .env("TANDEM_DATABASE_URL", &url)
+            .env("RUST_LOG", "debug")
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!all.contains(marker), "{args:?}: {all}");
+        if args.len() > 1 {
+            assert!(!output.status.success());
+            assert!(all.contains("cannot be reached"), "{args:?}: {all}");
+        }
+    }
 }

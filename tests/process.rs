@@ -311,7 +311,10 @@ async fn backup_refuses_existing_files_and_symbolic_links() {
         assert!(!output.status.success(), "{}", target.display());
         // Said plainly on standard error, as every command's failure is.
         let said = String::from_utf8_lossy(&output.stderr);
-        assert!(said.starts_with("tandem: ") && said.contains("already exists"), "{said}");
+        assert!(
+            said.starts_with("tandem: ") && said.contains("already exists"),
+            "{said}"
+        );
     }
     assert_eq!(
         std::fs::read_to_string(&existing).unwrap(),

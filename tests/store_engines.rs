@@ -149,6 +149,42 @@ fn a_writable_store_says_so(store: &dyn DocStore) {
     store.check_writable().unwrap();
 }
 
+/// A title is whatever someone typed or pasted, NUL included: it must never make a
+/// document's changes unstorable.
+fn any_title_is_stored(store: &dyn DocStore) {
+    let doc = id();
+    let title = "a\0b\u{1}<script>\u{202e}";
+    let mut batch = writes(&doc, &["text"]);
+    batch[0].title = title.into();
+    store.append(&batch).unwrap();
+    let stored = store.load(&doc).unwrap().unwrap();
+    assert!(stored.meta.title.starts_with('a') && stored.meta.title.ends_with("<script>\u{202e}"));
+    assert!(!stored.meta.title.contains('\0') || stored.meta.title == title);
+    let snapshot = stored
+        .replica()
+        .unwrap()
+        .transact()
+        .encode_state_as_update_v1(&yrs::StateVector::default());
+    store
+        .compact(&Compaction {
+            doc: doc.clone(),
+            snapshot,
+            upto: stored.last_seq,
+            title: title.into(),
+        })
+        .unwrap();
+    let kept = store
+        .add_version(&NewVersion {
+            doc: doc.clone(),
+            title: title.into(),
+            content: "text".into(),
+            authors: vec!["\0".into()],
+        })
+        .unwrap();
+    assert!(kept.is_some());
+    assert_eq!(text_of(store, &doc), "text");
+}
+
 macro_rules! suite {
     ($engine:ident, $open:expr) => {
         mod $engine {
@@ -167,6 +203,11 @@ macro_rules! suite {
             fn versions_are_kept_listed_and_read() {
                 let (_keep, store) = $open;
                 super::versions_are_kept_listed_and_read(&*store);
+            }
+            #[test]
+            fn any_title_is_stored() {
+                let (_keep, store) = $open;
+                super::any_title_is_stored(&*store);
             }
             #[test]
             fn a_writable_store_says_so() {
@@ -238,6 +279,98 @@ fn instances_appending_at_once_share_one_gapless_order_per_document() {
     }
 }
 
+/// Positions count per document from 1, and a compaction keeps the count going.
+#[test]
+fn positions_are_per_document_and_never_reused() {
+    let (_server, store) = open_postgres();
+    let (a, b) = (id(), id());
+    let mut batch = writes(&a, &["one ", "two "]);
+    batch.extend(writes(&b, &["other"]));
+    assert_eq!(store.append(&batch).unwrap(), vec![1, 2, 1]);
+    let stored = store.load(&a).unwrap().unwrap();
+    let snapshot = stored
+        .replica()
+        .unwrap()
+        .transact()
+        .encode_state_as_update_v1(&yrs::StateVector::default());
+    store
+        .compact(&Compaction {
+            doc: a.clone(),
+            snapshot,
+            upto: 2,
+            title: "Notes".into(),
+        })
+        .unwrap();
+    let compacted = store.load(&a).unwrap().unwrap();
+    assert!(compacted.updates.is_empty());
+    assert_eq!(
+        compacted.last_seq, 2,
+        "the newest position, not the emptied log's"
+    );
+    let more = writes(&a, &["three"]);
+    assert_eq!(store.append(&more).unwrap(), vec![3]);
+}
+
+/// Two instances compact one document at once; the one with the older snapshot commits
+/// last and must change nothing: every update stays in the snapshot or the log.
+#[test]
+fn an_older_compaction_committed_last_changes_nothing() {
+    let (_server, store) = open_postgres();
+    let doc = id();
+    let replica = tandem::protocol::new_doc();
+    let content = replica.get_or_insert_text(tandem::protocol::CONTENT);
+    let mut snapshots = Vec::new();
+    for part in ["a", "b", "c"] {
+        let data = {
+            let mut txn = replica.transact_mut();
+            let len = content.len(&txn);
+            content.insert(&mut txn, len, part);
+            txn.encode_update_v1()
+        };
+        store.append(&[update(&doc, data, "T")]).unwrap();
+        snapshots.push(
+            replica
+                .transact()
+                .encode_state_as_update_v1(&yrs::StateVector::default()),
+        );
+    }
+    let compaction = |upto: usize| Compaction {
+        doc: doc.clone(),
+        snapshot: snapshots[upto - 1].clone(),
+        upto: upto as i64,
+        title: "T".into(),
+    };
+    store.compact(&compaction(3)).unwrap();
+    store.compact(&compaction(1)).unwrap();
+    assert_eq!(text_of(&*store, &doc), "abc");
+    // A compaction claiming positions never handed out changes nothing either.
+    store.compact(&compaction(3)).unwrap();
+    let mut beyond = compaction(3);
+    beyond.upto = 99;
+    store.compact(&beyond).unwrap();
+    assert_eq!(text_of(&*store, &doc), "abc");
+    assert_eq!(store.load(&doc).unwrap().unwrap().last_seq, 3);
+}
+
+/// A database that turns read-only (a standby, or by setting) is found by the probe
+/// without writing anything.
+#[test]
+fn a_read_only_database_is_found_without_writing() {
+    let server = PgServer::start();
+    let url = server.new_database();
+    let store = PostgresStore::open(&url).unwrap();
+    store.check_writable().unwrap();
+    let database = url.rsplit('/').next().unwrap().to_string();
+    server.sql(&format!(
+        "ALTER DATABASE {database} SET default_transaction_read_only = on"
+    ));
+    // New connections see the setting.
+    let store = PostgresStore::open_unmigrated(&url).unwrap().0;
+    assert!(matches!(store.check_writable(), Err(StoreError::ReadOnly)));
+    let error = store.append(&writes(&id(), &["x"])).unwrap_err();
+    assert!(matches!(error, StoreError::ReadOnly), "{error:?}");
+}
+
 #[test]
 fn instances_starting_at_once_migrate_once() {
     let server = PgServer::start();
@@ -251,6 +384,9 @@ fn instances_starting_at_once_migrate_once() {
     for handle in handles {
         handle.join().unwrap().unwrap();
     }
+    let database = url.rsplit('/').next().unwrap();
+    let applied = server.sql_in(database, "SELECT count(*) FROM refinery_schema_history");
+    assert_eq!(applied.trim(), PostgresStore::schema_version().to_string());
 }
 
 #[test]
@@ -265,6 +401,11 @@ fn an_unreachable_server_is_a_clear_error() {
         .err()
         .expect("refused");
     assert!(matches!(error, StoreError::Unreachable(_)), "{error:?}");
+    let said = error.to_string();
+    assert!(
+        said.contains("cannot be reached") && said.contains("refused"),
+        "{said}"
+    );
     let error = PostgresStore::open("mysql://nothing")
         .err()
         .expect("refused");

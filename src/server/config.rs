@@ -66,16 +66,22 @@ pub struct Config {
     #[arg(long, env = "TANDEM_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
-    /// Store documents in this PostgreSQL database instead (postgres://user:password@host/db),
-    /// shared by every instance given the same URL; the data directory is then not used. The
-    /// schema is created or migrated on start. The URL may hold a password: it is never
-    /// printed or logged.
+    /// Store documents in this PostgreSQL database instead (postgres://user:password@host/db);
+    /// the data directory is then not used. The schema is created or migrated on start. Give
+    /// it through the environment: a command line is visible to every user of the machine.
+    /// Several instances may share the database safely, but people see each other's changes
+    /// live only when connected to the same instance.
     #[arg(long, env = "TANDEM_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// Largest size of the database in MiB; past it, changes are refused as if the disk were
     /// full (everything stored stays). 0: no limit.
-    #[arg(long, env = "TANDEM_MAX_STORAGE_MB", default_value_t = 0)]
+    #[arg(
+        long,
+        env = "TANDEM_MAX_STORAGE_MB",
+        default_value_t = 0,
+        conflicts_with = "database_url"
+    )]
     pub max_storage_mb: u64,
 
     /// Merge a document's stored updates into one snapshot after this many updates.

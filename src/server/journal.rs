@@ -260,7 +260,9 @@ fn commit(store: &dyn DocStore, batch: &mut Batch) {
                 complete(completion, Ok(seq));
             }
         }
-        Err(error) if batch.updates.len() > 1 => {
+        // One update may be what the store refused (a document over a limit); a store that is
+        // down, full or read-only would refuse each one again, a wait at a time.
+        Err(error) if batch.updates.len() > 1 && !error.is_store_wide() => {
             tracing::warn!(%error, batch = batch.updates.len(), "batch failed; storing its updates one by one");
             for (update, completion) in batch.updates.iter().zip(batch.completions.drain(..)) {
                 let result = guarded("append", || {
@@ -275,8 +277,14 @@ fn commit(store: &dyn DocStore, batch: &mut Batch) {
             }
         }
         Err(error) => {
-            let completion = batch.completions.pop().expect("one completion per update");
-            complete(completion, Err(error));
+            let mut completions = batch.completions.drain(..);
+            let last = completions.next_back();
+            for completion in completions {
+                complete(completion, Err(error.shared()));
+            }
+            if let Some(completion) = last {
+                complete(completion, Err(error));
+            }
         }
     }
     batch.updates.clear();

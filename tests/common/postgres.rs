@@ -87,7 +87,9 @@ impl PgServer {
             String::from_utf8_lossy(&output.stderr)
         );
         let port = free_port();
-        let server = as_server_user(&bin.join("postgres"))
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let mut command = as_server_user(&bin.join("postgres"));
+        command
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
@@ -95,9 +97,19 @@ impl PgServer {
             .arg(format!("unix_socket_directories={}", dir.path().display()))
             .args(["-c", "fsync=off", "-c", "max_connections=200"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(log);
+        // If the test process dies without dropping this (a kill, a timeout), the server
+        // shuts down too. Set after the user switch, which would clear it.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::QUIT,
+                ))
+                .map_err(std::io::Error::from)
+            });
+        }
+        let server = command.spawn().unwrap();
         let mut pg = PgServer { port, dir, server };
         pg.wait_until_accepting(&bin);
         pg
@@ -114,7 +126,11 @@ impl PgServer {
                 return;
             }
             if let Some(status) = self.server.try_wait().unwrap() {
-                panic!("postgres exited at start: {status}");
+                let log = std::fs::read_to_string(self.dir.path().join("server.log"));
+                panic!(
+                    "postgres exited at start ({status}): {}",
+                    log.unwrap_or_default()
+                );
             }
             assert!(Instant::now() < deadline, "postgres did not start");
             std::thread::sleep(Duration::from_millis(50));
@@ -124,6 +140,17 @@ impl PgServer {
     /// A URL for a fresh database of its own on this server.
     pub fn new_database(&self) -> String {
         let name = format!("t{:016x}", rand::random::<u64>());
+        self.sql(&format!("CREATE DATABASE {name}"));
+        self.url(&name)
+    }
+
+    /// Runs `statement` as the superuser in the `postgres` database.
+    pub fn sql(&self, statement: &str) -> String {
+        self.sql_in("postgres", statement)
+    }
+
+    /// Runs `statement` as the superuser in `database`; its output, unaligned.
+    pub fn sql_in(&self, database: &str, statement: &str) -> String {
         let output = Command::new(bin_dir().join("psql"))
             .args([
                 "-h",
@@ -133,21 +160,15 @@ impl PgServer {
                 "-U",
                 "tandem",
             ])
-            .args([
-                "-d",
-                "postgres",
-                "-q",
-                "-c",
-                &format!("CREATE DATABASE {name}"),
-            ])
+            .args(["-d", database, "-q", "-t", "-A", "-c", statement])
             .output()
             .unwrap();
         assert!(
             output.status.success(),
-            "createdb: {}",
+            "{statement}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        self.url(&name)
+        String::from_utf8(output.stdout).unwrap()
     }
 
     pub fn url(&self, database: &str) -> String {

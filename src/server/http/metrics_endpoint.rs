@@ -32,13 +32,19 @@ pub async fn loopback_metrics(
     metrics_text(&state).await.into_response()
 }
 
+/// How long a scrape waits for the store's size before leaving it out: a store in trouble
+/// must not take the rest of the metrics with it.
+const SIZE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The metrics in the Prometheus text format. The store's size is asked of the store on a
 /// blocking thread: for PostgreSQL it is a query.
 async fn metrics_text(state: &AppState) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     let store = state.store.clone();
-    let storage_bytes = tokio::task::spawn_blocking(move || store.stored_bytes().ok())
+    let size = tokio::task::spawn_blocking(move || store.stored_bytes().ok());
+    let storage_bytes = tokio::time::timeout(SIZE_WAIT, size)
         .await
         .ok()
+        .and_then(Result::ok)
         .flatten();
     let text = metrics::render(metrics::Now {
         connections: state.sessions.len(),

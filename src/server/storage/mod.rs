@@ -104,7 +104,7 @@ pub enum StoreError {
     Engine(#[source] rusqlite::Error),
     #[error("migrating the schema: {0}")]
     Migration(#[source] rusqlite_migration::Error),
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", postgres::describe(.0))]
     Postgres(#[source] tokio_postgres::Error),
     #[error("migrating the PostgreSQL schema: {0}")]
     PostgresMigration(#[source] refinery::Error),
@@ -122,6 +122,41 @@ pub enum StoreError {
     /// This store does not keep what was asked of it.
     #[error("this store does not keep {0}")]
     Unsupported(&'static str),
+    /// The same failure as another, told to one more caller (see [`StoreError::shared`]).
+    #[error("{0}")]
+    Shared(String),
+}
+
+impl StoreError {
+    /// Whether every write would fail the same way now, whatever it holds: the store is down,
+    /// full, read-only, locked or damaged. Retrying the updates of a failed batch one by one
+    /// only makes sense otherwise.
+    pub fn is_store_wide(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Full
+                | StoreError::ReadOnly
+                | StoreError::Busy
+                | StoreError::Corrupt
+                | StoreError::Io(_)
+                | StoreError::Unreachable(_)
+        )
+    }
+
+    /// This failure again, for another caller: the conditions callers match on keep their
+    /// variant, anything else keeps its message.
+    pub fn shared(&self) -> StoreError {
+        match self {
+            StoreError::Full => StoreError::Full,
+            StoreError::ReadOnly => StoreError::ReadOnly,
+            StoreError::Busy => StoreError::Busy,
+            StoreError::Corrupt => StoreError::Corrupt,
+            StoreError::Panicked => StoreError::Panicked,
+            StoreError::Unreachable(why) => StoreError::Unreachable(why.clone()),
+            StoreError::Unsupported(what) => StoreError::Unsupported(what),
+            other => StoreError::Shared(other.to_string()),
+        }
+    }
 }
 
 impl From<std::io::Error> for StoreError {
@@ -148,28 +183,42 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// Classified by PostgreSQL's SQLSTATE; a connection that failed or closed is unreachable.
+/// Classified by PostgreSQL's SQLSTATE; a connection that failed, closed or was refused is
+/// unreachable.
 impl From<tokio_postgres::Error> for StoreError {
     fn from(error: tokio_postgres::Error) -> Self {
         use tokio_postgres::error::SqlState;
         let Some(code) = error.code() else {
-            return if error.is_closed() || error.as_db_error().is_none() {
-                StoreError::Unreachable(error.to_string())
+            let io = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<std::io::Error>());
+            return if error.is_closed() || io {
+                StoreError::Unreachable(postgres::describe(&error))
             } else {
                 StoreError::Postgres(error)
             };
         };
-        if *code == SqlState::DISK_FULL || *code == SqlState::OUT_OF_MEMORY {
+        let busy = [
+            SqlState::LOCK_NOT_AVAILABLE,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::QUERY_CANCELED,
+            SqlState::TOO_MANY_CONNECTIONS,
+        ];
+        let gone = [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ];
+        if *code == SqlState::DISK_FULL {
             StoreError::Full
         } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
             StoreError::ReadOnly
-        } else if *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::T_R_DEADLOCK_DETECTED
-        {
+        } else if busy.contains(code) {
             StoreError::Busy
         } else if *code == SqlState::DATA_CORRUPTED || *code == SqlState::INDEX_CORRUPTED {
             StoreError::Corrupt
-        } else if code.code().starts_with("08") || *code == SqlState::ADMIN_SHUTDOWN {
-            StoreError::Unreachable(error.to_string())
+        } else if code.code().starts_with("08") || gone.contains(code) {
+            StoreError::Unreachable(postgres::describe(&error))
         } else {
             StoreError::Postgres(error)
         }
@@ -178,8 +227,11 @@ impl From<tokio_postgres::Error> for StoreError {
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(error: deadpool_postgres::PoolError) -> Self {
+        use deadpool_postgres::{PoolError, TimeoutType};
         match error {
-            deadpool_postgres::PoolError::Backend(error) => error.into(),
+            PoolError::Backend(error) => error.into(),
+            // Every connection is in use: the server is there, only busy.
+            PoolError::Timeout(TimeoutType::Wait) => StoreError::Busy,
             other => StoreError::Unreachable(other.to_string()),
         }
     }

@@ -25,17 +25,30 @@ use tokio_postgres::{IsolationLevel, NoTls};
 
 refinery::embed_migrations!("src/server/storage/postgres/migrations");
 
-/// Connections the pool keeps at most: the journal's writer, version reads and loads.
-pub const POOL_SIZE: usize = 16;
+/// Connections kept at most for reading (loads, versions, counts) …
+pub const READ_POOL_SIZE: usize = 14;
+/// … and for writing (the journal's commits, compactions, versions kept, readiness probes),
+/// apart, so a storm of loads never keeps a commit waiting for a connection.
+pub const WRITE_POOL_SIZE: usize = 2;
 
 /// How long a call waits for a connection, from the pool or from the server.
 const WAIT: Duration = Duration::from_secs(10);
+
+/// How long a call may take in all before it is given up as unanswered: a black-holed
+/// network or a lock held elsewhere must not hold the journal for ever.
+const CALL_LIMIT: Duration = Duration::from_secs(60);
+
+/// Server-side limits on every connection, unless the URL sets `options` itself: a
+/// statement, a wait for a lock, and a transaction left idle.
+const SESSION_OPTIONS: &str =
+    "-c statement_timeout=30000 -c lock_timeout=10000 -c idle_in_transaction_session_timeout=60000";
 
 /// The advisory lock that lets one instance at a time migrate the schema.
 const MIGRATION_LOCK: i64 = 0x7461_6e64_656d; // "tandem"
 
 pub struct PostgresStore {
-    pool: Pool,
+    reads: Pool,
+    writes: Pool,
     /// Taken only by `Drop`, which shuts it down without waiting (it may run on a runtime).
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -45,7 +58,7 @@ impl PostgresStore {
     /// instance at a time), and keeps a pool of connections.
     pub fn open(url: &str) -> Result<Self, StoreError> {
         let store = Self::connect(url)?;
-        store.run(|pool| async move {
+        store.write(|pool| async move {
             let mut client = pool.get().await?;
             client
                 .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -90,31 +103,43 @@ impl PostgresStore {
     }
 
     fn connect(url: &str) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Setup(format!("the database URL does not read: {e}")))?;
+        // A dead peer is noticed in seconds rather than the system's two hours.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config.keepalives_idle(Duration::from_secs(15));
+        config.tcp_user_timeout(Duration::from_secs(30));
+        if config.get_options().is_none() {
+            config.options(SESSION_OPTIONS);
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("tandem-postgres")
             .enable_all()
             .build()?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .wait_timeout(Some(WAIT))
-            .create_timeout(Some(WAIT))
-            .recycle_timeout(Some(WAIT))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Setup(e.to_string()))?;
+        let pool = |size: usize| {
+            let manager = Manager::from_config(
+                config.clone(),
+                NoTls,
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(manager)
+                .max_size(size)
+                .wait_timeout(Some(WAIT))
+                .create_timeout(Some(WAIT))
+                .recycle_timeout(Some(WAIT))
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .build()
+                .map_err(|e| StoreError::Setup(e.to_string()))
+        };
         Ok(Self {
-            pool,
+            reads: pool(READ_POOL_SIZE)?,
+            writes: pool(WRITE_POOL_SIZE)?,
             runtime: Some(runtime),
         })
     }
@@ -129,14 +154,39 @@ impl PostgresStore {
         F: FnOnce(Pool) -> Fut,
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
+        self.run_on(&self.reads, call)
+    }
+
+    /// [`Self::run`] with a connection for writing.
+    fn write<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        self.run_on(&self.writes, call)
+    }
+
+    fn run_on<T, F, Fut>(&self, pool: &Pool, call: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
         let runtime = self.runtime.as_ref().expect("present until dropped");
         let (answer, answered) = std::sync::mpsc::sync_channel(1);
-        let call = call(self.pool.clone());
+        let call = call(pool.clone());
         runtime.spawn(async move {
             let _ = answer.send(call.await);
         });
-        // A call that panicked dropped its sender.
-        answered.recv().unwrap_or(Err(StoreError::Panicked))
+        match answered.recv_timeout(CALL_LIMIT) {
+            Ok(result) => result,
+            // A call that panicked dropped its sender.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(StoreError::Panicked),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(StoreError::Unreachable(
+                format!("no answer within {} s", CALL_LIMIT.as_secs()),
+            )),
+        }
     }
 }
 
@@ -163,17 +213,20 @@ impl DocStore for PostgresStore {
                 .await?;
             let Some(row) = txn
                 .query_opt(
-                    "SELECT title, created_at, updated_at, snapshot FROM documents WHERE id = $1",
+                    "SELECT title, created_at, updated_at, snapshot, last_seq
+                     FROM documents WHERE id = $1",
                     &[&id],
                 )
                 .await?
             else {
                 return Ok(None);
             };
+            // The document's newest position, also when compaction emptied the log: positions
+            // are never handed out twice.
             let mut stored = StoredDoc {
                 snapshot: row.get(3),
                 updates: Vec::new(),
-                last_seq: 0,
+                last_seq: row.get(4),
                 meta: DocMeta {
                     title: row.get(0),
                     created_at: row.get(1),
@@ -187,7 +240,6 @@ impl DocStore for PostgresStore {
                 )
                 .await?;
             for row in rows {
-                stored.last_seq = row.get(0);
                 stored.updates.push(row.get(1));
             }
             txn.commit().await?;
@@ -201,7 +253,7 @@ impl DocStore for PostgresStore {
     fn append(&self, updates: &[NewUpdate]) -> Result<Vec<i64>, StoreError> {
         let groups = Group::of(updates);
         let count = updates.len();
-        self.run(|pool| async move {
+        self.write(|pool| async move {
             let mut client = pool.get().await?;
             let txn = client.transaction().await?;
             let advance = txn
@@ -209,7 +261,7 @@ impl DocStore for PostgresStore {
                     "INSERT INTO documents (id, title, created_at, updated_at, last_seq)
                      VALUES ($1, $2, $3, $3, $4)
                      ON CONFLICT (id) DO UPDATE SET title = excluded.title,
-                       updated_at = excluded.updated_at,
+                       updated_at = GREATEST(documents.updated_at, excluded.updated_at),
                        last_seq = documents.last_seq + excluded.last_seq
                      RETURNING last_seq",
                 )
@@ -240,24 +292,32 @@ impl DocStore for PostgresStore {
         })
     }
 
+    /// The snapshot replaces the stored one only if it holds more of the log than it does,
+    /// and only then is the log up to its position dropped: of two instances compacting one
+    /// document at once, the one whose snapshot is older changes nothing. The title is taken
+    /// only if no update came after the snapshot (it would carry a newer title).
     fn compact(&self, compaction: &Compaction) -> Result<(), StoreError> {
         let compaction = compaction.clone();
-        self.run(|pool| async move {
+        self.write(|pool| async move {
             let mut client = pool.get().await?;
             let txn = client.transaction().await?;
             let id = compaction.doc.as_str();
-            txn.execute(
-                "INSERT INTO documents (id, title, created_at, updated_at, snapshot)
-                 VALUES ($1, $2, $3, $3, $4)
-                 ON CONFLICT (id) DO UPDATE SET title = excluded.title, snapshot = excluded.snapshot",
-                &[&id, &compaction.title, &super::now_millis(), &compaction.snapshot],
-            )
-            .await?;
-            txn.execute(
-                "DELETE FROM updates WHERE doc = $1 AND seq <= $2",
-                &[&id, &compaction.upto],
-            )
-            .await?;
+            let title = storable(&compaction.title);
+            let moved = txn
+                .execute(
+                    "UPDATE documents SET snapshot = $2, snapshot_upto = $3,
+                       title = CASE WHEN last_seq = $3 THEN $4 ELSE title END
+                     WHERE id = $1 AND snapshot_upto < $3 AND last_seq >= $3",
+                    &[&id, &compaction.snapshot, &compaction.upto, &title],
+                )
+                .await?;
+            if moved == 1 {
+                txn.execute(
+                    "DELETE FROM updates WHERE doc = $1 AND seq <= $2",
+                    &[&id, &compaction.upto],
+                )
+                .await?;
+            }
             txn.commit().await?;
             Ok(())
         })
@@ -270,10 +330,11 @@ impl DocStore for PostgresStore {
     }
 
     fn add_version(&self, version: &NewVersion) -> Result<Option<i64>, StoreError> {
-        let version = version.clone();
-        self.run(|pool| async move {
+        // Compressed here, on the caller's thread, not on the store's two workers.
+        let kept = versions::Kept::of(version);
+        self.write(|pool| async move {
             let mut client = pool.get().await?;
-            versions::add(&mut client, &version).await
+            versions::add(&mut client, &kept).await
         })
     }
 
@@ -287,10 +348,12 @@ impl DocStore for PostgresStore {
 
     fn version(&self, doc: &DocId, id: i64) -> Result<Option<Version>, StoreError> {
         let doc = doc.clone();
-        self.run(|pool| async move {
+        let stored = self.run(|pool| async move {
             let client = pool.get().await?;
             versions::get(&client, &doc, id).await
-        })
+        })?;
+        // Inflated here, on the caller's thread.
+        stored.map(versions::Stored::read).transpose()
     }
 
     fn document_count(&self) -> Result<u64, StoreError> {
@@ -316,19 +379,22 @@ impl DocStore for PostgresStore {
         })
     }
 
-    /// A write transaction that inserts a row no document can have and is rolled back: it finds
-    /// an unreachable server and a read-only one (a standby, or `default_transaction_read_only`)
-    /// without storing anything.
+    /// Whether a write would be accepted, asked without writing: a connection for writing
+    /// can be had, and the server is neither a standby nor read-only for this session.
     fn check_writable(&self) -> Result<(), StoreError> {
-        self.run(|pool| async move {
-            let mut client = pool.get().await?;
-            let txn = client.transaction().await?;
-            txn.execute(
-                "INSERT INTO documents (id, created_at, updated_at) VALUES ('', 0, 0)",
-                &[],
-            )
-            .await?;
-            txn.rollback().await?;
+        self.write(|pool| async move {
+            let row = pool
+                .get()
+                .await?
+                .query_one(
+                    "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')",
+                    &[],
+                )
+                .await?;
+            let (standby, read_only): (bool, String) = (row.get(0), row.get(1));
+            if standby || read_only == "on" {
+                return Err(StoreError::ReadOnly);
+            }
             Ok(())
         })
     }
@@ -357,10 +423,30 @@ impl Group {
                 data: Vec::new(),
                 indices: Vec::new(),
             });
-            group.title.clone_from(&update.title);
+            group.title = storable(&update.title);
             group.data.push(update.data.clone());
             group.indices.push(i);
         }
         by_doc.into_values().collect()
+    }
+}
+
+/// A title PostgreSQL can keep: its text type refuses the NUL character, which a title (any
+/// text someone typed or pasted) may hold, and one refused title would fail every change to
+/// its document. NUL becomes U+FFFD, as an unreadable character shows anywhere else.
+pub fn storable(title: &str) -> String {
+    title.replace('\0', "\u{FFFD}")
+}
+
+/// What went wrong, as people read it: the server's own message and its SQLSTATE, or the
+/// connection's error and its cause. Never the server's DETAIL, which may quote a row (a
+/// document's id).
+pub fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
     }
 }

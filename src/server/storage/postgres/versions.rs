@@ -1,5 +1,6 @@
 //! The `versions` table in PostgreSQL: the same rules as SQLite's (see
-//! [`crate::server::storage::versions`]).
+//! [`crate::server::storage::versions`]). Compressing and inflating happen on the caller's
+//! thread ([`Kept::of`], [`Stored::read`]), not on the store's two workers.
 
 use crate::doc_id::DocId;
 use crate::server::storage::versions::{
@@ -11,7 +12,49 @@ use tokio_postgres::Client;
 /// Largest text a stored version may inflate to: more than any document may hold.
 const MAX_INFLATED_BYTES: usize = 256 * 1024 * 1024;
 
-pub async fn add(client: &mut Client, version: &NewVersion) -> Result<Option<i64>, StoreError> {
+/// A version ready to keep: its text deflated, its names as JSON.
+pub struct Kept {
+    doc: String,
+    title: String,
+    authors: String,
+    content: Vec<u8>,
+}
+
+impl Kept {
+    pub fn of(version: &NewVersion) -> Kept {
+        Kept {
+            doc: version.doc.as_str().to_owned(),
+            title: super::storable(&version.title),
+            authors: serde_json::to_string(&tidy_authors(version.authors.iter().cloned()))
+                .unwrap_or_else(|_| "[]".into()),
+            content: deflate(&version.content),
+        }
+    }
+}
+
+/// A version as stored, its text still deflated.
+pub struct Stored {
+    id: i64,
+    created_at: i64,
+    authors: String,
+    title: String,
+    content: Vec<u8>,
+}
+
+impl Stored {
+    pub fn read(self) -> Result<Version, StoreError> {
+        let content = inflate(&self.content, MAX_INFLATED_BYTES).ok_or(StoreError::Corrupt)?;
+        Ok(Version {
+            info: info(self.id, self.created_at, &self.authors),
+            title: self.title,
+            content,
+        })
+    }
+}
+
+/// Keeps `version` unless it repeats the newest one kept (the same title and the same
+/// deflated text: deflating is deterministic), then applies the retention rules.
+pub async fn add(client: &mut Client, version: &Kept) -> Result<Option<i64>, StoreError> {
     let txn = client.transaction().await?;
     let doc = version.doc.as_str();
     // The document's versions are kept one writer at a time, by several instances too.
@@ -24,15 +67,11 @@ pub async fn add(client: &mut Client, version: &NewVersion) -> Result<Option<i64
         )
         .await?;
     let repeats = newest.is_some_and(|row| {
-        row.get::<_, String>(0) == version.title
-            && inflate(row.get::<_, &[u8]>(1), MAX_INFLATED_BYTES).as_deref()
-                == Some(version.content.as_str())
+        row.get::<_, &str>(0) == version.title && row.get::<_, &[u8]>(1) == version.content
     });
     if repeats {
         return Ok(None);
     }
-    let authors = serde_json::to_string(&tidy_authors(version.authors.iter().cloned()))
-        .unwrap_or_else(|_| "[]".into());
     let id: i64 = txn
         .query_one(
             "INSERT INTO versions (doc, created_at, authors, title, content)
@@ -40,9 +79,9 @@ pub async fn add(client: &mut Client, version: &NewVersion) -> Result<Option<i64
             &[
                 &doc,
                 &crate::server::storage::now_millis(),
-                &authors,
+                &version.authors,
                 &version.title,
-                &deflate(&version.content),
+                &version.content,
             ],
         )
         .await?
@@ -86,20 +125,18 @@ pub async fn list(client: &Client, doc: &DocId) -> Result<Vec<VersionInfo>, Stor
         .collect())
 }
 
-pub async fn get(client: &Client, doc: &DocId, id: i64) -> Result<Option<Version>, StoreError> {
-    let Some(row) = client
+pub async fn get(client: &Client, doc: &DocId, id: i64) -> Result<Option<Stored>, StoreError> {
+    let row = client
         .query_opt(
             "SELECT created_at, authors, title, content FROM versions WHERE doc = $1 AND id = $2",
             &[&doc.as_str(), &id],
         )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let content = inflate(row.get::<_, &[u8]>(3), MAX_INFLATED_BYTES).ok_or(StoreError::Corrupt)?;
-    Ok(Some(Version {
-        info: info(id, row.get(0), row.get(1)),
+        .await?;
+    Ok(row.map(|row| Stored {
+        id,
+        created_at: row.get(0),
+        authors: row.get(1),
         title: row.get(2),
-        content,
+        content: row.get(3),
     }))
 }

@@ -5,6 +5,9 @@ CREATE TABLE documents (
     created_at  BIGINT NOT NULL,  -- milliseconds since the epoch
     updated_at  BIGINT NOT NULL,
     snapshot    BYTEA,            -- the whole document as one yrs v1 update, or NULL
+    -- The newest log position the snapshot holds. A compaction only ever moves it forward, so
+    -- of two instances compacting at once, the one with the older snapshot changes nothing.
+    snapshot_upto BIGINT NOT NULL DEFAULT 0,
     -- Positions are per document and without gaps: an instance that sees position n + 2
     -- after n knows it missed one. The row lock taken to advance it orders concurrent appends
     -- from several instances.
