@@ -385,7 +385,7 @@ fn instances_starting_at_once_migrate_once() {
         handle.join().unwrap().unwrap();
     }
     let database = url.rsplit('/').next().unwrap();
-    let applied = server.sql_in(database, "SELECT count(*) FROM refinery_schema_history");
+    let applied = server.sql_in(database, "SELECT count(*) FROM tandem_schema_history");
     assert_eq!(applied.trim(), PostgresStore::schema_version().to_string());
 }
 

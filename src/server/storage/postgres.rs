@@ -43,6 +43,10 @@ const CALL_LIMIT: Duration = Duration::from_secs(60);
 const SESSION_OPTIONS: &str =
     "-c statement_timeout=30000 -c lock_timeout=10000 -c idle_in_transaction_session_timeout=60000";
 
+/// Where refinery records the migrations applied: a name of Tandem's own, so a database
+/// shared with another application that uses refinery keeps the two histories apart.
+pub const MIGRATION_TABLE: &str = "tandem_schema_history";
+
 /// The advisory lock that lets one instance at a time migrate the schema.
 const MIGRATION_LOCK: i64 = 0x7461_6e64_656d; // "tandem"
 
@@ -63,7 +67,10 @@ impl PostgresStore {
             client
                 .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
                 .await?;
-            let migrated = migrations::runner().run_async(&mut **client).await;
+            let migrated = migrations::runner()
+                .set_migration_table_name(MIGRATION_TABLE)
+                .run_async(&mut **client)
+                .await;
             client
                 .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
                 .await?;
@@ -80,17 +87,14 @@ impl PostgresStore {
         let version = store.run(|pool| async move {
             let client = pool.get().await?;
             let exists: bool = client
-                .query_one(
-                    "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
-                    &[],
-                )
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&MIGRATION_TABLE])
                 .await?
                 .get(0);
             if !exists {
                 return Ok(0);
             }
             let row = client
-                .query_one("SELECT MAX(version) FROM refinery_schema_history", &[])
+                .query_one(&format!("SELECT MAX(version) FROM {MIGRATION_TABLE}"), &[])
                 .await?;
             Ok(row.get::<_, Option<i32>>(0).unwrap_or(0).max(0) as usize)
         })?;
