@@ -161,6 +161,14 @@ impl PostgresStore {
         self.run_on(&self.reads, call)
     }
 
+    /// The one number `query` answers, read as a count.
+    fn count(&self, query: &'static str) -> Result<u64, StoreError> {
+        self.run(move |pool| async move {
+            let row = pool.get().await?.query_one(query, &[]).await?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        })
+    }
+
     /// [`Self::run`] with a connection for writing.
     fn write<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
     where
@@ -361,26 +369,12 @@ impl DocStore for PostgresStore {
     }
 
     fn document_count(&self) -> Result<u64, StoreError> {
-        self.run(|pool| async move {
-            let row = pool
-                .get()
-                .await?
-                .query_one("SELECT COUNT(*) FROM documents", &[])
-                .await?;
-            Ok(row.get::<_, i64>(0).max(0) as u64)
-        })
+        self.count("SELECT COUNT(*) FROM documents")
     }
 
     /// The database's size on the server (`pg_database_size`).
     fn stored_bytes(&self) -> Result<u64, StoreError> {
-        self.run(|pool| async move {
-            let row = pool
-                .get()
-                .await?
-                .query_one("SELECT pg_database_size(current_database())", &[])
-                .await?;
-            Ok(row.get::<_, i64>(0).max(0) as u64)
-        })
+        self.count("SELECT pg_database_size(current_database())")
     }
 
     /// Whether a write would be accepted, asked without writing: a connection for writing

@@ -20,6 +20,24 @@ pub const HOURLY_MILLIS: i64 = 60 * 60 * 1000;
 pub const MAX_AUTHORS: usize = 16;
 pub const MAX_AUTHOR_CHARS: usize = 64;
 
+/// Largest text a stored version may inflate to: more than any document may hold.
+pub const MAX_INFLATED_BYTES: usize = 256 * 1024 * 1024;
+
+/// A version's author names as stored: tidied, as a JSON array.
+pub fn authors_json(authors: &[String]) -> String {
+    serde_json::to_string(&tidy_authors(authors.iter().cloned())).unwrap_or_else(|_| "[]".into())
+}
+
+/// What the History list shows of a stored version, its names read back from
+/// [`authors_json`]; anything unreadable shows as no names.
+pub fn stored_info(id: i64, created_at: i64, authors: &str) -> VersionInfo {
+    VersionInfo {
+        id,
+        created_at,
+        authors: serde_json::from_str(authors).unwrap_or_default(),
+    }
+}
+
 /// A version to keep.
 #[derive(Debug, Clone)]
 pub struct NewVersion {

@@ -4,13 +4,11 @@
 
 use crate::doc_id::DocId;
 use crate::server::storage::versions::{
-    deflate, inflate, tidy_authors, HOURLY_MILLIS, MAX_VERSIONS, RECENT_VERSIONS,
+    authors_json, deflate, inflate, stored_info as info, HOURLY_MILLIS, MAX_INFLATED_BYTES,
+    MAX_VERSIONS, RECENT_VERSIONS,
 };
 use crate::server::storage::{NewVersion, StoreError, Version, VersionInfo};
 use tokio_postgres::Client;
-
-/// Largest text a stored version may inflate to: more than any document may hold.
-const MAX_INFLATED_BYTES: usize = 256 * 1024 * 1024;
 
 /// A version ready to keep: its text deflated, its names as JSON.
 pub struct Kept {
@@ -25,8 +23,7 @@ impl Kept {
         Kept {
             doc: version.doc.as_str().to_owned(),
             title: super::storable(&version.title),
-            authors: serde_json::to_string(&tidy_authors(version.authors.iter().cloned()))
-                .unwrap_or_else(|_| "[]".into()),
+            authors: authors_json(&version.authors),
             content: deflate(&version.content),
         }
     }
@@ -101,15 +98,6 @@ pub async fn add(client: &mut Client, version: &Kept) -> Result<Option<i64>, Sto
     .await?;
     txn.commit().await?;
     Ok(Some(id))
-}
-
-fn info(id: i64, created_at: i64, authors: &str) -> VersionInfo {
-    VersionInfo {
-        id,
-        created_at,
-        // Written by `add`; anything unreadable shows as no names.
-        authors: serde_json::from_str(authors).unwrap_or_default(),
-    }
 }
 
 pub async fn list(client: &Client, doc: &DocId) -> Result<Vec<VersionInfo>, StoreError> {

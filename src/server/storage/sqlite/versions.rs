@@ -2,13 +2,11 @@
 
 use crate::doc_id::DocId;
 use crate::server::storage::versions::{
-    deflate, inflate, tidy_authors, HOURLY_MILLIS, MAX_VERSIONS, RECENT_VERSIONS,
+    authors_json, deflate, inflate, stored_info as info, HOURLY_MILLIS, MAX_INFLATED_BYTES,
+    MAX_VERSIONS, RECENT_VERSIONS,
 };
 use crate::server::storage::{NewVersion, StoreError, Version, VersionInfo};
 use rusqlite::{params, Connection, OptionalExtension};
-
-/// Largest text a stored version may inflate to: more than any document may hold.
-const MAX_INFLATED_BYTES: usize = 256 * 1024 * 1024;
 
 pub fn add(conn: &mut Connection, version: &NewVersion) -> Result<Option<i64>, StoreError> {
     let txn = conn.transaction()?;
@@ -26,8 +24,7 @@ pub fn add(conn: &mut Connection, version: &NewVersion) -> Result<Option<i64>, S
     if repeats {
         return Ok(None);
     }
-    let authors = serde_json::to_string(&tidy_authors(version.authors.iter().cloned()))
-        .unwrap_or_else(|_| "[]".into());
+    let authors = authors_json(&version.authors);
     txn.execute(
         "INSERT INTO versions (doc, created_at, authors, title, content) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -54,15 +51,6 @@ pub fn add(conn: &mut Connection, version: &NewVersion) -> Result<Option<i64>, S
     )?;
     txn.commit()?;
     Ok(Some(id))
-}
-
-fn info(id: i64, created_at: i64, authors: &str) -> VersionInfo {
-    VersionInfo {
-        id,
-        created_at,
-        // Written by `add`; anything unreadable shows as no names.
-        authors: serde_json::from_str(authors).unwrap_or_default(),
-    }
 }
 
 pub fn list(conn: &Connection, doc: &DocId) -> Result<Vec<VersionInfo>, StoreError> {
