@@ -10,7 +10,6 @@ use common::{random_id, Peer, TestServer, ONE_AT_A_TIME};
 use std::io::Read;
 use tandem::doc_id::DocId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tower::ServiceExt;
 
 /// A GET through the whole router with the given `Accept-Encoding`; the body as sent.
 async fn get(
@@ -31,16 +30,7 @@ async fn get_raw(
         let value = axum::http::HeaderValue::from_bytes(accept).unwrap();
         request = request.header("accept-encoding", value);
     }
-    let response = tandem::server::router(server.state.clone())
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
-        .await
-        .unwrap();
-    (status, headers, body.to_vec())
+    server.answer(request.body(Body::empty()).unwrap()).await
 }
 
 fn gunzip(bytes: &[u8]) -> String {

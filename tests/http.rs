@@ -10,18 +10,10 @@ use axum::http::{Request, StatusCode};
 use common::{random_id, Peer, TestServer, ONE_AT_A_TIME};
 use scraper::{Html, Selector};
 use tandem::doc_id::DocId;
-use tower::ServiceExt;
 
 async fn get(server: &TestServer, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
-    let response = tandem::server::router(server.state.clone())
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024)
-        .await
-        .unwrap();
+    let request = Request::get(path).body(Body::empty()).unwrap();
+    let (status, headers, body) = server.answer(request).await;
     (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 

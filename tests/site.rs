@@ -7,18 +7,11 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{random_id, TestServer, ONE_AT_A_TIME};
-use tower::ServiceExt;
 
 async fn get(server: &TestServer, path: &str) -> (StatusCode, String) {
-    let response = tandem::server::router(server.state.clone())
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024)
-        .await
-        .unwrap();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    let request = Request::get(path).body(Body::empty()).unwrap();
+    let (status, _, body) = server.answer(request).await;
+    (status, String::from_utf8(body).unwrap())
 }
 
 #[tokio::test]

@@ -58,6 +58,25 @@ impl TestServer {
         format!("ws://{}/ws/{id}", self.addr)
     }
 
+    /// Sends `request` through the whole router in this process: its status, headers and
+    /// body as sent (at most 64 MiB).
+    pub async fn answer(
+        &self,
+        request: axum::http::Request<axum::body::Body>,
+    ) -> (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        use tower::ServiceExt;
+        let response = tandem::server::router(self.state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
+            .await
+            .unwrap();
+        (status, headers, body.to_vec())
+    }
+
     /// Waits until `check` holds, or fails the test after [`PATIENCE`].
     pub async fn eventually(&self, what: &str, check: impl Fn(&AppState) -> bool) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
