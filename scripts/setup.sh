@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building Tandem needs, skipping whatever is already there.
 #   bash scripts/setup.sh          tools to build and run
-#   bash scripts/setup.sh --test   also what the tests need (Chromium, Playwright, PostgreSQL)
+#   bash scripts/setup.sh --test   also what the tests need (Chromium, Playwright, PostgreSQL, Redis)
 # Safe to run again: each step checks first. Everything comes from crates.io, npm or Debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +59,22 @@ if [ "${1:-}" = "--test" ]; then
     fi
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq \
       -o Dpkg::Options::=--force-confold postgresql
+    if trap -p EXIT | grep -q policy-rc.d; then
+      $sudo_cmd rm -f /usr/sbin/policy-rc.d
+      trap - EXIT
+    fi
+  fi
+  if ! command -v redis-server >/dev/null 2>&1; then
+    step "installing Debian's Redis (its programs only: the tests run private servers)"
+    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    # No service started by the installation (it would listen on 6379).
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee /usr/sbin/policy-rc.d >/dev/null
+      $sudo_cmd chmod 755 /usr/sbin/policy-rc.d
+      trap '$sudo_cmd rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq redis-server
     if trap -p EXIT | grep -q policy-rc.d; then
       $sudo_cmd rm -f /usr/sbin/policy-rc.d
       trap - EXIT

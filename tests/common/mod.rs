@@ -5,6 +5,7 @@
 pub mod channel;
 pub mod postgres;
 pub mod raw;
+pub mod redis;
 pub mod trace;
 pub mod updates;
 
