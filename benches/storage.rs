@@ -36,7 +36,7 @@ fn hub(dir: &std::path::Path) -> (Hub, Arc<SqliteStore>) {
         integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
         presence: Default::default(),
     };
-    (Hub::new(store.clone(), journal, policy, 1024), store)
+    (Hub::new(store.clone(), journal, policy, 1024, None), store)
 }
 
 fn id(n: usize) -> DocId {

@@ -49,7 +49,7 @@ impl World {
                 .enable_all()
                 .build()
                 .unwrap(),
-            hub: Hub::new(store, journal, policy, 256),
+            hub: Hub::new(store, journal, policy, 256, None),
             next_doc: Default::default(),
             _dir: dir,
         }

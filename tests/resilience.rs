@@ -227,7 +227,7 @@ async fn a_connection_that_stops_answering_pings_is_closed() {
         integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
         presence: Default::default(),
     };
-    let hub = Hub::new(store, journal, policy, 64);
+    let hub = Hub::new(store, journal, policy, 64, None);
     let limits = Limits::new(LimitSettings {
         connections_per_address: 10,
         new_connections_per_second: 100,
@@ -330,7 +330,7 @@ async fn a_peer_asking_more_than_it_reads_is_closed_at_the_reply_byte_bound() {
         integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
         presence: Default::default(),
     };
-    let hub = Hub::new(store, journal, policy, 64);
+    let hub = Hub::new(store, journal, policy, 64, None);
     let limits = Limits::new(LimitSettings {
         connections_per_address: 10,
         new_connections_per_second: 100,

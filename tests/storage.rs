@@ -33,7 +33,7 @@ fn hub_on(store: Arc<dyn DocStore>, max_updates: usize) -> (Hub, Arc<dyn DocStor
         integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
         presence: Default::default(),
     };
-    (Hub::new(store.clone(), journal, policy, 64), store)
+    (Hub::new(store.clone(), journal, policy, 64, None), store)
 }
 
 fn rows(dir: &std::path::Path, id: &DocId) -> Vec<Vec<u8>> {

@@ -69,10 +69,26 @@ pub struct Config {
     /// Store documents in this PostgreSQL database instead (postgres://user:password@host/db);
     /// the data directory is then not used. The schema is created or migrated on start. Give
     /// it through the environment: a command line is visible to every user of the machine.
-    /// Several instances may share the database safely, but people see each other's changes
-    /// live only when connected to the same instance.
+    /// Several instances may share the database; with --redis-url they also share every
+    /// change and presence live.
     #[arg(long, env = "TANDEM_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// Join the other instances on this Redis (redis://[:password@]host[:port][/db]): a change
+    /// made on any instance reaches every editor of the document on every instance, and so
+    /// does presence. Needs --database-url: the shared store is the truth, Redis only carries
+    /// news of it, so an instance that missed some reads them from the store.
+    #[arg(
+        long,
+        env = "TANDEM_REDIS_URL",
+        hide_env_values = true,
+        requires = "database_url"
+    )]
+    pub redis_url: Option<String>,
+
+    /// Test hook: publish only every other change to Redis, as if Redis lost the rest.
+    #[arg(long, hide = true)]
+    pub test_redis_drop_half: bool,
 
     /// Largest size of the database in MiB; past it, changes are refused as if the disk were
     /// full (everything stored stays). 0: no limit.
@@ -268,6 +284,23 @@ mod tests {
         for refused in ["0", "99", "20001", "-5", "soon", ""] {
             assert!(heartbeat(refused).is_err(), "{refused:?} was accepted");
         }
+    }
+
+    #[test]
+    fn redis_without_a_shared_store_is_refused() {
+        let refused = Config::try_parse_from(["tandem", "--redis-url", "redis://127.0.0.1:1"])
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("--database-url"), "{refused}");
+        let joined = Config::try_parse_from([
+            "tandem",
+            "--redis-url",
+            "redis://127.0.0.1:1",
+            "--database-url",
+            "postgres://127.0.0.1:1/tandem",
+        ])
+        .unwrap();
+        assert_eq!(joined.redis_url.as_deref(), Some("redis://127.0.0.1:1"));
     }
 
     #[test]

@@ -35,6 +35,8 @@ struct Inner {
     fanout_capacity: usize,
     /// Source of connection ids, unique for the life of the process.
     next_conn: AtomicU64,
+    /// The other instances sharing the store, with `--redis-url`.
+    cluster: Option<super::cluster::Cluster>,
 }
 
 struct Entry {
@@ -86,6 +88,7 @@ impl Hub {
         journal: Journal,
         policy: RoomPolicy,
         fanout_capacity: usize,
+        cluster: Option<super::cluster::Cluster>,
     ) -> Self {
         Hub {
             inner: Arc::new(Inner {
@@ -95,6 +98,7 @@ impl Hub {
                 policy,
                 fanout_capacity,
                 next_conn: AtomicU64::new(1),
+                cluster,
             }),
         }
     }
@@ -160,6 +164,14 @@ impl Hub {
             .filter_map(|entry| entry.slot.room.get().cloned())
             .collect();
         rooms.iter().map(|room| room.presence_count()).sum()
+    }
+
+    /// Whether the instance is subscribed to Redis; `None` without `--redis-url`.
+    pub fn cluster_connected(&self) -> Option<bool> {
+        self.inner
+            .cluster
+            .as_ref()
+            .map(|cluster| cluster.connected())
     }
 
     /// How many rooms are in memory.
@@ -230,6 +242,9 @@ impl Hub {
             self.inner.fanout_capacity,
         ));
         tokio::spawn(sweep_presence(Arc::downgrade(&room)));
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.follow(&room);
+        }
         Ok(room)
     }
 
@@ -284,6 +299,9 @@ impl Hub {
         };
         if let Some(room) = unloaded {
             tracing::debug!(doc = %doc_tag(id), "room closed");
+            if let Some(cluster) = &self.inner.cluster {
+                cluster.unfollow(&room);
+            }
             room.unload();
         }
     }
@@ -339,7 +357,7 @@ mod tests {
             integration_time_limit: crate::server::room::INTEGRATION_TIME_LIMIT,
             presence: Default::default(),
         };
-        Hub::new(store, journal, policy, 16)
+        Hub::new(store, journal, policy, 16, None)
     }
 
     #[tokio::test]

@@ -36,6 +36,20 @@ pub const FANOUT_SECONDS: &str = "tandem_fanout_seconds";
 pub const CLOSES: &str = "tandem_closes_total";
 /// Requests and connections refused, by `reason`.
 pub const REFUSALS: &str = "tandem_refusals_total";
+/// 1 while the subscription to Redis is up (with `--redis-url`).
+pub const CLUSTER_CONNECTED: &str = "tandem_redis_connected";
+/// Messages published to Redis.
+pub const CLUSTER_SENT: &str = "tandem_redis_published_total";
+/// Messages not published (Redis away, or the queue full): other instances read the store.
+pub const CLUSTER_UNSENT: &str = "tandem_redis_unpublished_total";
+/// Messages from other instances received through Redis.
+pub const CLUSTER_RECEIVED: &str = "tandem_redis_received_total";
+/// Messages on Redis that were not Tandem's, dropped.
+pub const CLUSTER_REFUSED: &str = "tandem_redis_refused_total";
+/// Messages that found a document's follower queue full.
+pub const CLUSTER_OVERFLOWS: &str = "tandem_redis_overflows_total";
+/// Times a document read changes from the store that Redis did not bring (or not in time).
+pub const CLUSTER_CATCH_UPS: &str = "tandem_store_catch_ups_total";
 
 /// How often histogram samples are folded into their buckets.
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -96,6 +110,19 @@ fn describe() {
     );
     describe_counter!(CLOSES, "Connections closed by the server, by close code.");
     describe_counter!(REFUSALS, "Requests and connections refused, by reason.");
+    describe_gauge!(CLUSTER_CONNECTED, "1 while subscribed to Redis.");
+    describe_counter!(CLUSTER_SENT, "Messages published to Redis.");
+    describe_counter!(CLUSTER_UNSENT, "Messages not published to Redis.");
+    describe_counter!(
+        CLUSTER_RECEIVED,
+        "Messages from other instances through Redis."
+    );
+    describe_counter!(CLUSTER_REFUSED, "Foreign messages on Redis, dropped.");
+    describe_counter!(
+        CLUSTER_OVERFLOWS,
+        "Messages that found a follower queue full."
+    );
+    describe_counter!(CLUSTER_CATCH_UPS, "Reads of missed changes from the store.");
 }
 
 /// The kind of a Yjs message, from its first bytes, as a label.

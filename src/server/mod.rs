@@ -7,6 +7,7 @@
 //! - [`session`]: one WebSocket connection: reader, writer, bounded queues, cleanup.
 //! - [`socket`]: the WebSocket upgrade and the connection underneath, read past a close.
 //! - [`journal`]: group commit of accepted updates, before they are broadcast.
+//! - [`cluster`]: several instances on one PostgreSQL, joined through Redis.
 //! - [`limits`]: connections and message rates one client may use, and the total.
 //! - [`readiness`]: `/readyz`, whether changes can be stored right now.
 //! - [`run`]: what the process does: serve until stopped, or one admin command.
@@ -16,6 +17,7 @@
 //! - [`error`]: close codes and HTTP errors.
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -90,12 +92,21 @@ impl axum::extract::FromRef<AppState> for LeptosOptions {
     }
 }
 
+/// Why the server could not open what it serves from.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Cluster(#[from] cluster::ClusterError),
+}
+
 /// Capacity of the journal's queue: updates applied but not yet committed, across all rooms.
 const JOURNAL_QUEUE: usize = 4096;
 
 impl AppState {
     /// Opens the store in the configured data directory and builds the state around it.
-    pub fn open(config: Config) -> Result<Self, StoreError> {
+    pub fn open(config: Config) -> Result<Self, OpenError> {
         let store: Arc<dyn DocStore> = match &config.database_url {
             Some(url) => {
                 let store = PostgresStore::open(url)?;
@@ -130,13 +141,27 @@ impl AppState {
             },
             config.max_connections.max(1),
         );
+        let cluster = match &config.redis_url {
+            Some(url) => Some(cluster::Cluster::start(
+                url,
+                store.clone(),
+                config.test_redis_drop_half,
+            )?),
+            None => None,
+        };
         let renders = Arc::new(Semaphore::new(
             config
                 .max_concurrent_renders
                 .clamp(1, Semaphore::MAX_PERMITS),
         ));
         Ok(AppState {
-            hub: Hub::new(store.clone(), journal, policy, config.send_queue * 2),
+            hub: Hub::new(
+                store.clone(),
+                journal,
+                policy,
+                config.send_queue * 2,
+                cluster,
+            ),
             config: Arc::new(config),
             leptos: site::options(),
             shutdown: CancellationToken::new(),

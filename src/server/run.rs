@@ -15,6 +15,8 @@ pub enum RunError {
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
+    Open(#[from] super::OpenError),
+    #[error("{0}")]
     Admin(#[from] admin::AdminError),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),

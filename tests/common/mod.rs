@@ -229,10 +229,20 @@ impl Peer {
     /// Reads and applies incoming messages until `done` holds (checked once before reading
     /// and after each message), answering the server's sync step 1 like a real client.
     pub async fn pump_until(&mut self, what: &str, done: impl Fn(&Peer, Option<&Message>) -> bool) {
+        self.pump_within(PATIENCE, what, done).await
+    }
+
+    /// [`Peer::pump_until`], waiting at most `patience`.
+    pub async fn pump_within(
+        &mut self,
+        patience: Duration,
+        what: &str,
+        done: impl Fn(&Peer, Option<&Message>) -> bool,
+    ) {
         if done(self, None) {
             return;
         }
-        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let deadline = tokio::time::Instant::now() + patience;
         loop {
             let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await

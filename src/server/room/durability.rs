@@ -291,6 +291,7 @@ impl Room {
                 let compact = {
                     let mut ledger = self.ledger();
                     ledger.last_seq = seq;
+                    self.mark_stored(&mut ledger, seq);
                     ledger.tail_updates += 1;
                     ledger.tail_bytes += frame.len();
                     ledger.stored_bytes += frame.len();
@@ -308,6 +309,7 @@ impl Room {
                     *durable = (*durable).max(sequence);
                     advanced
                 });
+                self.relay_stored(seq, &frame);
                 self.publish(from, frame);
                 let _ = done.send(Ok(()));
             }

@@ -8,6 +8,7 @@
 //! - [`shape`]: refusing updates that would make a text into something else.
 //! - [`runs`]: joining runs of characters before yrs integrates them.
 //! - [`metered`]: applying an update block by block, within a time limit.
+//! - [`remote`]: changes and presence from the other instances sharing the store.
 //!
 //! Protocol handling here is sans-IO: [`Room::receive`] takes the bytes of one frame from one
 //! connection and returns the replies for that connection; nothing here owns a socket.
@@ -30,10 +31,12 @@ mod history;
 pub mod metered;
 pub mod pending;
 pub mod presence;
+pub mod remote;
 pub mod runs;
 pub mod shape;
 
 pub use presence::{Presence, PresenceLimits, PRESENCE_SWEEP, PRESENCE_TIMEOUT};
+pub use remote::{Relay, RemoteError};
 
 use super::error::CloseReason;
 use super::journal::Journal;
@@ -132,6 +135,11 @@ pub struct Room {
     failed: CancellationToken,
     /// Set by [`Room::panic_in_next_integration`].
     panic_next: std::sync::atomic::AtomicBool,
+    /// Where changes stored here are announced to other instances, once the room is
+    /// followed (see [`remote`]).
+    relay: std::sync::OnceLock<Arc<dyn Relay>>,
+    /// Notified when a commit here advances the followed log position.
+    advanced: tokio::sync::Notify,
 }
 
 /// What the store holds of the document. Apart from [`State`], whose lock an update holds while
@@ -147,6 +155,8 @@ struct Ledger {
     stored_bytes: usize,
     /// A compaction is being encoded or stored; another waits for the next trigger.
     compacting: bool,
+    /// How far the replica holds the log, once other instances write to it too.
+    followed: Option<remote::LogPosition>,
 }
 
 struct State {
@@ -164,6 +174,8 @@ struct State {
     failure: Option<String>,
     /// When the next version for the History is due, and who wrote since the last.
     versions: history::VersionClock,
+    /// Presence relayed by other instances, by the pseudo connection of each.
+    remote: std::collections::HashMap<ConnId, Presence>,
 }
 
 impl Room {
@@ -189,6 +201,7 @@ impl Room {
                 last_answer: None,
                 failure: None,
                 versions: history::VersionClock::default(),
+                remote: Default::default(),
             }),
             ledger: Mutex::new(Ledger {
                 last_seq: loaded.last_seq,
@@ -196,6 +209,7 @@ impl Room {
                 tail_bytes: loaded.tail_bytes,
                 stored_bytes: loaded.snapshot_bytes + loaded.tail_bytes,
                 compacting: false,
+                followed: None,
             }),
             updates,
             journal,
@@ -204,6 +218,8 @@ impl Room {
             durable: watch::Sender::new(0),
             failed: CancellationToken::new(),
             panic_next: std::sync::atomic::AtomicBool::new(false),
+            relay: std::sync::OnceLock::new(),
+            advanced: tokio::sync::Notify::new(),
         }
     }
 

@@ -83,6 +83,11 @@ pub(super) struct Registry {
 
 const NULL: &str = "null";
 
+/// Whether `owner` is another instance rather than a connection to this one.
+fn is_relayed(owner: ConnId) -> bool {
+    owner >= super::remote::instance_conn(0)
+}
+
 impl Registry {
     /// A handle on the entry count that reads without the room's lock.
     pub fn counter(&self) -> Arc<std::sync::atomic::AtomicUsize> {
@@ -119,6 +124,16 @@ impl Registry {
         let mut accepted = HashMap::new();
         for (client, entry) in update.clients {
             match self.entries.get(&client) {
+                // An editor whose instance went away, back through this one: its state is its
+                // own again (and its old instance's renewals are ignored from now on).
+                Some(existing)
+                    if is_relayed(existing.owner)
+                        && !is_relayed(from)
+                        && entry.clock > existing.clock
+                        && presence.awareness_clients.len() < limits.per_connection =>
+                {
+                    self.entries.remove(&client);
+                }
                 Some(existing) if existing.owner != from => {
                     if entry.clock <= existing.clock {
                         continue; // an echo of what the server itself sent
@@ -196,6 +211,53 @@ impl Registry {
         }
         self.recount();
         Ok(AwarenessUpdate { clients: accepted })
+    }
+
+    /// Applies presence another instance accepted from its editors (see [`super::remote`]),
+    /// owned by `owner`, the instance's pseudo connection. Like [`Self::accept`], one entry at a
+    /// time, except that an entry breaking a rule is skipped rather than refused, and the
+    /// instance may hold as many as the room: it relays many people.
+    pub(super) fn accept_remote(
+        &mut self,
+        owner: ConnId,
+        presence: &mut Presence,
+        update: AwarenessUpdate,
+        limits: PresenceLimits,
+    ) -> AwarenessUpdate {
+        let limits = PresenceLimits {
+            per_connection: limits.per_room,
+            ..limits
+        };
+        let mut clients = HashMap::new();
+        for (client, entry) in update.clients {
+            let one = AwarenessUpdate {
+                clients: HashMap::from([(client, entry)]),
+            };
+            // Each refusal happens before the entry changes anything.
+            if let Ok(accepted) = self.accept(owner, presence, one, limits) {
+                clients.extend(accepted.clients);
+            }
+        }
+        AwarenessUpdate { clients }
+    }
+
+    /// The states this instance's own editors set (not those relayed from other instances).
+    pub(super) fn owned_locally(&self) -> AwarenessUpdate {
+        let clients = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| !is_relayed(entry.owner))
+            .map(|(client, entry)| {
+                (
+                    *client,
+                    AwarenessUpdateEntry {
+                        clock: entry.clock,
+                        json: entry.json.clone(),
+                    },
+                )
+            })
+            .collect();
+        AwarenessUpdate { clients }
     }
 
     /// Removes `clients` (all owned by one departing connection, or expired) and returns the
@@ -303,7 +365,9 @@ impl Room {
             .presence
             .accept(from, presence, update, self.presence_limits)?;
         if !accepted.clients.is_empty() {
-            self.publish(from, encode(Message::Awareness(accepted)));
+            let frame = encode(Message::Awareness(accepted));
+            self.relay_presence(&frame);
+            self.publish(from, frame);
         }
         Ok(())
     }
@@ -327,7 +391,9 @@ impl Room {
                 .remove(presence.awareness_clients.iter().copied())
         };
         if !removal.clients.is_empty() {
-            self.publish(from, encode(Message::Awareness(removal)));
+            let frame = encode(Message::Awareness(removal));
+            self.relay_presence(&frame);
+            self.publish(from, frame);
         }
     }
 
@@ -343,12 +409,24 @@ impl Room {
                 return;
             }
             tracing::debug!(doc = %self.tag, count = expired.len(), "expired silent presence");
+            // States relayed from an instance that went quiet: it no longer holds them either.
+            for (client, owner) in &expired {
+                if let Some(relayed) = state.remote.get_mut(owner) {
+                    relayed.awareness_clients.remove(client);
+                    if relayed.awareness_clients.is_empty() {
+                        state.remote.remove(owner);
+                    }
+                }
+            }
             state
                 .presence
                 .remove(expired.into_iter().map(|(client, _)| client))
         };
-        // From no connection: everyone must hear it.
-        self.publish(ConnId::MAX, encode(Message::Awareness(removal)));
+        // From no connection: everyone must hear it. Other instances ignore the removal of
+        // states they own, which expire there on their own.
+        let frame = encode(Message::Awareness(removal));
+        self.relay_presence(&frame);
+        self.publish(ConnId::MAX, frame);
     }
 
     /// How many presence states the room holds, without taking its lock.

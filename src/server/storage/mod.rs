@@ -61,6 +61,19 @@ pub struct DocMeta {
     pub updated_at: i64,
 }
 
+/// What the store holds of a document beyond a log position: what an instance that missed
+/// updates (a lost message, a Redis restart) reads to catch up.
+#[derive(Debug, Clone, Default)]
+pub struct LogSince {
+    /// The whole compacted state, when compaction merged positions after the one asked for
+    /// into it (those updates are no longer in the log).
+    pub snapshot: Option<Vec<u8>>,
+    /// The logged updates after the position asked for, oldest first, with their positions.
+    pub updates: Vec<(i64, Vec<u8>)>,
+    /// The document's newest position when this was read.
+    pub last_seq: i64,
+}
+
 /// One update to append.
 #[derive(Debug, Clone)]
 pub struct NewUpdate {
@@ -287,6 +300,18 @@ pub trait DocStore: Send + Sync + 'static {
     /// polled every few seconds. Engines with nothing to check are always writable.
     fn check_writable(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// What is stored of `doc` after log position `after` (see [`LogSince`]); `None` if the
+    /// document was never stored. Only a store several instances share needs this.
+    fn log_since(&self, _doc: &DocId, _after: i64) -> Result<Option<LogSince>, StoreError> {
+        Err(StoreError::Unsupported("reading the log from a position"))
+    }
+
+    /// The newest log position of each of `docs` that is stored, in one query: how an instance
+    /// notices, without Redis, that another one stored updates it has not seen.
+    fn log_heads(&self, _docs: &[DocId]) -> Result<Vec<(DocId, i64)>, StoreError> {
+        Err(StoreError::Unsupported("reading log positions"))
     }
 
     /// How many documents are stored.

@@ -13,7 +13,7 @@
 mod versions;
 
 use super::{
-    Compaction, DocMeta, DocStore, NewUpdate, NewVersion, StoreError, StoredDoc, Version,
+    Compaction, DocMeta, DocStore, LogSince, NewUpdate, NewVersion, StoreError, StoredDoc, Version,
     VersionInfo,
 };
 use crate::doc_id::DocId;
@@ -366,6 +366,61 @@ impl DocStore for PostgresStore {
         })?;
         // Inflated here, on the caller's thread.
         stored.map(versions::Stored::read).transpose()
+    }
+
+    fn log_since(&self, doc: &DocId, after: i64) -> Result<Option<LogSince>, StoreError> {
+        let id = doc.as_str().to_owned();
+        self.run(move |pool| async move {
+            let mut client = pool.get().await?;
+            // One snapshot of the database, as in `load`: a compaction by another instance
+            // cannot move updates out of the log between the two reads.
+            let txn = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let Some(row) = txn
+                .query_opt(
+                    "SELECT CASE WHEN snapshot_upto > $2 THEN snapshot END, last_seq
+                     FROM documents WHERE id = $1",
+                    &[&id, &after],
+                )
+                .await?
+            else {
+                return Ok(None);
+            };
+            let rows = txn
+                .query(
+                    "SELECT seq, data FROM updates WHERE doc = $1 AND seq > $2 ORDER BY seq",
+                    &[&id, &after],
+                )
+                .await?;
+            txn.commit().await?;
+            Ok(Some(LogSince {
+                snapshot: row.get(0),
+                updates: rows.iter().map(|row| (row.get(0), row.get(1))).collect(),
+                last_seq: row.get(1),
+            }))
+        })
+    }
+
+    fn log_heads(&self, docs: &[DocId]) -> Result<Vec<(DocId, i64)>, StoreError> {
+        let ids: Vec<String> = docs.iter().map(|doc| doc.as_str().to_owned()).collect();
+        self.run(move |pool| async move {
+            let rows = pool
+                .get()
+                .await?
+                .query(
+                    "SELECT id, last_seq FROM documents WHERE id = ANY($1)",
+                    &[&ids],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .filter_map(|row| Some((DocId::parse(row.get(0)).ok()?, row.get(1))))
+                .collect())
+        })
     }
 
     fn document_count(&self) -> Result<u64, StoreError> {

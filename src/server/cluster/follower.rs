@@ -1,0 +1,243 @@
+//! One task per open document, keeping its room in step with the document's log.
+//!
+//! Other instances' changes are applied in log order: a change whose predecessor has not
+//! arrived waits (at most [`GAP_GRACE`], and [`MOST_WAITING`] of them), then the follower reads
+//! the log from the store. The poll of the store ([`poll_forever`]) covers what no later
+//! message reveals: a document whose log stood beyond the room's position at two polls in a row
+//! reads it.
+
+use super::{
+    envelope::Kind, Cluster, Inner, GAP_GRACE, MOST_WAITING, MOST_WAITING_BYTES, POLL_CHUNK,
+    POLL_INTERVAL,
+};
+use crate::doc_id::DocId;
+use crate::server::room::Room;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What reaches a follower.
+#[derive(Debug)]
+pub enum Inbound {
+    /// Another instance stored this change at `seq`.
+    Stored { seq: i64, frame: Bytes },
+    /// Another instance's editors' presence.
+    Presence { instance: u64, frame: Bytes },
+    /// An instance opened the document and asks who is here.
+    WhoIsHere,
+    /// The subscription took hold (for the first time, or again after Redis came back):
+    /// whatever was stored before it is read from the store.
+    Subscribed,
+    /// The poll found the document's log at this position.
+    StoreAt(i64),
+}
+
+struct Follower {
+    cluster: Cluster,
+    /// Changes that arrived before their predecessors, by position.
+    waiting: BTreeMap<i64, Bytes>,
+    waiting_bytes: usize,
+    /// Since when `waiting` has waited.
+    gap_since: Option<Instant>,
+    /// Where the poll last found the log, while the room was behind it.
+    behind: Option<i64>,
+}
+
+/// Follows `room` until the room closes (its queue's sender is dropped) or fails.
+pub async fn run(
+    cluster: Cluster,
+    room: Weak<Room>,
+    mut inbound: mpsc::Receiver<Inbound>,
+    overflowed: Arc<AtomicBool>,
+) {
+    let mut follower = Follower {
+        cluster,
+        waiting: BTreeMap::new(),
+        waiting_bytes: 0,
+        gap_since: None,
+        behind: None,
+    };
+    loop {
+        let Some(room) = room.upgrade() else { break };
+        let gap_ends = follower.gap_since.map(|since| since + GAP_GRACE);
+        let read_store = tokio::select! {
+            message = inbound.recv() => match message {
+                None => break,
+                Some(message) => follower.handle(&room, message),
+            },
+            _ = room.log_advanced().notified() => false,
+            _ = tokio::time::sleep_until(gap_ends.unwrap_or_else(Instant::now)), if gap_ends.is_some() => {
+                tracing::debug!(doc = %room.tag, waiting = follower.waiting.len(), "changes from another instance came out of order and their predecessors did not follow; reading the store");
+                true
+            }
+            _ = room.failed().cancelled() => break,
+        };
+        let overflowed = overflowed.swap(false, Ordering::Relaxed);
+        if read_store || overflowed || !follower.drain(&room).await {
+            follower.catch_up(&room).await;
+            follower.drain(&room).await;
+        }
+    }
+}
+
+impl Follower {
+    /// Takes in one message; returns whether the store must be read now.
+    fn handle(&mut self, room: &Arc<Room>, message: Inbound) -> bool {
+        match message {
+            Inbound::Stored { seq, frame } => {
+                if room.holds_position(seq) || self.waiting.contains_key(&seq) {
+                    return false;
+                }
+                if self.waiting.len() >= MOST_WAITING
+                    || self.waiting_bytes + frame.len() > MOST_WAITING_BYTES
+                {
+                    return true;
+                }
+                self.waiting_bytes += frame.len();
+                self.waiting.insert(seq, frame);
+                false
+            }
+            Inbound::Presence { instance, frame } => {
+                room.apply_remote_presence(instance, &frame);
+                false
+            }
+            Inbound::WhoIsHere => {
+                if let Some(frame) = room.local_presence() {
+                    self.cluster.send(&room.id, Kind::Presence, 0, &frame);
+                }
+                false
+            }
+            Inbound::Subscribed => {
+                self.cluster.send(&room.id, Kind::WhoIsHere, 0, &[]);
+                true
+            }
+            Inbound::StoreAt(head) => {
+                let upto = room.log_upto();
+                if head <= upto {
+                    self.behind = None;
+                    return false;
+                }
+                match self.behind {
+                    // Behind at the last poll already, and not caught up since.
+                    Some(then) if upto < then => true,
+                    _ => {
+                        self.behind = Some(head);
+                        false
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies the waiting changes that follow the room's position, in order. Returns false
+    /// when one does not apply, and the store must be read instead.
+    async fn drain(&mut self, room: &Arc<Room>) -> bool {
+        let before = self.waiting.len();
+        self.waiting.retain(|seq, _| !room.holds_position(*seq));
+        let mut ok = true;
+        loop {
+            let next = room.log_upto() + 1;
+            let Some(frame) = self.waiting.remove(&next) else {
+                break;
+            };
+            self.waiting_bytes -= frame.len();
+            let applying = room.clone();
+            let applied =
+                tokio::task::spawn_blocking(move || applying.apply_stored(next, &frame)).await;
+            match applied {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(doc = %room.tag, seq = next, %error, "a change from another instance did not apply; reading the store instead");
+                    ok = false;
+                    break;
+                }
+                Err(_) => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if self.waiting.len() != before || self.waiting.is_empty() {
+            self.waiting_bytes = self.waiting.values().map(Bytes::len).sum();
+        }
+        self.gap_since = match self.waiting.is_empty() {
+            true => None,
+            false => self.gap_since.or(Some(Instant::now())),
+        };
+        ok
+    }
+
+    /// Reads what the store holds beyond the room's position and applies it. What waited for
+    /// it is dropped: changes stored after the read come again through the poll.
+    async fn catch_up(&mut self, room: &Arc<Room>) {
+        let after = room.log_upto();
+        let store = self.cluster.store().clone();
+        let id = room.id.clone();
+        let read = tokio::task::spawn_blocking(move || store.log_since(&id, after)).await;
+        self.waiting.clear();
+        self.waiting_bytes = 0;
+        self.gap_since = None;
+        self.behind = None;
+        let log = match read {
+            Ok(Ok(Some(log))) => log,
+            Ok(Ok(None)) => return,
+            Ok(Err(error)) => {
+                tracing::warn!(doc = %room.tag, %error, "reading missed changes from the store failed; the next poll tries again");
+                return;
+            }
+            Err(_) => return,
+        };
+        let applying = room.clone();
+        let last_seq = log.last_seq;
+        match tokio::task::spawn_blocking(move || applying.apply_log(&log)).await {
+            Ok(Ok(applied)) => {
+                ::metrics::counter!(crate::server::metrics::CLUSTER_CATCH_UPS).increment(1);
+                if applied > 0 {
+                    tracing::info!(doc = %room.tag, after, upto = last_seq, applied, "read changes other instances stored that Redis did not bring");
+                }
+            }
+            Ok(Err(error)) => {
+                tracing::error!(doc = %room.tag, %error, "changes read from the store did not apply");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Every [`POLL_INTERVAL`], reads where the log of each followed document stands (one query
+/// per thousand documents) and tells its follower.
+pub(super) async fn poll_forever(inner: Weak<Inner>) {
+    let mut every = tokio::time::interval(POLL_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        every.tick().await;
+        let Some(inner) = inner.upgrade() else { break };
+        let cluster = Cluster { inner };
+        let ids: Vec<DocId> = cluster.followed().keys().cloned().collect();
+        for chunk in ids.chunks(POLL_CHUNK) {
+            let store = cluster.store().clone();
+            let chunk = chunk.to_vec();
+            match tokio::task::spawn_blocking(move || store.log_heads(&chunk)).await {
+                Ok(Ok(heads)) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("reading log positions from the store again");
+                    }
+                    for (id, head) in heads {
+                        cluster.deliver(&id, Inbound::StoreAt(head));
+                    }
+                }
+                Ok(Err(error)) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(%error, "reading log positions from the store failed");
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        drop(cluster);
+    }
+}

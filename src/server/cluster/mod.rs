@@ -1,0 +1,285 @@
+//! Several instances serving the same documents: PostgreSQL holds the truth, Redis carries the
+//! news.
+//!
+//! # Layout
+//! - this module: the handle the hub and the rooms use, and the routing of what arrives.
+//! - [`envelope`]: the messages instances exchange.
+//! - [`link`]: the Redis connections (one subscribing, one publishing), reconnecting forever.
+//! - [`follower`]: one task per open document, applying other instances' changes in log order
+//!   and reading from the store whatever Redis did not bring.
+//!
+//! # Why nothing is lost, whatever Redis does
+//! A change is stored (it gets its position in the document's log) before it is published, and
+//! every room knows up to which position its replica holds the log. A follower that sees a gap
+//! (a change whose predecessor did not come) waits [`GAP_GRACE`] for it, then reads the log from
+//! the store. Every [`POLL_INTERVAL`] the instance also asks the store, in one query, where the
+//! log of each open document stands: a change whose message was lost, with nothing after it to
+//! show the gap, is read at most two polls later. After Redis comes back, every open document
+//! reads what it missed at once. So Redis only decides how fast changes arrive, never whether.
+//!
+//! # Bounds
+//! Each open document's follower queue holds [`FOLLOWER_QUEUE`] messages, and out-of-order
+//! changes [`MOST_WAITING`] (or [`MOST_WAITING_BYTES`]); beyond either, the follower reads from the
+//! store instead. The publishing queue holds [`PUBLISH_QUEUE`] messages; beyond it, or while
+//! Redis is away, messages are dropped and the others read the store.
+
+pub mod envelope;
+pub mod follower;
+mod link;
+
+use crate::doc_id::DocId;
+use crate::server::redact::doc_tag;
+use crate::server::room::{Relay, Room};
+use crate::server::storage::DocStore;
+use bytes::Bytes;
+use envelope::{Envelope, Kind};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How long a follower waits for a change that arrived out of order to be preceded by the
+/// ones before it (published by other instances at nearly the same time) before reading them
+/// from the store.
+pub const GAP_GRACE: Duration = Duration::from_millis(500);
+/// How often an instance reads where the log of each of its open documents stands.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Messages waiting for one document's follower.
+pub const FOLLOWER_QUEUE: usize = 1024;
+/// Changes one follower keeps while it waits for the ones before them.
+pub const MOST_WAITING: usize = 1024;
+pub const MOST_WAITING_BYTES: usize = 16 * 1024 * 1024;
+/// Messages waiting to be published.
+pub const PUBLISH_QUEUE: usize = 8192;
+/// Documents asked about in one poll query.
+const POLL_CHUNK: usize = 1000;
+
+/// Cheap-clone handle on the instance's place in the cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Random at start: tells this instance's messages from the others'.
+    instance: u64,
+    client: redis::Client,
+    store: Arc<dyn DocStore>,
+    /// The open documents, each with its follower's queue. Bounded by the open rooms.
+    followed: Mutex<HashMap<DocId, Followed>>,
+    /// Documents whose subscription the subscriber must bring in line with `followed`.
+    dirty: Mutex<HashSet<DocId>>,
+    resubscribe: tokio::sync::Notify,
+    outbox: mpsc::Sender<Outgoing>,
+    connected: AtomicBool,
+    /// Test hook: publish only every other change.
+    drop_half: bool,
+    stored_sent: AtomicU64,
+}
+
+struct Followed {
+    room: Weak<Room>,
+    queue: mpsc::Sender<follower::Inbound>,
+    /// Set when a message found the queue full: the follower reads the store instead.
+    overflowed: Arc<AtomicBool>,
+}
+
+/// A message on its way to Redis.
+struct Outgoing {
+    channel: String,
+    message: Vec<u8>,
+}
+
+/// Why the cluster could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("the Redis URL is not usable: {0}")]
+    Url(#[source] redis::RedisError),
+}
+
+impl Cluster {
+    /// Starts the connections to Redis at `url` (they connect, and reconnect, in the
+    /// background) and the poll of the store. Needs a tokio runtime.
+    pub fn start(
+        url: &str,
+        store: Arc<dyn DocStore>,
+        drop_half: bool,
+    ) -> Result<Cluster, ClusterError> {
+        let client = redis::Client::open(url).map_err(ClusterError::Url)?;
+        let (outbox, outgoing) = mpsc::channel(PUBLISH_QUEUE);
+        let cluster = Cluster {
+            inner: Arc::new(Inner {
+                instance: rand::random(),
+                client,
+                store,
+                followed: Mutex::new(HashMap::new()),
+                dirty: Mutex::new(HashSet::new()),
+                resubscribe: tokio::sync::Notify::new(),
+                outbox,
+                connected: AtomicBool::new(false),
+                drop_half,
+                stored_sent: AtomicU64::new(0),
+            }),
+        };
+        tracing::info!(instance = %format!("{:016x}", cluster.inner.instance), "joining other instances through Redis");
+        tokio::spawn(link::subscribe_forever(cluster.clone()));
+        tokio::spawn(link::publish_forever(cluster.clone(), outgoing));
+        tokio::spawn(follower::poll_forever(Arc::downgrade(&cluster.inner)));
+        Ok(cluster)
+    }
+
+    /// Whether the subscribing connection to Redis is up.
+    pub fn connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Relaxed)
+    }
+
+    /// Starts following a room just loaded: its changes are published, and other instances'
+    /// reach it. The follower lives until [`Cluster::unfollow`] or the room is dropped.
+    pub fn follow(&self, room: &Arc<Room>) {
+        room.follow(Arc::new(self.clone()) as Arc<dyn Relay>);
+        let (queue, inbound) = mpsc::channel(FOLLOWER_QUEUE);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        self.followed().insert(
+            room.id.clone(),
+            Followed {
+                room: Arc::downgrade(room),
+                queue,
+                overflowed: overflowed.clone(),
+            },
+        );
+        tokio::spawn(follower::run(
+            self.clone(),
+            Arc::downgrade(room),
+            inbound,
+            overflowed,
+        ));
+        self.mark_dirty(room.id.clone());
+    }
+
+    /// Stops following a room that closed (unless a newer room of the same document replaced
+    /// it meanwhile).
+    pub fn unfollow(&self, room: &Arc<Room>) {
+        let mut followed = self.followed();
+        if followed
+            .get(&room.id)
+            .is_some_and(|entry| std::ptr::eq(entry.room.as_ptr(), Arc::as_ptr(room)))
+        {
+            followed.remove(&room.id);
+            drop(followed);
+            self.mark_dirty(room.id.clone());
+        }
+    }
+
+    fn mark_dirty(&self, id: DocId) {
+        self.inner
+            .dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id);
+        self.inner.resubscribe.notify_one();
+    }
+
+    fn followed(&self) -> std::sync::MutexGuard<'_, HashMap<DocId, Followed>> {
+        self.inner
+            .followed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn store(&self) -> &Arc<dyn DocStore> {
+        &self.inner.store
+    }
+
+    /// Hands a message to a document's follower; a full queue makes it read the store.
+    fn deliver(&self, id: &DocId, message: follower::Inbound) {
+        let followed = self.followed();
+        let Some(entry) = followed.get(id) else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = entry.queue.try_send(message) {
+            entry.overflowed.store(true, Ordering::Relaxed);
+            ::metrics::counter!(crate::server::metrics::CLUSTER_OVERFLOWS).increment(1);
+        }
+    }
+
+    /// Routes one message from Redis: the channel names the document, the envelope what
+    /// happened. Foreign or damaged messages are logged and dropped.
+    fn dispatch(&self, channel: &str, bytes: &[u8]) {
+        let Some(id) = channel
+            .strip_prefix(CHANNEL_PREFIX)
+            .and_then(|id| DocId::parse(id).ok())
+        else {
+            tracing::warn!(
+                bytes = bytes.len(),
+                "a Redis message on a channel that names no document; dropped"
+            );
+            return;
+        };
+        let envelope = match Envelope::decode(bytes) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                tracing::warn!(doc = %doc_tag(&id), %error, "a Redis message that is not Tandem's; dropped");
+                ::metrics::counter!(crate::server::metrics::CLUSTER_REFUSED).increment(1);
+                return;
+            }
+        };
+        if envelope.instance == self.inner.instance {
+            return;
+        }
+        ::metrics::counter!(crate::server::metrics::CLUSTER_RECEIVED).increment(1);
+        let payload = Bytes::copy_from_slice(envelope.payload);
+        let message = match envelope.kind {
+            Kind::Stored => follower::Inbound::Stored {
+                seq: envelope.seq,
+                frame: payload,
+            },
+            Kind::Presence => follower::Inbound::Presence {
+                instance: envelope.instance,
+                frame: payload,
+            },
+            Kind::WhoIsHere => follower::Inbound::WhoIsHere,
+        };
+        self.deliver(&id, message);
+    }
+
+    /// Queues a message for Redis; dropped when the queue is full (the others read the
+    /// store).
+    fn send(&self, id: &DocId, kind: Kind, seq: i64, payload: &[u8]) {
+        let message = Envelope {
+            kind,
+            instance: self.inner.instance,
+            seq,
+            payload,
+        }
+        .encode();
+        let outgoing = Outgoing {
+            channel: channel_of(id),
+            message,
+        };
+        if self.inner.outbox.try_send(outgoing).is_err() {
+            ::metrics::counter!(crate::server::metrics::CLUSTER_UNSENT).increment(1);
+        }
+    }
+}
+
+impl Relay for Cluster {
+    fn stored(&self, room: &Room, seq: i64, frame: &Bytes) {
+        if self.inner.drop_half && self.inner.stored_sent.fetch_add(1, Ordering::Relaxed) % 2 == 1 {
+            return;
+        }
+        self.send(&room.id, Kind::Stored, seq, frame);
+    }
+
+    fn presence(&self, room: &Room, frame: &Bytes) {
+        self.send(&room.id, Kind::Presence, 0, frame);
+    }
+}
+
+/// Every document has a channel of its own, so an instance hears only about the documents it
+/// has open.
+const CHANNEL_PREFIX: &str = "tandem:doc:";
+
+fn channel_of(id: &DocId) -> String {
+    format!("{CHANNEL_PREFIX}{id}")
+}

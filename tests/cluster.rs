@@ -1,0 +1,424 @@
+//! Several instances on one PostgreSQL and one Redis, all real servers on loopback: what one
+//! instance's editors write reaches the others' editors, whatever Redis does, and nothing is
+//! lost when an instance is killed.
+
+mod common;
+
+use common::postgres::PgServer;
+use common::redis::RedisServer;
+use common::{random_id, Peer, ServerProcess, TestServer};
+use std::time::Duration;
+use tandem::doc_id::DocId;
+use tandem::server::storage::postgres::PostgresStore;
+use tandem::server::storage::DocStore;
+use yrs::sync::Message;
+
+/// The longest the store takes to bring a change Redis lost: two polls of the store.
+const HEAL: Duration = Duration::from_secs(10);
+
+struct Cluster {
+    pg: PgServer,
+    database: String,
+    redis: RedisServer,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let pg = PgServer::start();
+        let database = pg.new_database();
+        Cluster {
+            pg,
+            database,
+            redis: RedisServer::start(),
+        }
+    }
+
+    async fn instance(&self) -> TestServer {
+        self.instance_with(false).await
+    }
+
+    async fn instance_with(&self, drop_half: bool) -> TestServer {
+        let (database, redis) = (self.database.clone(), self.redis.url());
+        TestServer::start_with(move |config| {
+            config.database_url = Some(database);
+            config.redis_url = Some(redis);
+            config.test_redis_drop_half = drop_half;
+        })
+        .await
+    }
+
+    fn process(&self, data_dir: &std::path::Path) -> ServerProcess {
+        ServerProcess::start_with_args(
+            data_dir,
+            &[
+                "--database-url",
+                &self.database,
+                "--redis-url",
+                &self.redis.url(),
+            ],
+        )
+    }
+
+    fn stored_text(&self, id: &DocId) -> String {
+        let store = PostgresStore::open(&self.database).unwrap();
+        let stored = store.load(id).unwrap().expect("the document is stored");
+        tandem::protocol::texts_of(&stored.replica().unwrap()).1
+    }
+}
+
+/// Waits until `peer`'s text is `expected`, for up to `patience`.
+async fn text_within(peer: &mut Peer, patience: Duration, expected: &str) {
+    let wanted = expected.to_string();
+    peer.pump_within(patience, &format!("text {expected:?}"), move |p, _| {
+        p.text() == wanted
+    })
+    .await;
+}
+
+/// Appends `chunk` at the end of what `peer` sees.
+async fn append(peer: &mut Peer, chunk: &str) {
+    let end = peer.text().encode_utf16().count() as u32;
+    peer.insert(end, chunk).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn editors_on_two_instances_see_each_others_changes_and_presence() {
+    let cluster = Cluster::start();
+    let (a, b) = (cluster.instance().await, cluster.instance().await);
+    let id = random_id();
+    let mut on_a = Peer::join_as(&a, &id, Some(101)).await;
+    let mut on_b = Peer::join_as(&b, &id, Some(202)).await;
+
+    append(&mut on_a, "written on A. ").await;
+    text_within(&mut on_b, common::PATIENCE, "written on A. ").await;
+    append(&mut on_b, "Then on B.").await;
+    text_within(&mut on_a, common::PATIENCE, "written on A. Then on B.").await;
+
+    // Typing on both at once converges to one text on both.
+    for i in 0..20 {
+        append(&mut on_a, &format!("a{i} ")).await;
+        append(&mut on_b, &format!("b{i} ")).await;
+    }
+    let done = |p: &Peer, _: Option<&Message>| {
+        let text = p.text();
+        (0..20).all(|i| text.contains(&format!("a{i} ")) && text.contains(&format!("b{i} ")))
+    };
+    on_a.pump_until("everything on A", done).await;
+    on_b.pump_until("everything on B", done).await;
+    assert_eq!(on_a.text(), on_b.text());
+
+    // Presence set on A shows on B, renewed or changed states too; leaving removes it there.
+    on_a.set_presence(r#"{"user":{"name":"Ada on A"}}"#).await;
+    on_b.pump_until("A's presence on B", |p, _| {
+        p.seen_presence
+            .get(&101)
+            .is_some_and(|s| s.contains("Ada on A"))
+    })
+    .await;
+    on_b.set_presence(r#"{"user":{"name":"Bo on B"}}"#).await;
+    on_a.pump_until("B's presence on A", |p, _| {
+        p.seen_presence
+            .get(&202)
+            .is_some_and(|s| s.contains("Bo on B"))
+    })
+    .await;
+    // A third person opening the document on B sees A's editor at once (B asks who is here
+    // when it opens the document; it is open already, so B holds A's state).
+    let mut late = Peer::join(&b, &id).await;
+    late.pump_until("A's presence for a late joiner", |p, _| {
+        p.seen_presence
+            .get(&101)
+            .is_some_and(|s| s.contains("Ada on A"))
+    })
+    .await;
+    on_a.close().await;
+    on_b.pump_until("A's departure on B", |p, _| {
+        p.seen_presence.get(&101).is_some_and(|s| s == "null")
+    })
+    .await;
+    assert_eq!(cluster.stored_text(&id), late.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_document_opened_later_on_another_instance_asks_who_is_here() {
+    let cluster = Cluster::start();
+    let (a, b) = (cluster.instance().await, cluster.instance().await);
+    let id = random_id();
+    let mut on_a = Peer::join_as(&a, &id, Some(303)).await;
+    on_a.set_presence(r#"{"user":{"name":"Here first"}}"#).await;
+    append(&mut on_a, "before B opened it").await;
+    // B opens the document only now: it reads the text from the store and asks A for its
+    // presence, long before A's editor renews it (15 s).
+    let mut on_b = Peer::join(&b, &id).await;
+    text_within(&mut on_b, common::PATIENCE, "before B opened it").await;
+    on_b.pump_until("A's presence, asked for", |p, _| {
+        p.seen_presence
+            .get(&303)
+            .is_some_and(|s| s.contains("Here first"))
+    })
+    .await;
+}
+
+/// Redis loses every other change (a test hook on both instances): the store brings the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_redis_loses_are_read_from_the_store() {
+    let cluster = Cluster::start();
+    let a = cluster.instance_with(true).await;
+    let b = cluster.instance_with(true).await;
+    let id = random_id();
+    let mut on_a = Peer::join(&a, &id).await;
+    let mut on_b = Peer::join(&b, &id).await;
+    let mut expected = String::new();
+    for i in 0..30 {
+        let chunk = format!("{i},");
+        append(&mut on_a, &chunk).await;
+        expected.push_str(&chunk);
+    }
+    // The last change is among those lost: nothing after it shows a gap, only the poll.
+    text_within(&mut on_b, HEAL, &expected).await;
+    append(&mut on_b, "b1").await;
+    append(&mut on_b, "b2").await;
+    expected.push_str("b1b2");
+    text_within(&mut on_a, HEAL, &expected).await;
+    assert_eq!(cluster.stored_text(&id), expected);
+}
+
+/// Redis restarts, empty, in the middle of a session; while it is away both instances go on
+/// taking changes, and afterwards everything flows through it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_restart_mid_session_loses_nothing() {
+    let mut cluster = Cluster::start();
+    let (a, b) = (cluster.instance().await, cluster.instance().await);
+    let id = random_id();
+    let mut on_a = Peer::join(&a, &id).await;
+    let mut on_b = Peer::join(&b, &id).await;
+    append(&mut on_a, "before;").await;
+    text_within(&mut on_b, common::PATIENCE, "before;").await;
+
+    cluster.redis.stop();
+    append(&mut on_a, "while Redis is away;").await;
+    text_within(&mut on_b, HEAL, "before;while Redis is away;").await;
+
+    cluster.redis.restart();
+    a.eventually("A back on Redis", |s| {
+        s.hub.cluster_connected() == Some(true)
+    })
+    .await;
+    b.eventually("B back on Redis", |s| {
+        s.hub.cluster_connected() == Some(true)
+    })
+    .await;
+    append(&mut on_b, "after.").await;
+    text_within(&mut on_a, HEAL, "before;while Redis is away;after.").await;
+    assert_eq!(
+        cluster.stored_text(&id),
+        "before;while Redis is away;after."
+    );
+}
+
+/// Whatever else is published on Redis (damaged messages, forged positions, other channels)
+/// is dropped with a log line; the instances go on and their documents are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn garbage_on_redis_changes_nothing() {
+    use tandem::server::cluster::envelope::{Envelope, Kind};
+    let cluster = Cluster::start();
+    let (a, b) = (cluster.instance().await, cluster.instance().await);
+    let id = random_id();
+    let mut on_a = Peer::join(&a, &id).await;
+    let mut on_b = Peer::join_as(&b, &id, Some(404)).await;
+    append(&mut on_a, "kept").await;
+    text_within(&mut on_b, common::PATIENCE, "kept").await;
+    on_b.set_presence(r#"{"user":{"name":"Bo"}}"#).await;
+    on_a.pump_until("Bo", |p, _| p.seen_presence.contains_key(&404))
+        .await;
+
+    let client = redis::Client::open(cluster.redis.url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let channel = format!("tandem:doc:{id}");
+    let envelope = |kind, instance, seq, payload: &[u8]| {
+        Envelope {
+            kind,
+            instance,
+            seq,
+            payload,
+        }
+        .encode()
+    };
+    // An update that would write "forged" if it were applied.
+    let forged = {
+        let peer_doc = tandem::protocol::new_doc();
+        let text = peer_doc.get_or_insert_text(tandem::protocol::CONTENT);
+        let mut txn = yrs::Transact::transact_mut(&peer_doc);
+        yrs::Text::insert(&text, &mut txn, 0, "forged");
+        let update = yrs::ReadTxn::encode_state_as_update_v1(&txn, &yrs::StateVector::default());
+        tandem::protocol::wire::encode(&Message::Sync(yrs::sync::SyncMessage::Update(update)))
+    };
+    let mut garbage: Vec<(String, Vec<u8>)> = vec![
+        (channel.clone(), vec![]),
+        (channel.clone(), b"hello".to_vec()),
+        (channel.clone(), vec![0xff; 4096]),
+        (channel.clone(), envelope(Kind::Stored, 7, 0, &forged)),
+        (channel.clone(), envelope(Kind::Stored, 7, -5, &forged)),
+        // Far ahead of the log: waits for predecessors that never come, then is dropped.
+        (channel.clone(), envelope(Kind::Stored, 7, 1 << 40, &forged)),
+        (
+            channel.clone(),
+            envelope(Kind::Stored, 7, 1 << 40, b"not a frame"),
+        ),
+        (
+            channel.clone(),
+            envelope(Kind::Presence, 7, 0, b"\x01garbage"),
+        ),
+        // Another instance may not remove or change B's editor.
+        (
+            channel.clone(),
+            tandem::protocol::wire::encode(&Message::Awareness(yrs::sync::AwarenessUpdate {
+                clients: [(
+                    yrs::ClientID::new(404),
+                    yrs::sync::awareness::AwarenessUpdateEntry {
+                        clock: u32::MAX,
+                        json: "null".into(),
+                    },
+                )]
+                .into(),
+            }))
+            .pipe(|frame| envelope(Kind::Presence, 7, 0, &frame)),
+        ),
+        (
+            "tandem:doc:not-an-id".into(),
+            envelope(Kind::WhoIsHere, 7, 0, b""),
+        ),
+        ("tandem:doc:".into(), vec![1, 2, 3]),
+    ];
+    for i in 0..200u64 {
+        garbage.push((channel.clone(), envelope(Kind::WhoIsHere, i, 0, b"")));
+    }
+    for (channel, message) in garbage {
+        redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(message)
+            .query_async::<i64>(&mut redis)
+            .await
+            .unwrap();
+    }
+
+    // Both instances still serve, and pass real changes on.
+    append(&mut on_a, " and more").await;
+    text_within(&mut on_b, HEAL, "kept and more").await;
+    // Long enough for a forged change to have been waited for and dropped.
+    tokio::time::sleep(tandem::server::cluster::GAP_GRACE * 4).await;
+    append(&mut on_b, "!").await;
+    text_within(&mut on_a, HEAL, "kept and more!").await;
+    assert!(
+        on_a.seen_presence
+            .get(&404)
+            .is_some_and(|s| s.contains("Bo")),
+        "B's editor is still present on A"
+    );
+    for server in [&a, &b] {
+        let room = server.state.hub.get(&id).expect("open");
+        assert_eq!(room.texts().1, "kept and more!");
+    }
+    assert_eq!(cluster.stored_text(&id), "kept and more!");
+}
+
+/// `kill -9` of one instance while people type on both: everything anyone saw is stored and
+/// on the surviving instance's screens; the killed instance's editor reconnects to the other
+/// and loses nothing; its presence expires there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_an_instance_loses_nothing_anyone_saw() {
+    let cluster = Cluster::start();
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let doomed = cluster.process(dirs.0.path());
+    let survivor = cluster.process(dirs.1.path());
+    let id = random_id();
+    let mut on_doomed = Peer::join_url(&doomed.ws_url(&id), Some(505)).await;
+    let mut on_survivor = Peer::join_url(&survivor.ws_url(&id), Some(606)).await;
+    // A second editor on the doomed instance who will not come back.
+    let mut gone = Peer::join_url(&doomed.ws_url(&id), Some(507)).await;
+    on_doomed
+        .set_presence(r#"{"user":{"name":"On the doomed one"}}"#)
+        .await;
+    gone.set_presence(r#"{"user":{"name":"Gone for good"}}"#)
+        .await;
+    on_survivor
+        .pump_until("the doomed one's editors", |p, _| {
+            p.seen_presence.contains_key(&505) && p.seen_presence.contains_key(&507)
+        })
+        .await;
+
+    for i in 0..40 {
+        append(&mut on_doomed, &format!("d{i} ")).await;
+        append(&mut on_survivor, &format!("s{i} ")).await;
+    }
+    // What the survivor's editor has seen of the doomed one's typing.
+    on_survivor
+        .pump_until("some of the doomed one's typing", |p, _| {
+            p.text().contains("d10 ")
+        })
+        .await;
+    doomed.kill();
+    // Typed offline, after the kill, by the doomed instance's editor.
+    on_doomed.edit(0, 0, "offline ");
+    let seen_by_survivor = on_survivor.text();
+
+    // Everything the survivor's editor saw of the doomed instance's editor is stored.
+    let stored = cluster.stored_text(&id);
+    let seen: Vec<&str> = seen_by_survivor
+        .split_whitespace()
+        .filter(|word| word.starts_with('d'))
+        .collect();
+    assert!(seen.len() > 10, "{seen_by_survivor}");
+    for word in seen {
+        assert!(stored.contains(word), "{word} was seen but not stored");
+    }
+    // The doomed one's editor reconnects to the survivor and sends what the server lacks.
+    on_doomed.reconnect(&survivor.ws_url(&id)).await;
+    let everything = |p: &Peer, _: Option<&Message>| {
+        (0..40)
+            .all(|i| p.text().contains(&format!("d{i} ")) && p.text().contains(&format!("s{i} ")))
+            && p.text().contains("offline ")
+    };
+    on_survivor
+        .pump_until("everything, on the survivor", everything)
+        .await;
+    on_doomed
+        .pump_until("everything, reconnected", everything)
+        .await;
+    assert_eq!(on_survivor.text(), on_doomed.text());
+    // The editor who came back shows again, from the survivor: its state is its own there.
+    on_doomed
+        .set_presence(r#"{"user":{"name":"Back on the survivor"}}"#)
+        .await;
+    on_survivor
+        .pump_until("the returning editor's presence", |p, _| {
+            p.seen_presence
+                .get(&505)
+                .is_some_and(|s| s.contains("Back on"))
+        })
+        .await;
+    // The one who did not come back expires on the survivor (30 s without renewal).
+    on_survivor
+        .pump_within(
+            Duration::from_secs(45),
+            "the abandoned presence expiring",
+            |p, _| p.seen_presence.get(&507).is_some_and(|s| s == "null"),
+        )
+        .await;
+    append(&mut on_doomed, "still connected").await;
+    on_survivor
+        .pump_until("the returning editor still writing", |p, _| {
+            p.text().contains("still connected")
+        })
+        .await;
+    let stored = cluster.stored_text(&id);
+    assert_eq!(stored, on_survivor.text());
+    drop(cluster.pg);
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl<T> Pipe for T {}
