@@ -115,7 +115,7 @@ async fn join(addr: &str, doc: &DocId) -> (Socket, yrs::Doc) {
 }
 
 async fn join_url(url: &str) -> (Socket, yrs::Doc) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
         .await
         .expect("connect");
     let replica = protocol::new_doc();

@@ -7,7 +7,8 @@
 //! 1. Updates persisted per second through the real room + journal path (apply, group
 //!    commit with `synchronous = FULL`, broadcast), for 1 writer and for many at once.
 //! 2. The automerge-paper trace (259,778 single-character updates) stored one update per
-//!    row: the database size, then the time to load it cold (a new store, nothing cached
+//!    row, in SQLite and then in a private PostgreSQL (Debian's, started on a free loopback
+//!    port): the store's size, then the time to load it cold (a new store, nothing cached
 //!    in the process) before and after compaction, and the size after.
 //!
 //! It prints figures; it asserts nothing beyond the texts being right.
@@ -20,6 +21,7 @@ use tandem::protocol;
 use tandem::server::hub::Hub;
 use tandem::server::journal::Journal;
 use tandem::server::room::RoomPolicy;
+use tandem::server::storage::postgres::PostgresStore;
 use tandem::server::storage::sqlite::SqliteStore;
 use tandem::server::storage::{DocStore, NewUpdate};
 use yrs::sync::{Message, SyncMessage};
@@ -28,6 +30,10 @@ use yrs::{Text, Transact};
 
 fn hub(dir: &std::path::Path) -> (Hub, Arc<SqliteStore>) {
     let store = Arc::new(SqliteStore::open(dir, 0).unwrap());
+    (hub_on(store.clone()), store)
+}
+
+fn hub_on(store: Arc<dyn DocStore>) -> Hub {
     let journal = Journal::start(store.clone(), 4096);
     let policy = RoomPolicy {
         compact_after_updates: 1000,
@@ -36,7 +42,7 @@ fn hub(dir: &std::path::Path) -> (Hub, Arc<SqliteStore>) {
         integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
         presence: Default::default(),
     };
-    (Hub::new(store.clone(), journal, policy, 1024, None), store)
+    Hub::new(store, journal, policy, 1024, None)
 }
 
 fn id(n: usize) -> DocId {
@@ -82,12 +88,62 @@ async fn throughput(writers: usize, per_writer: usize) -> (f64, Duration) {
     )
 }
 
+#[allow(dead_code)]
+#[path = "../tests/common/postgres.rs"]
+mod postgres;
 #[path = "../tests/common/trace.rs"]
 mod trace;
 
-async fn cold_load(dir: &std::path::Path, doc: &DocId, expected: &str) -> Duration {
+/// The automerge-paper trace stored one update per row in the store `open` opens (a new
+/// handle each time, so nothing is cached in the process), loaded cold, compacted, loaded
+/// again.
+async fn trace_figures(engine: &str, trace: &trace::Trace, open: impl Fn() -> Arc<dyn DocStore>) {
+    println!("\n== automerge-paper on {engine}: 259,778 single-character updates, one row each");
+    let doc = id(1);
+    {
+        let store = open();
+        let author = protocol::new_doc();
+        let mut batch = Vec::with_capacity(10_000);
+        let started = Instant::now();
+        trace::replay(trace, &author, protocol::CONTENT, |update| {
+            batch.push(NewUpdate {
+                doc: doc.clone(),
+                data: update,
+                title: String::new(),
+            });
+            if batch.len() == 10_000 {
+                store.append(&batch).unwrap();
+                batch.clear();
+            }
+        });
+        store.append(&batch).unwrap();
+        println!("stored in {:.2?}", started.elapsed());
+        println!(
+            "store before compaction: {}",
+            mib(store.stored_bytes().unwrap())
+        );
+    }
+    let before = cold_load(open(), &doc, &trace.end_content).await;
+    println!("cold load, uncompacted (259,778-update log): {before:.2?}");
+    {
+        let store = open();
+        let hub = hub_on(store.clone());
+        let started = Instant::now();
+        drop(hub.join(doc.clone()).await.unwrap()); // load, then unload: compaction
+        hub.journal().flush().await;
+        println!("load + compaction on unload: {:.2?}", started.elapsed());
+        println!(
+            "store after compaction: {}",
+            mib(store.stored_bytes().unwrap())
+        );
+    }
+    let after = cold_load(open(), &doc, &trace.end_content).await;
+    println!("cold load, compacted (one snapshot): {after:.2?}");
+}
+
+async fn cold_load(store: Arc<dyn DocStore>, doc: &DocId, expected: &str) -> Duration {
     let started = Instant::now();
-    let (hub, _) = hub(dir);
+    let hub = hub_on(store);
     let snapshot = hub.snapshot(doc).await.unwrap();
     let elapsed = started.elapsed();
     assert_eq!(snapshot.content, expected);
@@ -108,47 +164,17 @@ async fn main() {
         println!("{writers:>4} concurrent writers x {each:>5} updates: {rate:>9.0} updates/s ({elapsed:.2?})");
     }
 
-    println!("\n== automerge-paper: 259,778 single-character updates, one row each");
     let trace = trace::load("automerge-paper.json.gz");
     let dir = tempfile::tempdir().unwrap();
-    let doc = id(1);
-    {
-        let store = SqliteStore::open(dir.path(), 0).unwrap();
-        let author = protocol::new_doc();
-        let mut batch = Vec::with_capacity(10_000);
-        let started = Instant::now();
-        trace::replay(&trace, &author, protocol::CONTENT, |update| {
-            batch.push(NewUpdate {
-                doc: doc.clone(),
-                data: update,
-                title: String::new(),
-            });
-            if batch.len() == 10_000 {
-                store.append(&batch).unwrap();
-                batch.clear();
-            }
-        });
-        store.append(&batch).unwrap();
-        println!("stored in {:.2?}", started.elapsed());
-        println!(
-            "database before compaction: {}",
-            mib(store.disk_size().unwrap())
-        );
-    }
-    let before = cold_load(dir.path(), &doc, &trace.end_content).await;
-    println!("cold load, uncompacted (snapshot + 259,778-update log): {before:.2?}");
-
-    {
-        let (hub, store) = hub(dir.path());
-        let started = Instant::now();
-        drop(hub.join(doc.clone()).await.unwrap()); // load, then unload: compaction
-        hub.journal().flush().await;
-        println!("load + compaction on unload: {:.2?}", started.elapsed());
-        println!(
-            "database after compaction: {}",
-            mib(store.disk_size().unwrap())
-        );
-    }
-    let after = cold_load(dir.path(), &doc, &trace.end_content).await;
-    println!("cold load, compacted (one snapshot): {after:.2?}");
+    let sqlite_dir = dir.path().to_owned();
+    trace_figures("SQLite", &trace, move || {
+        Arc::new(SqliteStore::open(&sqlite_dir, 0).unwrap()) as Arc<dyn DocStore>
+    })
+    .await;
+    let pg = postgres::PgServer::start();
+    let url = pg.new_database();
+    trace_figures("PostgreSQL", &trace, move || {
+        Arc::new(PostgresStore::open(&url).unwrap()) as Arc<dyn DocStore>
+    })
+    .await;
 }

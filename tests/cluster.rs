@@ -422,3 +422,111 @@ trait Pipe: Sized {
     }
 }
 impl<T> Pipe for T {}
+
+/// The Redis URL may hold a password: no output of Tandem's shows it, whether Redis cannot be
+/// reached, the URL does not parse, or the help is printed with it in the environment.
+#[test]
+fn the_redis_password_is_never_shown() {
+    use std::process::{Command, Stdio};
+    let marker = "Rp-51c0de-never-shown";
+    let pg = PgServer::start();
+    let database = pg.new_database();
+    let dir = tempfile::tempdir().unwrap();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = format!("redis://:{marker}@127.0.0.1:{closed_port}/0");
+    let unparsable = format!("redis://:{marker}@127.0.0.1:notaport/0");
+    let run = |url: &str, args: &[&str], serve_for: Option<Duration>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .env("TANDEM_DATABASE_URL", &database)
+            .env("TANDEM_REDIS_URL", url)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(serve_for) = serve_for {
+            std::thread::sleep(serve_for);
+            let _ = child.kill();
+        }
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        )
+    };
+    // Serving while Redis is unreachable: it says so, again and again, without the URL.
+    let (_, all) = run(&unreachable, &[], Some(Duration::from_secs(3)));
+    assert!(all.contains("Redis"), "{all}");
+    assert!(!all.contains(marker), "{all}");
+    let (ok, all) = run(&unparsable, &[], Some(Duration::from_secs(3)));
+    assert!(!ok);
+    assert!(all.contains("Redis URL"), "{all}");
+    assert!(!all.contains(marker), "{all}");
+    let (_, all) = run(&unreachable, &["--help"], None);
+    assert!(all.contains("--redis-url"), "{all}");
+    assert!(!all.contains(marker), "{all}");
+}
+
+/// Through a session longer than the link's checks (a PING every 5 s), each instance keeps
+/// its two connections to Redis: none is dropped and made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_links_to_redis_stay_up_through_their_checks() {
+    let cluster = Cluster::start();
+    let (a, b) = (cluster.instance().await, cluster.instance().await);
+    let id = random_id();
+    let mut on_a = Peer::join(&a, &id).await;
+    let mut on_b = Peer::join(&b, &id).await;
+    append(&mut on_a, "x").await;
+    text_within(&mut on_b, common::PATIENCE, "x").await;
+    let client = redis::Client::open(cluster.redis.url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let connections = |info: String| -> u64 {
+        info.lines()
+            .find_map(|line| line.strip_prefix("total_connections_received:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let before = connections(info);
+    // Three checks' worth of the session, with changes flowing all along.
+    for i in 0..24 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        append(&mut on_a, "y").await;
+        text_within(
+            &mut on_b,
+            common::PATIENCE,
+            &format!("x{}", "y".repeat(i + 1)),
+        )
+        .await;
+    }
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(
+        connections(info),
+        before,
+        "an instance reconnected to Redis"
+    );
+    assert_eq!(a.state.hub.cluster_connected(), Some(true));
+    assert_eq!(b.state.hub.cluster_connected(), Some(true));
+}

@@ -229,6 +229,7 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve<L>(listener: L, state: AppState) -> std::io::Result<()>
 where
     L: axum::serve::Listener<Addr = SocketAddr>,
+    L::Io: serving::NoDelay,
 {
     let shutdown = state.shutdown.clone();
     let sessions = state.sessions.clone();

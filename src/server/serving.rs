@@ -23,11 +23,34 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest requests in flight are waited for at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// A connection whose small writes can be sent at once.
+pub trait NoDelay {
+    /// Turns Nagle's algorithm off. A keystroke is a frame of a few dozen bytes: with Nagle,
+    /// one sent while the previous is unacknowledged waits for that acknowledgement, which the
+    /// other side may delay by 40 ms.
+    fn no_delay(&self);
+}
+
+impl NoDelay for tokio::net::TcpStream {
+    fn no_delay(&self) {
+        if let Err(error) = self.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY could not be set");
+        }
+    }
+}
+
+impl NoDelay for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn no_delay(&self) {
+        self.get_ref().0.no_delay();
+    }
+}
+
 /// Accepts on `listener` and serves `app` until `shutdown` fires. Handlers see the peer's
 /// address as `ConnectInfo<SocketAddr>`.
 pub async fn serve_connections<L>(mut listener: L, app: Router, shutdown: CancellationToken)
 where
     L: Listener<Addr = SocketAddr>,
+    L::Io: NoDelay,
 {
     let mut make_service: IntoMakeServiceWithConnectInfo<Router, SocketAddr> =
         app.into_make_service_with_connect_info::<SocketAddr>();
@@ -43,6 +66,7 @@ where
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
+        io.no_delay();
         let Ok(service) = make_service.call(peer).await;
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))

@@ -148,7 +148,7 @@ impl Peer {
 
     /// Connects to a WebSocket URL and completes the handshake.
     pub async fn join_url(url: &str, client: Option<u64>) -> Peer {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
             .await
             .expect("WebSocket connects");
         let mut peer = Peer {
@@ -165,7 +165,7 @@ impl Peer {
     /// Connects again with the same replica, as a client does after losing its connection:
     /// the handshake sends whatever the server lacks.
     pub async fn reconnect(&mut self, url: &str) {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
             .await
             .expect("WebSocket connects");
         self.ws = ws;

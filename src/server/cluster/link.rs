@@ -18,6 +18,8 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 /// Waits between attempts to reconnect, doubling from the first to the last.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MOST: Duration = Duration::from_secs(5);
+/// A connection up this long was not failing: the next one starts from the quickest retry.
+const STEADY: Duration = Duration::from_secs(30);
 /// Channels named in one SUBSCRIBE.
 const SUBSCRIBE_CHUNK: usize = 500;
 /// Messages sent to Redis in one pipeline.
@@ -27,7 +29,13 @@ const PUBLISH_BATCH: usize = 256;
 pub async fn subscribe_forever(cluster: Cluster) {
     let mut retry = RETRY_FIRST;
     loop {
-        let outcome = subscribe_once(&cluster, &mut retry).await;
+        let started = tokio::time::Instant::now();
+        let outcome = subscribe_once(&cluster).await;
+        // Back to quick retries only after a connection that lasted: one that fails at once,
+        // again and again, is retried ever more slowly rather than a few times a second.
+        if started.elapsed() >= STEADY {
+            retry = RETRY_FIRST;
+        }
         if cluster.inner.connected.swap(false, Ordering::Relaxed) {
             ::metrics::gauge!(crate::server::metrics::CLUSTER_CONNECTED).set(0.0);
         }
@@ -58,7 +66,7 @@ async fn answer<T>(
         .map_err(LinkError::Redis)
 }
 
-async fn subscribe_once(cluster: &Cluster, retry: &mut Duration) -> Result<(), LinkError> {
+async fn subscribe_once(cluster: &Cluster) -> Result<(), LinkError> {
     let pubsub = answer(cluster.inner.client.get_async_pubsub()).await?;
     let (mut sink, mut stream) = pubsub.split();
     // Whatever is open now; later changes arrive through `dirty`.
@@ -77,13 +85,12 @@ async fn subscribe_once(cluster: &Cluster, retry: &mut Duration) -> Result<(), L
     }
     cluster.inner.connected.store(true, Ordering::Relaxed);
     ::metrics::gauge!(crate::server::metrics::CLUSTER_CONNECTED).set(1.0);
-    *retry = RETRY_FIRST;
     tracing::info!(documents = open.len(), "subscribed to Redis");
     // Whatever was published while the subscription was down is read from the store now.
     for id in &open {
         cluster.deliver(id, Inbound::Subscribed);
     }
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -97,7 +104,8 @@ async fn subscribe_once(cluster: &Cluster, retry: &mut Duration) -> Result<(), L
                 resubscribe(cluster, &mut sink, &mut subscribed).await?;
             }
             _ = ping.tick() => {
-                answer(sink.ping::<String>()).await?;
+                // Subscribed, Redis answers a PING with an array: any answer will do.
+                answer(sink.ping::<redis::Value>()).await?;
             }
         }
     }

@@ -106,7 +106,20 @@ impl Cluster {
         store: Arc<dyn DocStore>,
         drop_half: bool,
     ) -> Result<Cluster, ClusterError> {
-        let client = redis::Client::open(url).map_err(ClusterError::Url)?;
+        use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
+        use redis::IntoConnectionInfo;
+        // Changes are small messages that should leave at once (no Nagle), and a connection
+        // whose other end vanished should be noticed even when idle (keepalives).
+        let tcp = TcpSettings::default().set_nodelay(true).set_keepalive(
+            TcpKeepalive::new()
+                .with_time(Duration::from_secs(10))
+                .with_interval(Duration::from_secs(5)),
+        );
+        let info = url
+            .into_connection_info()
+            .map_err(ClusterError::Url)?
+            .set_tcp_settings(tcp);
+        let client = redis::Client::open(info).map_err(ClusterError::Url)?;
         let (outbox, outgoing) = mpsc::channel(PUBLISH_QUEUE);
         let cluster = Cluster {
             inner: Arc::new(Inner {
