@@ -7,13 +7,14 @@ mod common;
 use common::postgres::PgServer;
 use common::redis::RedisServer;
 use common::{random_id, Peer, ServerProcess, TestServer};
+use futures_util::StreamExt;
 use std::time::Duration;
 use tandem::doc_id::DocId;
 use tandem::server::storage::postgres::PostgresStore;
 use tandem::server::storage::DocStore;
 use yrs::sync::Message;
 
-/// The longest the store takes to bring a change Redis lost: two polls of the store.
+/// Far more than the store takes to bring a change Redis lost (a poll and half a second).
 const HEAL: Duration = Duration::from_secs(10);
 
 struct Cluster {
@@ -290,9 +291,12 @@ async fn garbage_on_redis_changes_nothing() {
         ),
         ("tandem:doc:".into(), vec![1, 2, 3]),
     ];
+    // A flood of "who is here": each instance answers a few times, not 200.
     for i in 0..200u64 {
-        garbage.push((channel.clone(), envelope(Kind::WhoIsHere, i, 0, b"")));
+        garbage.push((channel.clone(), envelope(Kind::WhoIsHere, 1000 + i, 0, b"")));
     }
+    let (mut listen, mut heard) = client.get_async_pubsub().await.unwrap().split();
+    listen.subscribe(&channel).await.unwrap();
     for (channel, message) in garbage {
         redis::cmd("PUBLISH")
             .arg(&channel)
@@ -301,6 +305,21 @@ async fn garbage_on_redis_changes_nothing() {
             .await
             .unwrap();
     }
+
+    let mut answers = 0;
+    let listening = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(message)) = tokio::time::timeout_at(listening, heard.next()).await {
+        let bytes = message.get_payload_bytes();
+        if let Ok(envelope) = Envelope::decode(bytes) {
+            if envelope.kind == Kind::Presence && envelope.instance != 7 {
+                answers += 1;
+            }
+        }
+    }
+    assert!(
+        (1..=8).contains(&answers),
+        "{answers} answers to 200 questions"
+    );
 
     // Both instances still serve, and pass real changes on.
     append(&mut on_a, " and more").await;

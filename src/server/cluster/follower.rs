@@ -3,8 +3,8 @@
 //! Other instances' changes are applied in log order: a change whose predecessor has not
 //! arrived waits (at most [`GAP_GRACE`], and [`MOST_WAITING`] of them), then the follower reads
 //! the log from the store. The poll of the store ([`poll_forever`]) covers what no later
-//! message reveals: a document whose log stood beyond the room's position at two polls in a row
-//! reads it.
+//! message reveals: a room that has not reached, [`GAP_GRACE`] after a poll, the position the
+//! poll found reads the store.
 
 use super::{
     envelope::Kind, Cluster, Inner, GAP_GRACE, MOST_WAITING, MOST_WAITING_BYTES, POLL_CHUNK,
@@ -42,9 +42,15 @@ struct Follower {
     waiting_bytes: usize,
     /// Since when `waiting` has waited.
     gap_since: Option<Instant>,
-    /// Where the poll last found the log, while the room was behind it.
-    behind: Option<i64>,
+    /// Where the poll found the log while the room was behind it, and when: if the room has
+    /// not reached it [`GAP_GRACE`] later, its messages were lost.
+    behind: Option<(i64, Instant)>,
+    /// When this instance last answered who is here.
+    answered: Option<Instant>,
 }
+
+/// Shortest time between two answers to "who is here" for one document.
+const ANSWER_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Follows `room` until the room closes (its queue's sender is dropped) or fails.
 pub async fn run(
@@ -59,10 +65,11 @@ pub async fn run(
         waiting_bytes: 0,
         gap_since: None,
         behind: None,
+        answered: None,
     };
     loop {
         let Some(room) = room.upgrade() else { break };
-        let gap_ends = follower.gap_since.map(|since| since + GAP_GRACE);
+        let gap_ends = follower.next_check();
         let read_store = tokio::select! {
             message = inbound.recv() => match message {
                 None => break,
@@ -70,8 +77,7 @@ pub async fn run(
             },
             _ = room.log_advanced().notified() => false,
             _ = tokio::time::sleep_until(gap_ends.unwrap_or_else(Instant::now)), if gap_ends.is_some() => {
-                tracing::debug!(doc = %room.tag, waiting = follower.waiting.len(), "changes from another instance came out of order and their predecessors did not follow; reading the store");
-                true
+                follower.overdue(&room)
             }
             _ = room.failed().cancelled() => break,
         };
@@ -105,8 +111,18 @@ impl Follower {
                 false
             }
             Inbound::WhoIsHere => {
-                if let Some(frame) = room.local_presence() {
-                    self.cluster.send(&room.id, Kind::Presence, 0, &frame);
+                // However many ask, one answer per interval: the states are renewed every
+                // 15 s anyway, and the question must not become a way to make every instance
+                // publish in a loop.
+                let now = Instant::now();
+                if self
+                    .answered
+                    .is_none_or(|at| now.duration_since(at) >= ANSWER_EVERY)
+                {
+                    self.answered = Some(now);
+                    if let Some(frame) = room.local_presence() {
+                        self.cluster.send(&room.id, Kind::Presence, 0, &frame);
+                    }
                 }
                 false
             }
@@ -116,20 +132,47 @@ impl Follower {
             }
             Inbound::StoreAt(head) => {
                 let upto = room.log_upto();
-                if head <= upto {
-                    self.behind = None;
-                    return false;
-                }
                 match self.behind {
-                    // Behind at the last poll already, and not caught up since.
-                    Some(then) if upto < then => true,
-                    _ => {
-                        self.behind = Some(head);
-                        false
-                    }
+                    _ if head <= upto => self.behind = None,
+                    // Already waiting for an earlier position to arrive.
+                    Some((then, _)) if upto < then => {}
+                    _ => self.behind = Some((head, Instant::now())),
                 }
+                false
             }
         }
+    }
+
+    /// When the room must have what it waits for: the predecessors of the changes waiting, or
+    /// the position the poll found.
+    fn next_check(&self) -> Option<Instant> {
+        let gap = self.gap_since.map(|since| since + GAP_GRACE);
+        let behind = self.behind.map(|(_, since)| since + GAP_GRACE);
+        match (gap, behind) {
+            (Some(gap), Some(behind)) => Some(gap.min(behind)),
+            (gap, behind) => gap.or(behind),
+        }
+    }
+
+    /// A check came due: whether what was waited for is still missing, so the store must be
+    /// read.
+    fn overdue(&mut self, room: &Room) -> bool {
+        let now = Instant::now();
+        let gap = self.gap_since.is_some_and(|since| now >= since + GAP_GRACE);
+        let behind = match self.behind {
+            Some((head, since)) if now >= since + GAP_GRACE => {
+                let missing = room.log_upto() < head;
+                if !missing {
+                    self.behind = None;
+                }
+                missing
+            }
+            _ => false,
+        };
+        if gap || behind {
+            tracing::debug!(doc = %room.tag, waiting = self.waiting.len(), "changes other instances stored did not arrive in time; reading the store");
+        }
+        gap || behind
     }
 
     /// Applies the waiting changes that follow the room's position, in order. Returns false

@@ -195,7 +195,17 @@ pub async fn publish_forever(cluster: Cluster, mut outgoing: mpsc::Receiver<Outg
         let Some(made) = connection.as_mut() else {
             continue;
         };
-        match answer(pipe.query_async::<()>(made)).await {
+        let mut sent = answer(pipe.query_async::<()>(made)).await;
+        if sent.is_err() && down_since.is_none() {
+            // The connection may have died since the last batch (Redis restarted): one new
+            // connection and one more try, so that the first changes after a restart do not
+            // wait for the others' poll of the store.
+            if let Ok(made) = answer(cluster.inner.client.get_multiplexed_async_connection()).await
+            {
+                sent = answer(pipe.query_async::<()>(connection.insert(made))).await;
+            }
+        }
+        match sent {
             Ok(()) => {
                 if let Some(since) = down_since.take() {
                     tracing::info!(

@@ -14,7 +14,7 @@
 //! (a change whose predecessor did not come) waits [`GAP_GRACE`] for it, then reads the log from
 //! the store. Every [`POLL_INTERVAL`] the instance also asks the store, in one query, where the
 //! log of each open document stands: a change whose message was lost, with nothing after it to
-//! show the gap, is read at most two polls later. After Redis comes back, every open document
+//! show the gap, is read at most [`POLL_INTERVAL`] plus [`GAP_GRACE`] later. After Redis comes back, every open document
 //! reads what it missed at once. So Redis only decides how fast changes arrive, never whether.
 //!
 //! # Bounds
