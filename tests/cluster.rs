@@ -123,6 +123,36 @@ async fn editors_on_two_instances_see_each_others_changes_and_presence() {
             .is_some_and(|s| s.contains("Bo on B"))
     })
     .await;
+    // Someone on A claims B's editor's presence id with a far higher clock: B's editor is
+    // live on B, so A changes nothing, and does not close the forger either.
+    let mut forger = Peer::join(&a, &id).await;
+    forger
+        .send(Message::Awareness(yrs::sync::AwarenessUpdate {
+            clients: [(
+                yrs::ClientID::new(202),
+                yrs::sync::awareness::AwarenessUpdateEntry {
+                    clock: 1_000_000,
+                    json: r#"{"user":{"name":"Forged"}}"#.into(),
+                },
+            )]
+            .into(),
+        }))
+        .await;
+    on_b.set_presence(r#"{"user":{"name":"Bo again"}}"#).await;
+    for peer in [&mut on_a, &mut forger] {
+        peer.pump_until("B's renewed presence on A", |p, message| {
+            if let Some(Message::Awareness(update)) = message {
+                assert!(
+                    update.clients.values().all(|e| !e.json.contains("Forged")),
+                    "a forged state was relayed"
+                );
+            }
+            p.seen_presence
+                .get(&202)
+                .is_some_and(|s| s.contains("Bo again"))
+        })
+        .await;
+    }
     // A third person opening the document on B sees A's editor at once (B asks who is here
     // when it opens the document; it is open already, so B holds A's state).
     let mut late = Peer::join(&b, &id).await;
@@ -405,17 +435,34 @@ async fn killing_an_instance_loses_nothing_anyone_saw() {
         .pump_until("everything, reconnected", everything)
         .await;
     assert_eq!(on_survivor.text(), on_doomed.text());
-    // The editor who came back shows again, from the survivor: its state is its own there.
-    on_doomed
-        .set_presence(r#"{"user":{"name":"Back on the survivor"}}"#)
-        .await;
-    on_survivor
-        .pump_until("the returning editor's presence", |p, _| {
-            p.seen_presence
-                .get(&505)
-                .is_some_and(|s| s.contains("Back on"))
-        })
-        .await;
+    // The editor who came back shows again, from the survivor, once the state the dead
+    // instance relayed has gone unrenewed for longer than a page's renewal interval. Until
+    // then its renewals change nothing, and it is not closed for them.
+    let patience = tokio::time::Instant::now()
+        + tandem::server::room::presence::TAKEOVER_AFTER
+        + Duration::from_secs(15);
+    loop {
+        on_doomed
+            .set_presence(r#"{"user":{"name":"Back on the survivor"}}"#)
+            .await;
+        let shown = tokio::time::timeout(
+            Duration::from_secs(2),
+            on_survivor.pump_until("the returning editor's presence", |p, _| {
+                p.seen_presence
+                    .get(&505)
+                    .is_some_and(|s| s.contains("Back on"))
+            }),
+        )
+        .await
+        .is_ok();
+        if shown {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < patience,
+            "the returning editor never showed"
+        );
+    }
     // The one who did not come back expires on the survivor (30 s without renewal).
     on_survivor
         .pump_within(

@@ -117,12 +117,15 @@ impl Hub {
             });
             // A room whose storage failed is not reused: the next connection starts afresh
             // from what the store holds.
-            if entry
+            if let Some(failed) = entry
                 .slot
                 .room
                 .get()
-                .is_some_and(|room| room.failed().is_cancelled())
+                .filter(|room| room.failed().is_cancelled())
             {
+                if let Some(cluster) = &self.inner.cluster {
+                    cluster.unfollow(failed);
+                }
                 *entry = Entry {
                     slot: Arc::default(),
                     members: 0,

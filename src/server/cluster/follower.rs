@@ -23,9 +23,17 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub enum Inbound {
     /// Another instance stored this change at `seq`.
-    Stored { seq: i64, frame: Bytes },
+    Stored {
+        seq: i64,
+        frame: Bytes,
+        _charge: super::budget::Charge,
+    },
     /// Another instance's editors' presence.
-    Presence { instance: u64, frame: Bytes },
+    Presence {
+        instance: u64,
+        frame: Bytes,
+        _charge: super::budget::Charge,
+    },
     /// An instance opened the document and asks who is here.
     WhoIsHere,
     /// The subscription took hold (for the first time, or again after Redis came back):
@@ -47,6 +55,8 @@ struct Follower {
     behind: Option<(i64, Instant)>,
     /// When this instance last answered who is here.
     answered: Option<Instant>,
+    /// Someone asked since that answer.
+    answer_due: bool,
 }
 
 /// Shortest time between two answers to "who is here" for one document.
@@ -66,6 +76,7 @@ pub async fn run(
         gap_since: None,
         behind: None,
         answered: None,
+        answer_due: false,
     };
     loop {
         let Some(room) = room.upgrade() else { break };
@@ -93,7 +104,7 @@ impl Follower {
     /// Takes in one message; returns whether the store must be read now.
     fn handle(&mut self, room: &Arc<Room>, message: Inbound) -> bool {
         match message {
-            Inbound::Stored { seq, frame } => {
+            Inbound::Stored { seq, frame, .. } => {
                 if room.holds_position(seq) || self.waiting.contains_key(&seq) {
                     return false;
                 }
@@ -106,7 +117,9 @@ impl Follower {
                 self.waiting.insert(seq, frame);
                 false
             }
-            Inbound::Presence { instance, frame } => {
+            Inbound::Presence {
+                instance, frame, ..
+            } => {
                 room.apply_remote_presence(instance, &frame);
                 false
             }
@@ -119,10 +132,10 @@ impl Follower {
                     .answered
                     .is_none_or(|at| now.duration_since(at) >= ANSWER_EVERY)
                 {
-                    self.answered = Some(now);
-                    if let Some(frame) = room.local_presence() {
-                        self.cluster.send(&room.id, Kind::Presence, 0, &frame);
-                    }
+                    self.answer(room);
+                } else {
+                    // Asked again within the interval: answered once at its end.
+                    self.answer_due = true;
                 }
                 false
             }
@@ -148,9 +161,19 @@ impl Follower {
     fn next_check(&self) -> Option<Instant> {
         let gap = self.gap_since.map(|since| since + GAP_GRACE);
         let behind = self.behind.map(|(_, since)| since + GAP_GRACE);
-        match (gap, behind) {
-            (Some(gap), Some(behind)) => Some(gap.min(behind)),
-            (gap, behind) => gap.or(behind),
+        let answer = self
+            .answered
+            .filter(|_| self.answer_due)
+            .map(|at| at + ANSWER_EVERY);
+        [gap, behind, answer].into_iter().flatten().min()
+    }
+
+    /// Tells the other instances who is here on this one.
+    fn answer(&mut self, room: &Room) {
+        self.answered = Some(Instant::now());
+        self.answer_due = false;
+        if let Some(frame) = room.local_presence() {
+            self.cluster.send(&room.id, Kind::Presence, 0, &frame);
         }
     }
 
@@ -158,6 +181,9 @@ impl Follower {
     /// read.
     fn overdue(&mut self, room: &Room) -> bool {
         let now = Instant::now();
+        if self.answer_due && self.answered.is_some_and(|at| now >= at + ANSWER_EVERY) {
+            self.answer(room);
+        }
         let gap = self.gap_since.is_some_and(|since| now >= since + GAP_GRACE);
         let behind = match self.behind {
             Some((head, since)) if now >= since + GAP_GRACE => {
@@ -216,6 +242,11 @@ impl Follower {
     /// Reads what the store holds beyond the room's position and applies it. What waited for
     /// it is dropped: changes stored after the read come again through the poll.
     async fn catch_up(&mut self, room: &Arc<Room>) {
+        // A few documents read at once: after Redis comes back, every open document catches
+        // up, and the store's pool must go on serving first loads meanwhile.
+        let Ok(_turn) = self.cluster.inner.catching_up.acquire().await else {
+            return;
+        };
         let after = room.log_upto();
         let store = self.cluster.store().clone();
         let id = room.id.clone();
@@ -243,9 +274,10 @@ impl Follower {
                 }
             }
             Ok(Err(error)) => {
-                tracing::error!(doc = %room.tag, %error, "changes read from the store did not apply");
+                tracing::error!(doc = %room.tag, %error, "changes read from the store did not apply; the room is given up and reloads");
+                room.fail_behind("changes other instances stored did not apply");
             }
-            Err(_) => {}
+            Err(_) => room.fail_behind("applying changes other instances stored panicked"),
         }
     }
 }

@@ -18,8 +18,9 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 /// Waits between attempts to reconnect, doubling from the first to the last.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MOST: Duration = Duration::from_secs(5);
-/// A connection up this long was not failing: the next one starts from the quickest retry.
-const STEADY: Duration = Duration::from_secs(30);
+/// A connection up this long was not failing at once: the next one starts from the quickest
+/// retry. One that fails sooner, again and again, is retried ever more slowly.
+const STEADY: Duration = Duration::from_secs(1);
 /// Channels named in one SUBSCRIBE.
 const SUBSCRIBE_CHUNK: usize = 500;
 /// Messages sent to Redis in one pipeline.
@@ -168,8 +169,10 @@ pub async fn publish_forever(cluster: Cluster, mut outgoing: mpsc::Receiver<Outg
     while outgoing.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
         let count = batch.len() as u64;
         let mut pipe = redis::pipe();
-        for message in batch.drain(..) {
-            pipe.publish(message.channel, message.message).ignore();
+        // The bytes stay counted until the pipeline is sent or dropped.
+        let charges: Vec<Outgoing> = batch.drain(..).collect();
+        for message in &charges {
+            pipe.publish(&message.channel, &message.message).ignore();
         }
         if connection.is_none() {
             // While Redis is away, one attempt to reach it a second is enough.

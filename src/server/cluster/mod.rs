@@ -23,6 +23,7 @@
 //! store instead. The publishing queue holds [`PUBLISH_QUEUE`] messages; beyond it, or while
 //! Redis is away, messages are dropped and the others read the store.
 
+mod budget;
 pub mod envelope;
 pub mod follower;
 mod link;
@@ -52,6 +53,10 @@ pub const MOST_WAITING: usize = 1024;
 pub const MOST_WAITING_BYTES: usize = 16 * 1024 * 1024;
 /// Messages waiting to be published.
 pub const PUBLISH_QUEUE: usize = 8192;
+/// Documents reading missed changes from the store at once, per instance.
+const CATCH_UPS_AT_ONCE: usize = 4;
+/// Documents whose subscription waits to change, at most.
+const MOST_DIRTY: usize = 64 * 1024;
 /// Documents asked about in one poll query.
 const POLL_CHUNK: usize = 1000;
 
@@ -73,6 +78,11 @@ struct Inner {
     resubscribe: tokio::sync::Notify,
     outbox: mpsc::Sender<Outgoing>,
     connected: AtomicBool,
+    /// Bytes waiting to be published, and waiting for the followers.
+    outgoing_bytes: budget::Budget,
+    incoming_bytes: budget::Budget,
+    /// Turns at reading missed changes from the store, shared by all documents.
+    catching_up: tokio::sync::Semaphore,
     /// Test hook: publish only every other change.
     drop_half: bool,
     stored_sent: AtomicU64,
@@ -89,6 +99,7 @@ struct Followed {
 struct Outgoing {
     channel: String,
     message: Vec<u8>,
+    _charge: budget::Charge,
 }
 
 /// Why the cluster could not start.
@@ -131,6 +142,9 @@ impl Cluster {
                 resubscribe: tokio::sync::Notify::new(),
                 outbox,
                 connected: AtomicBool::new(false),
+                outgoing_bytes: budget::Budget::default(),
+                incoming_bytes: budget::Budget::default(),
+                catching_up: tokio::sync::Semaphore::new(CATCH_UPS_AT_ONCE),
                 drop_half,
                 stored_sent: AtomicU64::new(0),
             }),
@@ -185,11 +199,13 @@ impl Cluster {
     }
 
     fn mark_dirty(&self, id: DocId) {
-        self.inner
-            .dirty
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id);
+        let mut dirty = self.inner.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        // While Redis is away nothing drains the set, and reconnecting subscribes to what is
+        // open then anyway: beyond the bound, what is left out changes nothing.
+        if dirty.len() < MOST_DIRTY {
+            dirty.insert(id);
+        }
+        drop(dirty);
         self.inner.resubscribe.notify_one();
     }
 
@@ -210,7 +226,26 @@ impl Cluster {
         let Some(entry) = followed.get(id) else {
             return;
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) = entry.queue.try_send(message) {
+        match entry.queue.try_send(message) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                entry.overflowed.store(true, Ordering::Relaxed);
+                ::metrics::counter!(crate::server::metrics::CLUSTER_OVERFLOWS).increment(1);
+            }
+            // The follower ended while its room is still open (it panicked): the room would
+            // fall behind for good, so it is given up and reloads.
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                if let Some(room) = entry.room.upgrade().filter(|r| !r.failed().is_cancelled()) {
+                    tracing::error!(doc = %room.tag, "a document's follower ended while it was open");
+                    room.fail_behind("this document stopped following other instances");
+                }
+            }
+        }
+    }
+
+    /// A message for `id` could not wait: its follower reads the store instead.
+    fn overflow(&self, id: &DocId) {
+        if let Some(entry) = self.followed().get(id) {
             entry.overflowed.store(true, Ordering::Relaxed);
             ::metrics::counter!(crate::server::metrics::CLUSTER_OVERFLOWS).increment(1);
         }
@@ -241,15 +276,22 @@ impl Cluster {
             return;
         }
         ::metrics::counter!(crate::server::metrics::CLUSTER_RECEIVED).increment(1);
+        let Some(charge) = self.inner.incoming_bytes.charge(envelope.payload.len()) else {
+            // The followers are far behind: this one reads the store instead.
+            self.overflow(&id);
+            return;
+        };
         let payload = Bytes::copy_from_slice(envelope.payload);
         let message = match envelope.kind {
             Kind::Stored => follower::Inbound::Stored {
                 seq: envelope.seq,
                 frame: payload,
+                _charge: charge,
             },
             Kind::Presence => follower::Inbound::Presence {
                 instance: envelope.instance,
                 frame: payload,
+                _charge: charge,
             },
             Kind::WhoIsHere => follower::Inbound::WhoIsHere,
         };
@@ -259,6 +301,10 @@ impl Cluster {
     /// Queues a message for Redis; dropped when the queue is full (the others read the
     /// store).
     fn send(&self, id: &DocId, kind: Kind, seq: i64, payload: &[u8]) {
+        let Some(charge) = self.inner.outgoing_bytes.charge(payload.len()) else {
+            ::metrics::counter!(crate::server::metrics::CLUSTER_UNSENT).increment(1);
+            return;
+        };
         let message = Envelope {
             kind,
             instance: self.inner.instance,
@@ -269,6 +315,7 @@ impl Cluster {
         let outgoing = Outgoing {
             channel: channel_of(id),
             message,
+            _charge: charge,
         };
         if self.inner.outbox.try_send(outgoing).is_err() {
             ::metrics::counter!(crate::server::metrics::CLUSTER_UNSENT).increment(1);

@@ -286,24 +286,12 @@ impl Room {
     ) {
         match result {
             Ok(seq) => {
-                // Not the replica's lock: an update may hold that while it integrates, and this
-                // is the journal's one commit thread.
-                let compact = {
+                {
                     let mut ledger = self.ledger();
                     ledger.last_seq = seq;
                     self.mark_stored(&mut ledger, seq);
-                    ledger.tail_updates += 1;
-                    ledger.tail_bytes += frame.len();
-                    ledger.stored_bytes += frame.len();
-                    let due = ledger.tail_updates >= self.policy.compact_after_updates
-                        || ledger.tail_bytes >= self.policy.compact_after_bytes;
-                    let start = due && !ledger.compacting && !self.failed.is_cancelled();
-                    ledger.compacting |= start;
-                    start
-                };
-                if compact {
-                    self.compact_in_background();
                 }
+                self.count_logged(frame.len());
                 self.durable.send_if_modified(|durable| {
                     let advanced = sequence > *durable;
                     *durable = (*durable).max(sequence);
@@ -319,6 +307,27 @@ impl Room {
                 drop(state);
                 let _ = done.send(Err(error));
             }
+        }
+    }
+
+    /// Counts a record added to the document's log (here, or by another instance sharing the
+    /// store) and starts a compaction when the log has grown enough.
+    pub(super) fn count_logged(self: &Arc<Self>, bytes: usize) {
+        // Not the replica's lock: an update may hold that while it integrates, and this runs
+        // on the journal's one commit thread.
+        let compact = {
+            let mut ledger = self.ledger();
+            ledger.tail_updates += 1;
+            ledger.tail_bytes += bytes;
+            ledger.stored_bytes += bytes;
+            let due = ledger.tail_updates >= self.policy.compact_after_updates
+                || ledger.tail_bytes >= self.policy.compact_after_bytes;
+            let start = due && !ledger.compacting && !self.failed.is_cancelled();
+            ledger.compacting |= start;
+            start
+        };
+        if compact {
+            self.compact_in_background();
         }
     }
 

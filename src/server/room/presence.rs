@@ -73,6 +73,9 @@ pub(super) struct Registry {
     /// Recently removed ids and their last clocks, so that a late echo of a removed state is
     /// not taken for somebody new. Bounded: see [`Registry::remember_removed`].
     removed: HashMap<ClientID, (u32, tokio::time::Instant)>,
+    /// States editors took back from the instance that relayed them, for the room to forget
+    /// there; drained after every [`Registry::accept`].
+    taken_over: Vec<(ClientID, ConnId)>,
     /// Bumped on every change, so the encoded list of everyone can be shared until it changes.
     version: u64,
     everyone: Option<(u64, Bytes)>,
@@ -82,6 +85,11 @@ pub(super) struct Registry {
 }
 
 const NULL: &str = "null";
+
+/// How long a state relayed by another instance must have gone unrenewed before the editor it
+/// belongs to may take it back through this instance: longer than a page's renewal interval
+/// (15 s), so that only a state whose instance stopped relaying it qualifies.
+pub const TAKEOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Whether `owner` is another instance rather than a connection to this one.
 fn is_relayed(owner: ConnId) -> bool {
@@ -124,15 +132,24 @@ impl Registry {
         let mut accepted = HashMap::new();
         for (client, entry) in update.clients {
             match self.entries.get(&client) {
-                // An editor whose instance went away, back through this one: its state is its
-                // own again (and its old instance's renewals are ignored from now on).
-                Some(existing)
-                    if is_relayed(existing.owner)
-                        && !is_relayed(from)
-                        && entry.clock > existing.clock
-                        && presence.awareness_clients.len() < limits.per_connection =>
-                {
+                // A state another instance relays. Its editor may be back through this one
+                // (their instance went away): once that instance has stopped renewing the state
+                // for longer than a page's renewal interval, the state is the editor's again.
+                // Until then, or if it is not a state at all, nothing changes, and nobody is
+                // closed: the other instance's editor is not this connection's to replace.
+                Some(existing) if is_relayed(existing.owner) && !is_relayed(from) => {
+                    let stale = now.saturating_duration_since(existing.renewed) >= TAKEOVER_AFTER;
+                    if !stale
+                        || entry.clock <= existing.clock
+                        || &*entry.json == NULL
+                        || presence.awareness_clients.len() >= limits.per_connection
+                    {
+                        continue;
+                    }
+                    reencode(&entry.json, limits.state_bytes)?;
+                    let previous = existing.owner;
                     self.entries.remove(&client);
+                    self.taken_over.push((client, previous));
                 }
                 Some(existing) if existing.owner != from => {
                     if entry.clock <= existing.clock {
@@ -360,10 +377,22 @@ impl Room {
         presence: &mut Presence,
         update: AwarenessUpdate,
     ) -> Result<(), CloseReason> {
-        let accepted = self
-            .lock()
-            .presence
-            .accept(from, presence, update, self.presence_limits)?;
+        let accepted = {
+            let mut state = self.lock();
+            let state = &mut *state;
+            let accepted = state
+                .presence
+                .accept(from, presence, update, self.presence_limits);
+            for (client, previous) in state.presence.taken_over.drain(..) {
+                if let Some(relayed) = state.remote.get_mut(&previous) {
+                    relayed.awareness_clients.remove(&client);
+                    if relayed.awareness_clients.is_empty() {
+                        state.remote.remove(&previous);
+                    }
+                }
+            }
+            accepted?
+        };
         if !accepted.clients.is_empty() {
             let frame = encode(Message::Awareness(accepted));
             self.relay_presence(&frame);

@@ -16,6 +16,7 @@ use super::{encode, ConnId, Room};
 use crate::server::storage::LogSince;
 use bytes::Bytes;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use yrs::sync::{AwarenessUpdate, Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::{Transact, Update};
@@ -142,12 +143,14 @@ impl Room {
 
     /// Applies a change another instance stored at `seq` (a y-sync update frame) and
     /// broadcasts what it changed to this room's editors. Blocks while it integrates.
-    pub fn apply_stored(&self, seq: i64, frame: &[u8]) -> Result<(), RemoteError> {
+    pub fn apply_stored(self: &Arc<Self>, seq: i64, frame: &[u8]) -> Result<(), RemoteError> {
         let Ok(Message::Sync(SyncMessage::Update(update))) = crate::protocol::wire::decode(frame)
         else {
             return Err(RemoteError::NotAnUpdate);
         };
         self.apply_logged(&update)?;
+        // The log grew: this instance's share of compacting it, and of its size limit.
+        self.count_logged(frame.len());
         self.mark_stored(&mut self.ledger(), seq);
         Ok(())
     }
@@ -155,7 +158,7 @@ impl Room {
     /// Applies what the store holds beyond the room's position: the compacted state when the
     /// log no longer reaches back that far, then each update the replica does not hold yet.
     /// Blocks while it integrates.
-    pub fn apply_log(&self, log: &LogSince) -> Result<usize, RemoteError> {
+    pub fn apply_log(self: &Arc<Self>, log: &LogSince) -> Result<usize, RemoteError> {
         let mut applied = 0;
         if let Some(snapshot) = &log.snapshot {
             self.apply_logged(snapshot)?;
@@ -164,6 +167,7 @@ impl Room {
         for (seq, update) in &log.updates {
             if !self.holds_position(*seq) {
                 self.apply_logged(update)?;
+                self.count_logged(update.len());
                 applied += 1;
             }
         }
@@ -206,12 +210,19 @@ impl Room {
         // The cached answer to a joiner no longer describes the replica.
         state.last_answer = None;
         drop(state);
-        self.ledger().stored_bytes += delta.len();
         self.publish(
             ConnId::MAX,
             encode(Message::Sync(SyncMessage::Update(delta))),
         );
         Ok(())
+    }
+
+    /// Gives the room up when what other instances stored cannot be applied to it: its
+    /// editors are closed with 1011 and the next connection loads the document afresh from the
+    /// store, rather than the room staying behind it.
+    pub fn fail_behind(&self, reason: &str) {
+        let mut state = self.lock();
+        self.fail(&mut state, format!("{reason}; reopen the document"));
     }
 
     /// Applies presence another instance accepted from its editors. Its states are owned by
