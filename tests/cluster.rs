@@ -596,3 +596,41 @@ async fn the_links_to_redis_stay_up_through_their_checks() {
     assert_eq!(a.state.hub.cluster_connected(), Some(true));
     assert_eq!(b.state.hub.cluster_connected(), Some(true));
 }
+
+/// Changes made elsewhere count toward this instance's share of the document's log: it
+/// compacts it, so a document kept small by deleting stays open to this instance's editors
+/// however much was typed and deleted on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn typing_and_deleting_elsewhere_keeps_a_small_document_open_here() {
+    let cluster = Cluster::start();
+    let small = |config: &mut tandem::server::config::Config| {
+        config.max_doc_bytes = 64 * 1024;
+        config.compact_after_updates = 20;
+    };
+    let (database, redis) = (cluster.database.clone(), cluster.redis.url());
+    let instance = || {
+        let (database, redis) = (database.clone(), redis.clone());
+        TestServer::start_with(move |config| {
+            config.database_url = Some(database);
+            config.redis_url = Some(redis);
+            small(config);
+        })
+    };
+    let (a, b) = (instance().await, instance().await);
+    let id = random_id();
+    let mut on_a = Peer::join(&a, &id).await;
+    let mut on_b = Peer::join(&b, &id).await;
+    // 200 KiB typed and deleted on A, 1 KiB at a time: the document stays empty.
+    let chunk = "z".repeat(1024);
+    for _ in 0..200 {
+        on_a.insert(0, &chunk).await;
+        let delete = on_a.edit(0, 1024, "");
+        on_a.send(Message::Sync(yrs::sync::SyncMessage::Update(delete)))
+            .await;
+    }
+    append(&mut on_a, "small").await;
+    text_within(&mut on_b, HEAL, "small").await;
+    // B's editor writes, and is not refused for a size the document does not have.
+    append(&mut on_b, " and fine").await;
+    text_within(&mut on_a, HEAL, "small and fine").await;
+}

@@ -170,7 +170,7 @@ pub async fn publish_forever(cluster: Cluster, mut outgoing: mpsc::Receiver<Outg
         let count = batch.len() as u64;
         let mut pipe = redis::pipe();
         // The bytes stay counted until the pipeline is sent or dropped.
-        let charges: Vec<Outgoing> = batch.drain(..).collect();
+        let charges: Vec<Outgoing> = std::mem::take(&mut batch);
         for message in &charges {
             pipe.publish(&message.channel, &message.message).ignore();
         }
