@@ -421,6 +421,19 @@ async fn killing_an_instance_loses_nothing_anyone_saw() {
     for word in seen {
         assert!(stored.contains(word), "{word} was seen but not stored");
     }
+    // Reconnecting at once, the editor is told to try again later (1013): its id is still
+    // claimed for the killed instance, which renewed the claim until it died.
+    on_doomed.reconnect(&survivor.ws_url(&id)).await;
+    assert_eq!(on_doomed.expect_close().await, 1013);
+    // The killed instance's presence expires on the survivor (30 s without renewal), and its
+    // claims sooner (12 s).
+    on_survivor
+        .pump_within(
+            Duration::from_secs(45),
+            "the abandoned presence expiring",
+            |p, _| p.seen_presence.get(&507).is_some_and(|s| s == "null"),
+        )
+        .await;
     // The doomed one's editor reconnects to the survivor and sends what the server lacks.
     on_doomed.reconnect(&survivor.ws_url(&id)).await;
     let everything = |p: &Peer, _: Option<&Message>| {
@@ -435,41 +448,16 @@ async fn killing_an_instance_loses_nothing_anyone_saw() {
         .pump_until("everything, reconnected", everything)
         .await;
     assert_eq!(on_survivor.text(), on_doomed.text());
-    // The editor who came back shows again, from the survivor, once the state the dead
-    // instance relayed has gone unrenewed for longer than a page's renewal interval. Until
-    // then its renewals change nothing, and it is not closed for them.
-    let patience = tokio::time::Instant::now()
-        + tandem::server::room::presence::TAKEOVER_AFTER
-        + Duration::from_secs(15);
-    loop {
-        on_doomed
-            .set_presence(r#"{"user":{"name":"Back on the survivor"}}"#)
-            .await;
-        let shown = tokio::time::timeout(
-            Duration::from_secs(2),
-            on_survivor.pump_until("the returning editor's presence", |p, _| {
-                p.seen_presence
-                    .get(&505)
-                    .is_some_and(|s| s.contains("Back on"))
-            }),
-        )
-        .await
-        .is_ok();
-        if shown {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < patience,
-            "the returning editor never showed"
-        );
-    }
-    // The one who did not come back expires on the survivor (30 s without renewal).
+    // The editor who came back shows again, from the survivor.
+    on_doomed
+        .set_presence(r#"{"user":{"name":"Back on the survivor"}}"#)
+        .await;
     on_survivor
-        .pump_within(
-            Duration::from_secs(45),
-            "the abandoned presence expiring",
-            |p, _| p.seen_presence.get(&507).is_some_and(|s| s == "null"),
-        )
+        .pump_until("the returning editor's presence", |p, _| {
+            p.seen_presence
+                .get(&505)
+                .is_some_and(|s| s.contains("Back on"))
+        })
         .await;
     append(&mut on_doomed, "still connected").await;
     on_survivor
@@ -633,4 +621,27 @@ async fn typing_and_deleting_elsewhere_keeps_a_small_document_open_here() {
     // B's editor writes, and is not refused for a size the document does not have.
     append(&mut on_b, " and fine").await;
     text_within(&mut on_a, HEAL, "small and fine").await;
+}
+
+/// An editor id in use on one instance cannot be written as on another: the second writer is
+/// told to try again later (1013) and the editor's own next keystrokes reach everyone. (A
+/// writer taking the id's next clocks would make every replica drop them as repeats.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_editor_id_in_use_on_one_instance_cannot_be_written_as_on_another() {
+    let cluster = Cluster::start();
+    let (a, b) = (cluster.instance().await, cluster.instance().await);
+    let id = random_id();
+    let mut victim = Peer::join_as(&b, &id, Some(202)).await;
+    let mut watcher = Peer::join(&a, &id).await;
+    append(&mut victim, "hello ").await;
+    text_within(&mut watcher, common::PATIENCE, "hello ").await;
+
+    let mut forger = Peer::join_as(&a, &id, Some(202)).await;
+    assert_eq!(forger.text(), "hello ");
+    append(&mut forger, "EVIL").await;
+    assert_eq!(forger.expect_close().await, 1013);
+
+    append(&mut victim, "good").await;
+    text_within(&mut watcher, common::PATIENCE, "hello good").await;
+    assert_eq!(cluster.stored_text(&id), "hello good");
 }

@@ -7,6 +7,8 @@
 //! - `Stored`: the payload is the y-sync update frame of a change the instance stored at `seq`.
 //! - `Presence`: the payload is an awareness frame the instance accepted from its editors.
 //! - `WhoIsHere`: an instance just opened the document and asks for everyone's presence.
+//! - `Claims`: the client ids the instance's connections write as in the document (u64 BE
+//!   each), its whole set.
 //!
 //! Redis is trusted like the database (it must not be reachable by anyone else), yet a message
 //! that does not decode is dropped with a log line, never relayed as it came: what reaches an
@@ -26,6 +28,7 @@ pub enum Kind {
     Stored,
     Presence,
     WhoIsHere,
+    Claims,
 }
 
 impl Kind {
@@ -34,6 +37,7 @@ impl Kind {
             Kind::Stored => 1,
             Kind::Presence => 2,
             Kind::WhoIsHere => 3,
+            Kind::Claims => 4,
         }
     }
 }
@@ -81,6 +85,7 @@ impl Envelope<'_> {
             1 => Kind::Stored,
             2 => Kind::Presence,
             3 => Kind::WhoIsHere,
+            4 => Kind::Claims,
             other => return Err(EnvelopeError::UnknownKind(other)),
         };
         let instance = u64::from_be_bytes(bytes[3..11].try_into().expect("8 bytes"));
@@ -107,7 +112,12 @@ mod tests {
 
     #[test]
     fn what_is_encoded_decodes_to_itself() {
-        for (kind, seq) in [(Kind::Stored, 1), (Kind::Presence, 0), (Kind::WhoIsHere, 0)] {
+        for (kind, seq) in [
+            (Kind::Stored, 1),
+            (Kind::Presence, 0),
+            (Kind::WhoIsHere, 0),
+            (Kind::Claims, 0),
+        ] {
             let envelope = Envelope {
                 kind,
                 instance: 0xdead_beef_0123_4567,

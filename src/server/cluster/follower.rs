@@ -36,6 +36,12 @@ pub enum Inbound {
     },
     /// An instance opened the document and asks who is here.
     WhoIsHere,
+    /// The client ids another instance's connections write as.
+    Claims {
+        instance: u64,
+        clients: Bytes,
+        _charge: super::budget::Charge,
+    },
     /// The subscription took hold (for the first time, or again after Redis came back):
     /// whatever was stored before it is read from the store.
     Subscribed,
@@ -121,6 +127,12 @@ impl Follower {
                 instance, frame, ..
             } => {
                 room.apply_remote_presence(instance, &frame);
+                false
+            }
+            Inbound::Claims {
+                instance, clients, ..
+            } => {
+                room.apply_remote_claims(instance, &clients);
                 false
             }
             Inbound::WhoIsHere => {

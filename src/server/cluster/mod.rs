@@ -294,6 +294,11 @@ impl Cluster {
                 _charge: charge,
             },
             Kind::WhoIsHere => follower::Inbound::WhoIsHere,
+            Kind::Claims => follower::Inbound::Claims {
+                instance: envelope.instance,
+                clients: payload,
+                _charge: charge,
+            },
         };
         self.deliver(&id, message);
     }
@@ -333,6 +338,11 @@ impl Relay for Cluster {
 
     fn presence(&self, room: &Room, frame: &Bytes) {
         self.send(&room.id, Kind::Presence, 0, frame);
+    }
+
+    fn claims(&self, room: &Room, clients: &[u64]) {
+        let payload: Vec<u8> = clients.iter().flat_map(|id| id.to_be_bytes()).collect();
+        self.send(&room.id, Kind::Claims, 0, &payload);
     }
 }
 

@@ -11,6 +11,11 @@
 //! server may not yet have noticed that their old connection is gone (it closes a silent one
 //! after a minute). So the refusal is "try again later" (1013): their page keeps the edits and
 //! retries, and gets through once the old connection is closed.
+//!
+//! With several instances, each tells the others which ids its connections own in a document
+//! (see [`super::remote`]), renewed every few seconds: an id another instance claims is refused
+//! here like one another connection owns, until that instance releases it or stops renewing
+//! the claim ([`CLAIM_EXPIRY`]).
 
 use super::ConnId;
 use std::collections::HashMap;
@@ -37,10 +42,22 @@ pub struct Taken {
     pub client: ClientID,
 }
 
+/// A claim another instance stopped renewing is forgotten after this long: it renews every
+/// [`super::PRESENCE_SWEEP`] (5 s), so one lost renewal does not drop it.
+pub const CLAIM_EXPIRY: std::time::Duration = std::time::Duration::from_secs(12);
+/// Ids one instance may claim in one document, and instances whose claims one document keeps.
+pub const MOST_CLAIMED_PER_INSTANCE: usize = 4096;
+pub const MOST_CLAIMING_INSTANCES: usize = 64;
+
 #[derive(Default)]
 pub(super) struct Authors {
     owner: HashMap<ClientID, ConnId>,
     owned: HashMap<ConnId, Vec<ClientID>>,
+    /// Ids other instances' connections own, by instance (its pseudo connection), with when
+    /// the instance last said so.
+    claims: HashMap<ConnId, (Vec<ClientID>, tokio::time::Instant)>,
+    /// The same, by id.
+    claimed: HashMap<ClientID, ConnId>,
 }
 
 impl Authors {
@@ -49,13 +66,14 @@ impl Authors {
     /// is anyone's right.
     pub fn check(&self, from: ConnId, sections: &[Section], sv: &StateVector) -> Result<(), Taken> {
         for section in adding(sections, sv) {
-            match self.owner.get(&section.client) {
-                Some(owner) if *owner != from => {
-                    return Err(Taken {
-                        client: section.client,
-                    })
-                }
-                _ => {}
+            let taken = match self.owner.get(&section.client) {
+                Some(owner) => *owner != from,
+                None => self.claimed.contains_key(&section.client),
+            };
+            if taken {
+                return Err(Taken {
+                    client: section.client,
+                });
             }
         }
         Ok(())
@@ -64,26 +82,82 @@ impl Authors {
     /// Gives `from` the clients of `sections` whose clocks went from `before` to `after` and
     /// that have no owner yet. Blocks held back for missing dependencies claim nothing until
     /// they integrate.
+    /// Returns whether anything new was claimed.
     pub fn claim(
         &mut self,
         from: ConnId,
         sections: &[Section],
         before: &StateVector,
         after: &StateVector,
-    ) {
+    ) -> bool {
+        let mut claimed = false;
         let advanced = sections
             .iter()
             .filter(|section| after.get(&section.client) > before.get(&section.client));
         for section in advanced {
             let owned = self.owned.entry(from).or_default();
             if owned.len() >= MAX_OWNED_PER_CONNECTION {
-                return;
+                return claimed;
             }
             if let std::collections::hash_map::Entry::Vacant(entry) =
                 self.owner.entry(section.client)
             {
                 entry.insert(from);
                 owned.push(section.client);
+                claimed = true;
+            }
+        }
+        claimed
+    }
+
+    /// How many ids this instance's connections own.
+    pub fn owned_count(&self) -> usize {
+        self.owner.len()
+    }
+
+    /// The ids this instance's connections own, for the other instances.
+    pub fn owned_here(&self) -> Vec<ClientID> {
+        self.owner.keys().copied().collect()
+    }
+
+    /// Replaces what `instance` claims with `clients` (its whole set: an id missing from it
+    /// is released), as of `now`. Beyond the bounds, the rest is not kept.
+    pub fn set_claims(
+        &mut self,
+        instance: ConnId,
+        mut clients: Vec<ClientID>,
+        now: tokio::time::Instant,
+    ) {
+        self.drop_claims(instance);
+        if clients.is_empty() || self.claims.len() >= MOST_CLAIMING_INSTANCES {
+            return;
+        }
+        clients.truncate(MOST_CLAIMED_PER_INSTANCE);
+        for client in &clients {
+            self.claimed.entry(*client).or_insert(instance);
+        }
+        self.claims.insert(instance, (clients, now));
+    }
+
+    /// Forgets the claims of instances that stopped renewing them.
+    pub fn expire_claims(&mut self, now: tokio::time::Instant) {
+        let expired: Vec<ConnId> = self
+            .claims
+            .iter()
+            .filter(|(_, (_, at))| now.saturating_duration_since(*at) >= CLAIM_EXPIRY)
+            .map(|(instance, _)| *instance)
+            .collect();
+        for instance in expired {
+            self.drop_claims(instance);
+        }
+    }
+
+    fn drop_claims(&mut self, instance: ConnId) {
+        if let Some((clients, _)) = self.claims.remove(&instance) {
+            for client in clients {
+                if self.claimed.get(&client) == Some(&instance) {
+                    self.claimed.remove(&client);
+                }
             }
         }
     }
@@ -131,6 +205,45 @@ mod tests {
         assert_eq!(authors.check(2, &ann, &sv), Ok(()));
         authors.release(1);
         assert_eq!(authors.check(2, &more, &sv), Ok(()));
+    }
+
+    #[test]
+    fn an_id_another_instance_claims_is_refused_until_released_or_expired() {
+        let mut authors = Authors::default();
+        let sv = StateVector::default();
+        let now = tokio::time::Instant::now();
+        let elsewhere = 1 << 63;
+        authors.set_claims(elsewhere, vec![ClientID::new(7)], now);
+        assert!(authors.check(1, &[section(7, 0, 1)], &sv).is_err());
+        assert_eq!(authors.check(1, &[section(8, 0, 1)], &sv), Ok(()));
+        // Released: the instance's whole set no longer names it.
+        authors.set_claims(elsewhere, vec![], now);
+        assert_eq!(authors.check(1, &[section(7, 0, 1)], &sv), Ok(()));
+        // Expired: not renewed for CLAIM_EXPIRY.
+        authors.set_claims(elsewhere, vec![ClientID::new(7)], now);
+        authors.expire_claims(now + CLAIM_EXPIRY / 2);
+        assert!(authors.check(1, &[section(7, 0, 1)], &sv).is_err());
+        authors.expire_claims(now + CLAIM_EXPIRY);
+        assert_eq!(authors.check(1, &[section(7, 0, 1)], &sv), Ok(()));
+        // A connection here that owns an id keeps writing whatever is claimed elsewhere.
+        let mut after = StateVector::default();
+        after.set_max(ClientID::new(9), 1);
+        assert!(authors.claim(1, &[section(9, 0, 1)], &sv, &after));
+        authors.set_claims(elsewhere, vec![ClientID::new(9)], now);
+        assert_eq!(authors.check(1, &[section(9, 1, 2)], &after), Ok(()));
+        assert!(authors.check(2, &[section(9, 1, 2)], &after).is_err());
+        // Bounded: ids per instance, and instances.
+        let many: Vec<ClientID> = (0..10_000).map(ClientID::new).collect();
+        authors.set_claims(elsewhere, many, now);
+        assert_eq!(authors.claimed.len(), MOST_CLAIMED_PER_INSTANCE);
+        for instance in 0..100u64 {
+            authors.set_claims(
+                (1 << 63) | (instance + 10),
+                vec![ClientID::new(instance)],
+                now,
+            );
+        }
+        assert!(authors.claims.len() <= MOST_CLAIMING_INSTANCES);
     }
 
     #[test]

@@ -284,7 +284,14 @@ impl Registry {
         let now = tokio::time::Instant::now();
         for client in clients {
             if let Some(entry) = self.entries.remove(&client) {
-                let clock = entry.clock.saturating_add(1);
+                // A removal outranks the state it removes. A relayed state is removed here
+                // because its instance went quiet, not by its editor: at the same clock (Yjs
+                // clients apply a removal at an equal clock), so that the editor's next renewal,
+                // one clock on, is taken again, here or through another instance.
+                let clock = match is_relayed(entry.owner) {
+                    true => entry.clock,
+                    false => entry.clock.saturating_add(1),
+                };
                 self.remember_removed(client, clock, now);
                 removed.insert(client, removal(clock));
             }
@@ -411,7 +418,11 @@ impl Room {
         let removal = {
             let mut state = self.lock();
             state.pending.forget(from);
+            let owned = state.authors.owned_count();
             state.authors.release(from);
+            if state.authors.owned_count() < owned {
+                self.relay_claims(&mut state);
+            }
             if presence.awareness_clients.is_empty() {
                 return;
             }
@@ -433,6 +444,11 @@ impl Room {
         let removal = {
             let mut state = self.lock();
             self.expire_pending(&mut state, now);
+            // The ids written as here, renewed for the other instances.
+            state.authors.expire_claims(now);
+            if state.authors.owned_count() > 0 {
+                self.relay_claims(&mut state);
+            }
             let expired = state.presence.expired(now);
             if expired.is_empty() {
                 return;

@@ -28,6 +28,9 @@ pub trait Relay: Send + Sync + 'static {
     fn stored(&self, room: &Room, seq: i64, frame: &Bytes);
     /// Presence accepted from this instance's editors, re-encoded.
     fn presence(&self, room: &Room, frame: &Bytes);
+    /// Every client id this instance's connections write as in `room` (see
+    /// [`super::authors`]); an id missing from it is released.
+    fn claims(&self, room: &Room, clients: &[u64]);
 }
 
 /// How far a room's replica holds the document's log.
@@ -260,6 +263,35 @@ impl Room {
     pub fn local_presence(&self) -> Option<Bytes> {
         let update: AwarenessUpdate = self.lock().presence.owned_locally();
         (!update.clients.is_empty()).then(|| encode(Message::Awareness(update)))
+    }
+
+    /// Takes in the client ids another instance's connections write as (its whole set, a
+    /// sequence of u64 big-endian): this instance's connections may not write as them.
+    pub fn apply_remote_claims(&self, instance: u64, payload: &[u8]) {
+        let most = super::authors::MOST_CLAIMED_PER_INSTANCE;
+        if !payload.len().is_multiple_of(8) || payload.len() / 8 > most {
+            tracing::warn!(doc = %self.tag, bytes = payload.len(), "client ids claimed by another instance do not read; ignored");
+            return;
+        }
+        let clients = payload
+            .chunks_exact(8)
+            .map(|id| yrs::ClientID::new(u64::from_be_bytes(id.try_into().expect("8 bytes"))))
+            .collect();
+        self.lock().authors.set_claims(
+            instance_conn(instance),
+            clients,
+            tokio::time::Instant::now(),
+        );
+    }
+
+    /// Tells the relay, when there is one, which client ids this instance's connections write
+    /// as; forgets the claims of instances that stopped renewing theirs.
+    pub(super) fn relay_claims(&self, state: &mut super::State) {
+        state.authors.expire_claims(tokio::time::Instant::now());
+        if let Some(relay) = self.relay.get() {
+            let clients: Vec<u64> = state.authors.owned_here().iter().map(|c| c.get()).collect();
+            relay.claims(self, &clients);
+        }
     }
 
     /// Tells the relay, when there is one, of presence accepted from this instance's editors.
