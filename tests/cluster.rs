@@ -265,7 +265,16 @@ async fn garbage_on_redis_changes_nothing() {
 
     let client = redis::Client::open(cluster.redis.url()).unwrap();
     let mut redis = client.get_multiplexed_async_connection().await.unwrap();
-    let channel = format!("tandem:doc:{id}");
+    // The document's channel, as the instances named it (after their store).
+    let channels: Vec<String> = redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg(format!("tandem:*:doc:{id}"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(channels.len(), 1, "{channels:?}");
+    let channel = channels[0].clone();
+    let prefix = channel.strip_suffix(id.as_str()).unwrap().to_owned();
     let envelope = |kind, instance, seq, payload: &[u8]| {
         Envelope {
             kind,
@@ -316,10 +325,10 @@ async fn garbage_on_redis_changes_nothing() {
             .pipe(|frame| envelope(Kind::Presence, 7, 0, &frame)),
         ),
         (
-            "tandem:doc:not-an-id".into(),
+            format!("{prefix}not-an-id"),
             envelope(Kind::WhoIsHere, 7, 0, b""),
         ),
-        ("tandem:doc:".into(), vec![1, 2, 3]),
+        (prefix.clone(), vec![1, 2, 3]),
     ];
     // A flood of "who is here": each instance answers a few times, not 200.
     for i in 0..200u64 {
@@ -644,4 +653,47 @@ async fn an_editor_id_in_use_on_one_instance_cannot_be_written_as_on_another() {
     append(&mut victim, "good").await;
     text_within(&mut watcher, common::PATIENCE, "hello good").await;
     assert_eq!(cluster.stored_text(&id), "hello good");
+}
+
+/// Instances of another database on the same Redis (a copy restored from a dump on another
+/// server, with the same document ids, or another database on the same server) use channels
+/// of their own: neither hears the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_of_another_database_on_the_same_redis_are_not_heard() {
+    let cluster = Cluster::start();
+    let elsewhere = PgServer::start();
+    let id = random_id();
+    let a = cluster.instance().await;
+    let mut strangers = Vec::new();
+    for database in [elsewhere.new_database(), cluster.pg.new_database()] {
+        let redis = cluster.redis.url();
+        let server = TestServer::start_with(move |config| {
+            config.database_url = Some(database);
+            config.redis_url = Some(redis);
+        })
+        .await;
+        strangers.push(server);
+    }
+    let mut here = Peer::join(&a, &id).await;
+    let mut there: Vec<Peer> = Vec::new();
+    for server in &strangers {
+        there.push(Peer::join(server, &id).await);
+    }
+    append(&mut here, "here").await;
+    for (i, peer) in there.iter_mut().enumerate() {
+        append(peer, &format!("there{i}")).await;
+    }
+    // Past the time a change takes across instances, and past a poll of the store.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    append(&mut here, "!").await;
+    text_within(&mut here, common::PATIENCE, "here!").await;
+    for (i, peer) in there.iter_mut().enumerate() {
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            peer.pump_until("anything", |_, _| false),
+        )
+        .await;
+        assert_eq!(peer.text(), format!("there{i}"));
+    }
+    assert_eq!(cluster.stored_text(&id), "here!");
 }

@@ -2,7 +2,7 @@
 //! network drops; while they are away, documents stay in step through the store (see the
 //! module above).
 
-use super::{channel_of, follower::Inbound, Cluster, Outgoing};
+use super::{follower::Inbound, Cluster, Outgoing};
 use crate::doc_id::DocId;
 use futures_util::StreamExt;
 use std::collections::HashSet;
@@ -80,7 +80,7 @@ async fn subscribe_once(cluster: &Cluster) -> Result<(), LinkError> {
     let open: Vec<DocId> = cluster.followed().keys().cloned().collect();
     let mut subscribed = HashSet::new();
     for chunk in open.chunks(SUBSCRIBE_CHUNK) {
-        let channels: Vec<String> = chunk.iter().map(channel_of).collect();
+        let channels: Vec<String> = chunk.iter().map(|id| cluster.channel_of(id)).collect();
         answer(sink.subscribe(&channels)).await?;
         subscribed.extend(chunk.iter().cloned());
     }
@@ -142,14 +142,14 @@ async fn resubscribe(
         }
     }
     for chunk in leave.chunks(SUBSCRIBE_CHUNK) {
-        let channels: Vec<String> = chunk.iter().map(channel_of).collect();
+        let channels: Vec<String> = chunk.iter().map(|id| cluster.channel_of(id)).collect();
         answer(sink.unsubscribe(&channels)).await?;
         for id in chunk {
             subscribed.remove(id);
         }
     }
     for chunk in join.chunks(SUBSCRIBE_CHUNK) {
-        let channels: Vec<String> = chunk.iter().map(channel_of).collect();
+        let channels: Vec<String> = chunk.iter().map(|id| cluster.channel_of(id)).collect();
         answer(sink.subscribe(&channels)).await?;
         for id in chunk {
             subscribed.insert(id.clone());

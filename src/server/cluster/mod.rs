@@ -69,6 +69,10 @@ pub struct Cluster {
 struct Inner {
     /// Random at start: tells this instance's messages from the others'.
     instance: u64,
+    /// `tandem:{store}:doc:`, where `store` is a hash of the store's identity: instances of
+    /// another database sharing the same Redis (a staging copy restored from a dump, say) use
+    /// other channels and never hear these.
+    channel_prefix: String,
     client: redis::Client,
     store: Arc<dyn DocStore>,
     /// The open documents, each with its follower's queue. Bounded by the open rooms.
@@ -107,6 +111,8 @@ struct Outgoing {
 pub enum ClusterError {
     #[error("the Redis URL is not usable: {0}")]
     Url(#[source] redis::RedisError),
+    #[error("the store's identity could not be read: {0}")]
+    Identity(#[source] crate::server::storage::StoreError),
 }
 
 impl Cluster {
@@ -131,10 +137,14 @@ impl Cluster {
             .map_err(ClusterError::Url)?
             .set_tcp_settings(tcp);
         let client = redis::Client::open(info).map_err(ClusterError::Url)?;
+        let identity = store.identity().map_err(ClusterError::Identity)?;
+        let store_tag = &blake3::hash(identity.as_bytes()).to_hex()[..16];
+        let channel_prefix = format!("tandem:{store_tag}:doc:");
         let (outbox, outgoing) = mpsc::channel(PUBLISH_QUEUE);
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 instance: rand::random(),
+                channel_prefix,
                 client,
                 store,
                 followed: Mutex::new(HashMap::new()),
@@ -216,6 +226,12 @@ impl Cluster {
             .unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Every document has a channel of its own, so an instance hears only about the documents
+    /// it has open.
+    fn channel_of(&self, id: &DocId) -> String {
+        format!("{}{id}", self.inner.channel_prefix)
+    }
+
     fn store(&self) -> &Arc<dyn DocStore> {
         &self.inner.store
     }
@@ -255,7 +271,7 @@ impl Cluster {
     /// happened. Foreign or damaged messages are logged and dropped.
     fn dispatch(&self, channel: &str, bytes: &[u8]) {
         let Some(id) = channel
-            .strip_prefix(CHANNEL_PREFIX)
+            .strip_prefix(self.inner.channel_prefix.as_str())
             .and_then(|id| DocId::parse(id).ok())
         else {
             tracing::warn!(
@@ -318,7 +334,7 @@ impl Cluster {
         }
         .encode();
         let outgoing = Outgoing {
-            channel: channel_of(id),
+            channel: self.channel_of(id),
             message,
             _charge: charge,
         };
@@ -344,12 +360,4 @@ impl Relay for Cluster {
         let payload: Vec<u8> = clients.iter().flat_map(|id| id.to_be_bytes()).collect();
         self.send(&room.id, Kind::Claims, 0, &payload);
     }
-}
-
-/// Every document has a channel of its own, so an instance hears only about the documents it
-/// has open.
-const CHANNEL_PREFIX: &str = "tandem:doc:";
-
-fn channel_of(id: &DocId) -> String {
-    format!("{CHANNEL_PREFIX}{id}")
 }

@@ -314,6 +314,12 @@ pub trait DocStore: Send + Sync + 'static {
         Err(StoreError::Unsupported("reading log positions"))
     }
 
+    /// What tells this store from any other, also from a copy of it restored elsewhere: the
+    /// instances sharing it, and only they, share their Redis channels.
+    fn identity(&self) -> Result<String, StoreError> {
+        Err(StoreError::Unsupported("an identity"))
+    }
+
     /// How many documents are stored.
     fn document_count(&self) -> Result<u64, StoreError> {
         Err(StoreError::Unsupported("a document count"))

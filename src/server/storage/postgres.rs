@@ -423,6 +423,28 @@ impl DocStore for PostgresStore {
         })
     }
 
+    /// The server's system identifier (made by `initdb`, so a dump restored on another server
+    /// differs) and the database's oid (so another database on the same server differs).
+    fn identity(&self) -> Result<String, StoreError> {
+        self.run(|pool| async move {
+            let row = pool
+                .get()
+                .await?
+                .query_one(
+                    "SELECT system_identifier::text,
+                            (SELECT oid FROM pg_database WHERE datname = current_database())::text
+                     FROM pg_control_system()",
+                    &[],
+                )
+                .await?;
+            Ok(format!(
+                "{}/{}",
+                row.get::<_, String>(0),
+                row.get::<_, String>(1)
+            ))
+        })
+    }
+
     fn document_count(&self) -> Result<u64, StoreError> {
         self.count("SELECT COUNT(*) FROM documents")
     }
