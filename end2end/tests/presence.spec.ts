@@ -1,16 +1,5 @@
-import { test, expect, type Page } from '@playwright/test';
-import { newDocId, openDoc, source, typeAt, placeCaret } from './support';
-
-async function setIdentity(page: Page, name: string, color: string) {
-  await page.getByTestId('profile').locator('summary').click();
-  await page.getByTestId('my-name').fill(name);
-  await page.locator(`[data-testid=swatch][data-color="${color}"]`).click();
-  await page.getByTestId('profile').locator('summary').click();
-}
-
-function peer(page: Page, name: string) {
-  return page.locator(`[data-testid=peer][data-name="${name}"]`);
-}
+import { test, expect } from '@playwright/test';
+import { newDocId, openDoc, source, typeAt, placeCaret, setIdentity, peer } from './support';
 
 test('three people see each other, their selections and carets, names and departures', async ({ browser }) => {
   const id = newDocId();

@@ -37,6 +37,19 @@ export async function typeAt(page: Page, offset: number, text: string, delay = 0
   await page.keyboard.type(text, { delay });
 }
 
+/** Names this page's person and picks their colour, as they would in the profile menu. */
+export async function setIdentity(page: Page, name: string, color: string) {
+  await page.getByTestId('profile').locator('summary').click();
+  await page.getByTestId('my-name').fill(name);
+  await page.locator(`[data-testid=swatch][data-color="${color}"]`).click();
+  await page.getByTestId('profile').locator('summary').click();
+}
+
+/** The entry for the person called `name` in the page's list of who is here. */
+export function peer(page: Page, name: string) {
+  return page.locator(`[data-testid=peer][data-name="${name}"]`);
+}
+
 /** Where an [`OwnServer`] runs from: another executable, and the directory it starts in. */
 export interface Launch {
   bin?: string;
