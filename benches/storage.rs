@@ -97,7 +97,16 @@ mod trace;
 /// The automerge-paper trace stored one update per row in the store `open` opens (a new
 /// handle each time, so nothing is cached in the process), loaded cold, compacted, loaded
 /// again.
-async fn trace_figures(engine: &str, trace: &trace::Trace, open: impl Fn() -> Arc<dyn DocStore>) {
+///
+/// Sizes are measured after `settle`: the log is checkpointed and the space compaction freed
+/// given back (SQLite's `wal_checkpoint(TRUNCATE)` after its incremental vacuum, PostgreSQL's
+/// `VACUUM FULL`), so they count what is stored rather than what was.
+async fn trace_figures(
+    engine: &str,
+    trace: &trace::Trace,
+    open: impl Fn() -> Arc<dyn DocStore>,
+    settle: impl Fn(),
+) {
     println!("\n== automerge-paper on {engine}: 259,778 single-character updates, one row each");
     let doc = id(1);
     {
@@ -118,11 +127,12 @@ async fn trace_figures(engine: &str, trace: &trace::Trace, open: impl Fn() -> Ar
         });
         store.append(&batch).unwrap();
         println!("stored in {:.2?}", started.elapsed());
-        println!(
-            "store before compaction: {}",
-            mib(store.stored_bytes().unwrap())
-        );
     }
+    settle();
+    println!(
+        "store before compaction: {}",
+        mib(open().stored_bytes().unwrap())
+    );
     let before = cold_load(open(), &doc, &trace.end_content).await;
     println!("cold load, uncompacted (259,778-update log): {before:.2?}");
     {
@@ -132,11 +142,13 @@ async fn trace_figures(engine: &str, trace: &trace::Trace, open: impl Fn() -> Ar
         drop(hub.join(doc.clone()).await.unwrap()); // load, then unload: compaction
         hub.journal().flush().await;
         println!("load + compaction on unload: {:.2?}", started.elapsed());
-        println!(
-            "store after compaction: {}",
-            mib(store.stored_bytes().unwrap())
-        );
+        drop(store);
     }
+    settle();
+    println!(
+        "store after compaction: {}",
+        mib(open().stored_bytes().unwrap())
+    );
     let after = cold_load(open(), &doc, &trace.end_content).await;
     println!("cold load, compacted (one snapshot): {after:.2?}");
 }
@@ -167,14 +179,35 @@ async fn main() {
     let trace = trace::load("automerge-paper.json.gz");
     let dir = tempfile::tempdir().unwrap();
     let sqlite_dir = dir.path().to_owned();
-    trace_figures("SQLite", &trace, move || {
-        Arc::new(SqliteStore::open(&sqlite_dir, 0).unwrap()) as Arc<dyn DocStore>
-    })
+    trace_figures(
+        "SQLite",
+        &trace,
+        {
+            let dir = sqlite_dir.clone();
+            move || Arc::new(SqliteStore::open(&dir, 0).unwrap()) as Arc<dyn DocStore>
+        },
+        || {
+            SqliteStore::open(&sqlite_dir, 0)
+                .unwrap()
+                .disk_size()
+                .unwrap();
+        },
+    )
     .await;
     let pg = postgres::PgServer::start();
     let url = pg.new_database();
-    trace_figures("PostgreSQL", &trace, move || {
-        Arc::new(PostgresStore::open(&url).unwrap()) as Arc<dyn DocStore>
-    })
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    println!(
+        "(an empty PostgreSQL database: {})",
+        mib(PostgresStore::open(&url).unwrap().stored_bytes().unwrap())
+    );
+    trace_figures(
+        "PostgreSQL",
+        &trace,
+        move || Arc::new(PostgresStore::open(&url).unwrap()) as Arc<dyn DocStore>,
+        || {
+            pg.sql_in(&database, "VACUUM FULL");
+        },
+    )
     .await;
 }

@@ -416,6 +416,7 @@ async fn killing_an_instance_loses_nothing_anyone_saw() {
         })
         .await;
     doomed.kill();
+    let killed = tokio::time::Instant::now();
     // Typed offline, after the kill, by the doomed instance's editor.
     on_doomed.edit(0, 0, "offline ");
     let seen_by_survivor = on_survivor.text();
@@ -434,12 +435,16 @@ async fn killing_an_instance_loses_nothing_anyone_saw() {
     // claimed for the killed instance, which renewed the claim until it died.
     on_doomed.reconnect(&survivor.ws_url(&id)).await;
     assert_eq!(on_doomed.expect_close().await, 1013);
-    // The killed instance's presence expires on the survivor (30 s without renewal), and its
-    // claims sooner (12 s).
+    // The killed instance stops renewing what it claims (every 5 s): 12 s later the survivor
+    // takes it for gone, with the presence it relayed, well before that presence's own 30 s.
+    let gone = killed
+        + tandem::server::room::authors::CLAIM_EXPIRY
+        + tandem::server::room::PRESENCE_SWEEP
+        + Duration::from_secs(3);
     on_survivor
         .pump_within(
-            Duration::from_secs(45),
-            "the abandoned presence expiring",
+            gone.saturating_duration_since(tokio::time::Instant::now()),
+            "the abandoned presence going with its instance",
             |p, _| p.seen_presence.get(&507).is_some_and(|s| s == "null"),
         )
         .await;

@@ -179,8 +179,9 @@ test.describe('two instances on one PostgreSQL and one Redis', () => {
       await expect(adasCaret.and(bo.page.locator('[data-offset="3"]'))).toHaveCount(1);
       await expect(peer(ada.page, 'Bo on B')).toHaveCount(1);
       // Her page took a fresh presence id for its new connection; the one she had on A was A's
-      // to renew or remove, and A is dead: B drops it once it goes 30 s without renewal.
-      await expect(peer(bo.page, 'Ada via the proxy')).toHaveCount(1, { timeout: 45_000 });
+      // to renew or remove, and A is dead: B drops it with everything A relayed once A has been
+      // silent for 12 s (A renewed its claims every 5 s), well before its own 30 s timeout.
+      await expect(peer(bo.page, 'Ada via the proxy')).toHaveCount(1, { timeout: 25_000 });
       await expect(adasCaret).toHaveCount(1);
       await expect(adasCaret).toHaveAttribute('data-offset', '3');
     } finally {

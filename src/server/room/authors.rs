@@ -129,7 +129,8 @@ impl Authors {
         now: tokio::time::Instant,
     ) {
         self.drop_claims(instance);
-        if clients.is_empty() || self.claims.len() >= MOST_CLAIMING_INSTANCES {
+        // Kept even when empty: it says the instance is alive (see [`Authors::silent`]).
+        if self.claims.len() >= MOST_CLAIMING_INSTANCES {
             return;
         }
         clients.truncate(MOST_CLAIMED_PER_INSTANCE);
@@ -137,6 +138,16 @@ impl Authors {
             self.claimed.entry(*client).or_insert(instance);
         }
         self.claims.insert(instance, (clients, now));
+    }
+
+    /// Instances that said what they claim, and then stopped renewing it: gone, or no longer
+    /// holding the document open.
+    pub fn silent(&self, now: tokio::time::Instant) -> Vec<ConnId> {
+        self.claims
+            .iter()
+            .filter(|(_, (_, at))| now.saturating_duration_since(*at) >= CLAIM_EXPIRY)
+            .map(|(instance, _)| *instance)
+            .collect()
     }
 
     /// Forgets the claims of instances that stopped renewing them.

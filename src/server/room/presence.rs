@@ -258,6 +258,20 @@ impl Registry {
         AwarenessUpdate { clients }
     }
 
+    /// Whether any of this instance's own editors shows.
+    pub(super) fn shows_local(&self) -> bool {
+        self.entries.values().any(|entry| !is_relayed(entry.owner))
+    }
+
+    /// The states `instance` relays, with their owner.
+    pub(super) fn relayed_by(&self, instance: ConnId) -> Vec<(ClientID, ConnId)> {
+        self.entries
+            .iter()
+            .filter(|(_, entry)| entry.owner == instance)
+            .map(|(client, entry)| (*client, entry.owner))
+            .collect()
+    }
+
     /// The states this instance's own editors set (not those relayed from other instances).
     pub(super) fn owned_locally(&self) -> AwarenessUpdate {
         let clients = self
@@ -444,12 +458,21 @@ impl Room {
         let removal = {
             let mut state = self.lock();
             self.expire_pending(&mut state, now);
-            // The ids written as here, renewed for the other instances.
+            // Instances that went silent take the presence they relayed with them, rather than
+            // leaving it for the presence timeout.
+            let silent = state.authors.silent(now);
             state.authors.expire_claims(now);
-            if state.authors.owned_count() > 0 {
+            // The ids written as here, renewed for the other instances: also how they know
+            // this instance is alive while it shows anyone.
+            if state.authors.owned_count() > 0 || state.presence.shows_local() {
                 self.relay_claims(&mut state);
             }
-            let expired = state.presence.expired(now);
+            let mut expired = state.presence.expired(now);
+            for instance in silent {
+                expired.extend(state.presence.relayed_by(instance));
+            }
+            expired.sort_by_key(|(client, _)| client.get());
+            expired.dedup();
             if expired.is_empty() {
                 return;
             }
