@@ -91,6 +91,20 @@ pub const WAKE_PROBE_MS: f64 = 500.0;
 /// On waking, a connection heard from this recently is left alone.
 pub const WAKE_FRESH_MS: f64 = 2_000.0;
 
+/// A connection live this long had come back for good: losing it starts the backoff afresh.
+/// One that is refused soon after its handshake (an editor id still claimed elsewhere, 1013)
+/// goes on backing off instead of retrying every quarter of a second.
+pub const STEADY_MS: f64 = 10_000.0;
+
+/// The failures to count after losing a connection that was live for `live_ms` (`None`: it
+/// never completed its handshake), before this loss is added.
+pub fn failures_after_loss(failures: u32, live_ms: Option<f64>) -> u32 {
+    match live_ms {
+        Some(live) if live >= STEADY_MS => 0,
+        _ => failures,
+    }
+}
+
 /// The ceiling of the random delay before attempt number `failures` (counted from 1): it
 /// doubles from [`BACKOFF_BASE_MS`] with each failure up to [`BACKOFF_CAP_MS`]. The delay
 /// itself is drawn uniformly below it (full jitter), so the clients of a restarted server come
@@ -157,6 +171,16 @@ pub fn on_wake(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_connection_that_lasted_starts_the_backoff_afresh() {
+        assert_eq!(failures_after_loss(5, Some(STEADY_MS)), 0);
+        assert_eq!(failures_after_loss(5, Some(STEADY_MS * 10.0)), 0);
+        // Refused right after its handshake: the next attempt waits longer, not less.
+        assert_eq!(failures_after_loss(5, Some(300.0)), 5);
+        assert_eq!(failures_after_loss(5, None), 5);
+        assert!(backoff_ceiling_ms(failures_after_loss(5, Some(300.0)) + 1) > BACKOFF_BASE_MS);
+    }
+
     use super::*;
 
     #[test]

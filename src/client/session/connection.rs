@@ -66,6 +66,8 @@ pub(super) fn connection_lost(session: &Shared, drop_socket: bool) {
             s.socket = None;
         }
         s.synced = false;
+        let live_ms = s.live_since.take().map(|since| js_sys::Date::now() - since);
+        s.failures = crate::reconnect::failures_after_loss(s.failures, live_ms);
         // A probe of this connection has nothing left to decide.
         s.probe = None;
         // Unconfirmed changes are still in the replica: the next handshake resends them.

@@ -90,8 +90,11 @@ struct Session {
     socket: Option<Connection>,
     /// Whether the current connection has completed its handshake.
     synced: bool,
-    /// Connection attempts since the last successful handshake.
+    /// Connection attempts since a connection last stayed live (see
+    /// [`crate::reconnect::failures_after_loss`]).
     failures: u32,
+    /// When this connection completed its handshake.
+    live_since: Option<f64>,
     /// Frames with changes sent on this connection and not yet confirmed durable.
     acks: Acks,
     /// A field's `input` is waiting to be taken in (see [`fields::edit_soon`]).
@@ -190,6 +193,7 @@ pub fn start(parts: EditorParts) {
         socket: None,
         synced: false,
         failures: 0,
+        live_since: None,
         acks: Acks::default(),
         content_edit_pending: false,
         title_edit_pending: false,
@@ -268,7 +272,7 @@ impl Session {
                     self.apply_remote(&update);
                     if !self.synced {
                         self.synced = true;
-                        self.failures = 0;
+                        self.live_since = Some(js_sys::Date::now());
                         self.parts.error.set(None);
                         self.parts.status.set(Status::Live);
                         self.publish_presence();

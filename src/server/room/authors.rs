@@ -140,27 +140,28 @@ impl Authors {
         self.claims.insert(instance, (clients, now));
     }
 
-    /// Instances that said what they claim, and then stopped renewing it: gone, or no longer
-    /// holding the document open.
-    pub fn silent(&self, now: tokio::time::Instant) -> Vec<ConnId> {
-        self.claims
-            .iter()
-            .filter(|(_, (_, at))| now.saturating_duration_since(*at) >= CLAIM_EXPIRY)
-            .map(|(instance, _)| *instance)
-            .collect()
+    /// Notes that `instance` is alive (it relayed presence), without changing its claims.
+    pub fn heard_from(&mut self, instance: ConnId, now: tokio::time::Instant) {
+        if let Some((_, at)) = self.claims.get_mut(&instance) {
+            *at = now;
+        } else if self.claims.len() < MOST_CLAIMING_INSTANCES {
+            self.claims.insert(instance, (Vec::new(), now));
+        }
     }
 
-    /// Forgets the claims of instances that stopped renewing them.
-    pub fn expire_claims(&mut self, now: tokio::time::Instant) {
+    /// Forgets the claims of instances that stopped renewing them, and returns those
+    /// instances: gone, or no longer holding the document open.
+    pub fn expire_claims(&mut self, now: tokio::time::Instant) -> Vec<ConnId> {
         let expired: Vec<ConnId> = self
             .claims
             .iter()
             .filter(|(_, (_, at))| now.saturating_duration_since(*at) >= CLAIM_EXPIRY)
             .map(|(instance, _)| *instance)
             .collect();
-        for instance in expired {
-            self.drop_claims(instance);
+        for instance in &expired {
+            self.drop_claims(*instance);
         }
+        expired
     }
 
     fn drop_claims(&mut self, instance: ConnId) {

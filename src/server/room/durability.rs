@@ -83,7 +83,7 @@ impl Room {
             let integrated = room.integrate(&mut state, from, &expel, &update, &sections, live);
             // Ids newly written as here are claimed before the change itself is published.
             if state.authors.owned_count() > owned {
-                room.relay_claims(&mut state);
+                room.relay_claims(&state);
             }
             // Time spent integrating counts against the sender's rate like bytes answered do:
             // an update built to be slow (see the README) uses up its sender's allowance.

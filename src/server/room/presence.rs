@@ -159,10 +159,11 @@ impl Registry {
                         "presence {client} belongs to another connection"
                     )));
                 }
-                None if self
-                    .removed
-                    .get(&client)
-                    .is_some_and(|(clock, _)| entry.clock <= *clock) =>
+                // Another instance never echoes: its state at the clock of a removal made here
+                // (it went quiet) is its answer to "who is here", and stands.
+                None if self.removed.get(&client).is_some_and(|(clock, _)| {
+                    entry.clock < *clock || (entry.clock == *clock && !is_relayed(from))
+                }) =>
                 {
                     continue; // a late echo of a state that is gone
                 }
@@ -435,7 +436,7 @@ impl Room {
             let owned = state.authors.owned_count();
             state.authors.release(from);
             if state.authors.owned_count() < owned {
-                self.relay_claims(&mut state);
+                self.relay_claims(&state);
             }
             if presence.awareness_clients.is_empty() {
                 return;
@@ -460,12 +461,11 @@ impl Room {
             self.expire_pending(&mut state, now);
             // Instances that went silent take the presence they relayed with them, rather than
             // leaving it for the presence timeout.
-            let silent = state.authors.silent(now);
-            state.authors.expire_claims(now);
+            let silent = state.authors.expire_claims(now);
             // The ids written as here, renewed for the other instances: also how they know
             // this instance is alive while it shows anyone.
             if state.authors.owned_count() > 0 || state.presence.shows_local() {
-                self.relay_claims(&mut state);
+                self.relay_claims(&state);
             }
             let mut expired = state.presence.expired(now);
             for instance in silent {

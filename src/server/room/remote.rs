@@ -243,6 +243,8 @@ impl Room {
             if !state.remote.contains_key(&owner) && state.remote.len() >= MOST_INSTANCES {
                 return;
             }
+            // Relaying presence is a sign of life, like renewing claims.
+            state.authors.heard_from(owner, tokio::time::Instant::now());
             let presence = state.remote.entry(owner).or_default();
             let accepted =
                 state
@@ -268,13 +270,14 @@ impl Room {
     /// Takes in the client ids another instance's connections write as (its whole set, a
     /// sequence of u64 big-endian): this instance's connections may not write as them.
     pub fn apply_remote_claims(&self, instance: u64, payload: &[u8]) {
-        let most = super::authors::MOST_CLAIMED_PER_INSTANCE;
-        if !payload.len().is_multiple_of(8) || payload.len() / 8 > most {
+        if !payload.len().is_multiple_of(8) {
             tracing::warn!(doc = %self.tag, bytes = payload.len(), "client ids claimed by another instance do not read; ignored");
             return;
         }
+        // Beyond the bound, the rest is not kept (the sender sends no more than that).
         let clients = payload
             .chunks_exact(8)
+            .take(super::authors::MOST_CLAIMED_PER_INSTANCE)
             .map(|id| yrs::ClientID::new(u64::from_be_bytes(id.try_into().expect("8 bytes"))))
             .collect();
         self.lock().authors.set_claims(
@@ -285,11 +288,16 @@ impl Room {
     }
 
     /// Tells the relay, when there is one, which client ids this instance's connections write
-    /// as; forgets the claims of instances that stopped renewing theirs.
-    pub(super) fn relay_claims(&self, state: &mut super::State) {
-        state.authors.expire_claims(tokio::time::Instant::now());
+    /// as (at most as many as another instance keeps).
+    pub(super) fn relay_claims(&self, state: &super::State) {
         if let Some(relay) = self.relay.get() {
-            let clients: Vec<u64> = state.authors.owned_here().iter().map(|c| c.get()).collect();
+            let clients: Vec<u64> = state
+                .authors
+                .owned_here()
+                .iter()
+                .take(super::authors::MOST_CLAIMED_PER_INSTANCE)
+                .map(|c| c.get())
+                .collect();
             relay.claims(self, &clients);
         }
     }
