@@ -99,6 +99,14 @@ struct Followed {
     overflowed: Arc<AtomicBool>,
 }
 
+impl Followed {
+    /// A message could not wait for this document's follower: it reads the store instead.
+    fn overflow(&self) {
+        self.overflowed.store(true, Ordering::Relaxed);
+        ::metrics::counter!(crate::server::metrics::CLUSTER_OVERFLOWS).increment(1);
+    }
+}
+
 /// A message on its way to Redis.
 struct Outgoing {
     channel: String,
@@ -244,10 +252,7 @@ impl Cluster {
         };
         match entry.queue.try_send(message) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                entry.overflowed.store(true, Ordering::Relaxed);
-                ::metrics::counter!(crate::server::metrics::CLUSTER_OVERFLOWS).increment(1);
-            }
+            Err(mpsc::error::TrySendError::Full(_)) => entry.overflow(),
             // The follower ended while its room is still open (it panicked): the room would
             // fall behind for good, so it is given up and reloads.
             Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -262,8 +267,7 @@ impl Cluster {
     /// A message for `id` could not wait: its follower reads the store instead.
     fn overflow(&self, id: &DocId) {
         if let Some(entry) = self.followed().get(id) {
-            entry.overflowed.store(true, Ordering::Relaxed);
-            ::metrics::counter!(crate::server::metrics::CLUSTER_OVERFLOWS).increment(1);
+            entry.overflow();
         }
     }
 

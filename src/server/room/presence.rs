@@ -369,6 +369,17 @@ impl Registry {
     }
 }
 
+/// Forgets that instance `owner` relays `client` (taken back by its editor, or expired), and
+/// the instance once it relays nobody.
+fn forget_relayed(remote: &mut HashMap<ConnId, Presence>, client: ClientID, owner: ConnId) {
+    if let Some(relayed) = remote.get_mut(&owner) {
+        relayed.awareness_clients.remove(&client);
+        if relayed.awareness_clients.is_empty() {
+            remote.remove(&owner);
+        }
+    }
+}
+
 fn removal(clock: u32) -> AwarenessUpdateEntry {
     AwarenessUpdateEntry {
         clock,
@@ -406,12 +417,7 @@ impl Room {
                 .presence
                 .accept(from, presence, update, self.presence_limits);
             for (client, previous) in state.presence.taken_over.drain(..) {
-                if let Some(relayed) = state.remote.get_mut(&previous) {
-                    relayed.awareness_clients.remove(&client);
-                    if relayed.awareness_clients.is_empty() {
-                        state.remote.remove(&previous);
-                    }
-                }
+                forget_relayed(&mut state.remote, client, previous);
             }
             accepted?
         };
@@ -479,12 +485,7 @@ impl Room {
             tracing::debug!(doc = %self.tag, count = expired.len(), "expired silent presence");
             // States relayed from an instance that went quiet: it no longer holds them either.
             for (client, owner) in &expired {
-                if let Some(relayed) = state.remote.get_mut(owner) {
-                    relayed.awareness_clients.remove(client);
-                    if relayed.awareness_clients.is_empty() {
-                        state.remote.remove(owner);
-                    }
-                }
+                forget_relayed(&mut state.remote, *client, *owner);
             }
             state
                 .presence

@@ -202,6 +202,19 @@ impl PostgresStore {
     }
 }
 
+/// A read-only transaction that sees one snapshot of the database throughout: what several
+/// reads of one document find agrees, even while another instance compacts it.
+async fn one_snapshot(
+    client: &mut deadpool_postgres::Client,
+) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
+}
+
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
@@ -217,12 +230,7 @@ impl DocStore for PostgresStore {
             let mut client = pool.get().await?;
             // One snapshot of the database: the snapshot column and the log agree even while
             // another instance compacts.
-            let txn = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await?;
+            let txn = one_snapshot(&mut client).await?;
             let Some(row) = txn
                 .query_opt(
                     "SELECT title, created_at, updated_at, snapshot, last_seq
@@ -374,12 +382,7 @@ impl DocStore for PostgresStore {
             let mut client = pool.get().await?;
             // One snapshot of the database, as in `load`: a compaction by another instance
             // cannot move updates out of the log between the two reads.
-            let txn = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await?;
+            let txn = one_snapshot(&mut client).await?;
             let Some(row) = txn
                 .query_opt(
                     "SELECT CASE WHEN snapshot_upto > $2 THEN snapshot END, last_seq
