@@ -22,7 +22,7 @@ mod common;
 
 use common::postgres::PgServer;
 use common::redis::RedisServer;
-use common::{random_id, Peer, ServerProcess};
+use common::{Peer, ServerProcess};
 use futures_util::StreamExt;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -75,7 +75,7 @@ async fn arrivals(mut peer: Peer, length: usize, limit: Duration) -> (Peer, Vec<
 
 async fn latency(pg: &PgServer, redis: &RedisServer) {
     let (a, b, _dirs) = start_pair(pg, redis, &["--max-messages-per-second", "1000"]);
-    let id = random_id();
+    let id = a.new_doc();
     let mut writer = Peer::join_url(&a.ws_url(&id), None).await;
     let reader = Peer::join_url(&b.ws_url(&id), None).await;
     let beside = Peer::join_url(&a.ws_url(&id), None).await;
@@ -119,7 +119,7 @@ async fn latency(pg: &PgServer, redis: &RedisServer) {
 
 async fn heal_after_restart(pg: &PgServer, redis: &mut RedisServer) {
     let (a, b, _dirs) = start_pair(pg, redis, &[]);
-    let id = random_id();
+    let id = a.new_doc();
     let mut writer = Peer::join_url(&a.ws_url(&id), None).await;
     let mut reader = Peer::join_url(&b.ws_url(&id), None).await;
     let mut heals = Vec::new();
@@ -143,7 +143,7 @@ async fn heal_after_restart(pg: &PgServer, redis: &mut RedisServer) {
 
 async fn heal_lost(pg: &PgServer, redis: &RedisServer) {
     let (a, b, _dirs) = start_pair(pg, redis, &["--test-redis-drop-half"]);
-    let id = random_id();
+    let id = a.new_doc();
     let mut writer = Peer::join_url(&a.ws_url(&id), None).await;
     let mut reader = Peer::join_url(&b.ws_url(&id), None).await;
     let mut lost = Vec::new();

@@ -12,6 +12,10 @@ export const baseURL = `http://127.0.0.1:${port}`;
  * `global-teardown.ts`. Made once in the main process and handed to the workers (which load
  * this file again) through the environment.
  */
+// Every test makes its documents through GET /new, far more a minute than a person would:
+// the servers the tests start (here, and in support.ts and cluster-support.ts, which pass this
+// environment on) allow that. tests/http.rs checks the limit at its default.
+process.env.TANDEM_MAX_NEW_DOCUMENTS_PER_MINUTE ??= '100000';
 process.env.TANDEM_E2E_DATA ??= mkdtempSync(path.join(os.tmpdir(), `tandem-e2e-${port}-`));
 const dataDir = process.env.TANDEM_E2E_DATA;
 
@@ -50,6 +54,9 @@ export default defineConfig({
     timeout: 60_000,
     stdout: 'pipe',
     stderr: 'pipe',
-    env: { RUST_LOG: process.env.RUST_LOG ?? 'info' },
+    env: {
+      RUST_LOG: process.env.RUST_LOG ?? 'info',
+      TANDEM_MAX_NEW_DOCUMENTS_PER_MINUTE: process.env.TANDEM_MAX_NEW_DOCUMENTS_PER_MINUTE,
+    },
   },
 });

@@ -17,8 +17,19 @@ use pulldown_cmark_escape::{escape_href, escape_html};
 /// The `rel` of every link in the preview.
 pub const LINK_REL: &str = "noopener noreferrer nofollow ugc";
 
-/// Renders Markdown source to HTML that is safe to insert into the page.
+/// Renders Markdown source to HTML that is safe to insert into the page, with tickable task
+/// boxes (the editor's preview).
 pub fn render(source: &str) -> String {
+    render_with(source, true)
+}
+
+/// Renders Markdown source like [`render`], with task boxes that only show whether the task
+/// is done (the view page, where nothing may be changed).
+pub fn render_read_only(source: &str) -> String {
+    render_with(source, false)
+}
+
+fn render_with(source: &str, tickable: bool) -> String {
     let options = Options::ENABLE_TABLES
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_TASKLISTS
@@ -28,7 +39,8 @@ pub fn render(source: &str) -> String {
         .into_offset_iter()
         .map(move |(event, range)| match event {
             Event::TaskListMarker(done) => {
-                Event::InlineHtml(task_box(tasks.at(range.start), done).into())
+                let at = tasks.at(range.start);
+                Event::InlineHtml(task_box(tickable.then_some(at), done).into())
             }
             other => make_safe(other),
         });
@@ -37,11 +49,15 @@ pub fn render(source: &str) -> String {
     out
 }
 
-/// The checkbox of a task list item, tickable: it carries where its `[ ]` starts in the source
-/// (in UTF-16 units, the unit of the source field), so that ticking it edits the source there.
-fn task_box(at: usize, done: bool) -> String {
+/// The checkbox of a task list item. A tickable one carries where its `[ ]` starts in the
+/// source (in UTF-16 units, the unit of the source field), so that ticking it edits the source
+/// there; without that place it is disabled.
+fn task_box(at: Option<usize>, done: bool) -> String {
     let checked = if done { " checked=\"\"" } else { "" };
-    format!("<input type=\"checkbox\" class=\"task\" data-task-at=\"{at}\" aria-label=\"Done\"{checked}/>")
+    match at {
+        Some(at) => format!("<input type=\"checkbox\" class=\"task\" data-task-at=\"{at}\" aria-label=\"Done\"{checked}/>"),
+        None => format!("<input type=\"checkbox\" class=\"task\" disabled=\"\" aria-label=\"Done\"{checked}/>"),
+    }
 }
 
 /// Converts byte offsets into `text`, asked in increasing order, to UTF-16 offsets in one pass.
@@ -148,7 +164,15 @@ fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::render;
+    use super::{render, render_read_only};
+
+    #[test]
+    fn read_only_task_boxes_are_disabled_and_say_no_place() {
+        let html = render_read_only("- [ ] a\n- [x] b\n");
+        assert!(!html.contains("data-task-at"), "{html}");
+        assert_eq!(html.matches(r#"disabled="""#).count(), 2, "{html}");
+        assert!(html.contains(r#"checked="""#), "{html}");
+    }
 
     #[test]
     fn task_boxes_say_where_their_marker_is() {

@@ -1,7 +1,7 @@
 //! The browser's decisions about its connection, as plain functions: how long to wait before
-//! the next attempt, what to tell the person when the server refused something, and what to do
-//! with the connection when the page wakes from sleep. The session (`client`) carries them out;
-//! here native tests reach them.
+//! the next attempt, what to tell the person when the server refused something, when to stop
+//! trying for good, and what to do with the connection when the page wakes from sleep. The
+//! session (`client`) carries them out; here native tests reach them.
 
 use crate::protocol::close;
 
@@ -131,6 +131,27 @@ pub fn refusal(code: u16, reason: &str) -> Option<String> {
     })
 }
 
+/// Why the server closed a page's connection for good. Reconnecting would only be refused
+/// again (the link opens nothing any more), so the page stops trying and says why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The link the page was opened with was reset.
+    LinkReset,
+    /// The document was deleted.
+    Deleted,
+}
+
+impl Ending {
+    /// The ending a close code announces, if any; every other close is retried.
+    pub fn of_close(code: u16) -> Option<Ending> {
+        match code {
+            close::LINK_RESET => Some(Ending::LinkReset),
+            close::DELETED => Some(Ending::Deleted),
+            _ => None,
+        }
+    }
+}
+
 /// What to do with the connection when the page may have slept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
@@ -192,6 +213,20 @@ mod tests {
         );
         assert_eq!(backoff_ceiling_ms(0), 250.0);
         assert_eq!(backoff_ceiling_ms(u32::MAX), 10_000.0);
+    }
+
+    #[test]
+    fn a_reset_link_and_a_deleted_document_end_the_session_and_nothing_else_does() {
+        assert_eq!(Ending::of_close(close::LINK_RESET), Some(Ending::LinkReset));
+        assert_eq!(Ending::of_close(close::DELETED), Some(Ending::Deleted));
+        for code in [
+            close::GOING_AWAY,
+            close::ABNORMAL,
+            close::POLICY,
+            close::NO_HEARTBEAT,
+        ] {
+            assert_eq!(Ending::of_close(code), None);
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod common;
 mod net;
 
 use axum::http::StatusCode;
-use common::{random_id, TestServer, PATIENCE};
+use common::{TestServer, PATIENCE};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -21,9 +21,14 @@ async fn open(
     from: IpAddr,
     headers: &[(&str, &str)],
 ) -> Result<net::Socket, StatusCode> {
-    net::ws_from(from, server.addr, &format!("/ws/{}", random_id()), headers)
-        .await
-        .map_err(|(status, _)| status)
+    net::ws_from(
+        from,
+        server.addr,
+        &format!("/ws/{}", server.new_doc().await),
+        headers,
+    )
+    .await
+    .map_err(|(status, _)| status)
 }
 
 #[tokio::test]
@@ -188,7 +193,7 @@ async fn connections_beyond_the_server_wide_cap_are_answered_503() {
     let refused = net::ws_from(
         loopback(4),
         server.addr,
-        &format!("/ws/{}", random_id()),
+        &format!("/ws/{}", server.new_doc().await),
         &[],
     )
     .await

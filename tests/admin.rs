@@ -1,4 +1,4 @@
-//! The admin commands (`tandem export`, `import`, `stats`), run as separate processes against a
+//! The admin commands (`tandem export`, `import`, `links`, `stats`), run as separate processes against a
 //! data directory a running server is using, as an operator would.
 
 mod common;
@@ -14,6 +14,8 @@ fn tandem(data_dir: &Path, args: &[&str]) -> Output {
         .arg(data_dir)
         .args(args)
         .env_remove("RUST_LOG")
+        // The key the test servers derive links under, so what is imported opens there.
+        .env("TANDEM_LINK_KEY", common::TEST_LINK_KEY)
         .output()
         .expect("tandem runs")
 }
@@ -296,5 +298,45 @@ fn the_database_password_is_never_shown() {
             assert!(!output.status.success());
             assert!(all.contains("cannot be reached"), "{args:?}: {all}");
         }
+    }
+}
+
+/// `tandem links` prints the links the running server opens the document by, labelled: what
+/// the Share dialog shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_prints_the_current_edit_and_view_links_beside_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_with_args(dir.path(), &["--link-key", common::TEST_LINK_KEY]);
+    let edit = server.new_doc();
+    let mut editor = Peer::join_url(&server.ws_url(&edit), None).await;
+    editor.insert(0, "shared").await;
+
+    let printed = stdout(&tandem(dir.path(), &["links", edit.as_str()]));
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 2, "{printed}");
+    let edit_line = lines[0].strip_prefix("edit: ").expect("labelled edit");
+    assert!(edit_line.ends_with(&format!("/d/{edit}")), "{edit_line}");
+    let view_link = lines[1].strip_prefix("view: ").expect("labelled view");
+    let (_, view) = view_link.rsplit_once("/v/").expect("a view link");
+    let view = DocId::parse(view).unwrap();
+    // The view link it printed reads the document on the running server.
+    let mut reader = Peer::join_url(&server.ws_url(&view), None).await;
+    reader.wait_for_text("shared").await;
+    // A view link is not shown the edit link.
+    let output = tandem(dir.path(), &["links", view.as_str()]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is a view link"));
+    assert!(!String::from_utf8_lossy(&output.stdout).contains(edit.as_str()));
+
+    // Links that open nothing, and garbage, are refused with a clear error.
+    for (args, expected) in [
+        (vec!["links", common::random_id().as_str()], "no document"),
+        (vec!["links", "not a link"], "is not a document id"),
+        (vec!["links", &"A".repeat(5000)], "is not a document id"),
+    ] {
+        let output = tandem(dir.path(), &args);
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }

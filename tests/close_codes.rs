@@ -5,7 +5,7 @@
 mod common;
 
 use common::raw::RawClient;
-use common::{random_id, status_kib, Peer, ServerProcess, TestServer, PATIENCE};
+use common::{status_kib, Peer, ServerProcess, TestServer, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -31,7 +31,7 @@ async fn refused_while_sending(
     first: WsMessage,
     then: Option<(WsMessage, usize)>,
 ) -> Refusal {
-    let peer = Peer::join(server, &random_id()).await;
+    let peer = Peer::join(server, &server.new_doc().await).await;
     let (mut sink, mut stream) = peer.ws.split();
     let sender = tokio::spawn(async move {
         sink.send(first).await?;
@@ -165,7 +165,8 @@ async fn trickle_until_cut_off(client: &mut RawClient, limit: Duration) -> bool 
 #[tokio::test]
 async fn a_client_that_never_answers_the_close_is_cut_off_after_the_linger_time() {
     let server = TestServer::start().await;
-    let mut client = RawClient::connect(server.addr, &format!("/ws/{}", random_id())).await;
+    let mut client =
+        RawClient::connect(server.addr, &format!("/ws/{}", server.new_doc().await)).await;
     client
         .send_frame(OpCode::Data(Data::Text), b"hello")
         .await
@@ -193,7 +194,8 @@ async fn a_client_that_never_answers_the_close_is_cut_off_after_the_linger_time(
 async fn a_client_that_never_answers_the_close_is_cut_off_after_the_linger_bytes() {
     let limit = 64 * 1024;
     let server = TestServer::start_with(|c| c.max_message_bytes = limit).await;
-    let mut client = RawClient::connect(server.addr, &format!("/ws/{}", random_id())).await;
+    let mut client =
+        RawClient::connect(server.addr, &format!("/ws/{}", server.new_doc().await)).await;
     client
         .send_frame(OpCode::Data(Data::Text), b"hello")
         .await
@@ -233,7 +235,7 @@ async fn refusing_a_64_mib_message_costs_the_server_little_memory() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path());
     let pid = server.child.id();
-    let id = random_id();
+    let id = server.new_doc();
     let peer = Peer::join_url(&server.ws_url(&id), None).await;
     let resident_before = status_kib(pid, "VmRSS");
     let peak_before = status_kib(pid, "VmHWM");

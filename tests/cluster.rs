@@ -6,13 +6,16 @@ mod common;
 
 use common::postgres::PgServer;
 use common::redis::RedisServer;
-use common::{random_id, Peer, ServerProcess, TestServer};
+use common::{Peer, ServerProcess, TestServer, PATIENCE};
 use futures_util::StreamExt;
 use std::time::Duration;
 use tandem::doc_id::DocId;
+use tandem::server::capability::{token_hash, Role};
+use tandem::server::storage::capabilities::NewLink;
 use tandem::server::storage::postgres::PostgresStore;
 use tandem::server::storage::DocStore;
 use yrs::sync::Message;
+use yrs::updates::encoder::Encode;
 
 /// Far more than the store takes to bring a change Redis lost (a poll and half a second).
 const HEAL: Duration = Duration::from_secs(10);
@@ -42,6 +45,7 @@ impl Cluster {
         let (database, redis) = (self.database.clone(), self.redis.url());
         TestServer::start_with(move |config| {
             config.database_url = Some(database);
+            config.link_key = Some(common::TEST_LINK_KEY.into());
             config.redis_url = Some(redis);
             config.test_redis_drop_half = drop_half;
         })
@@ -60,9 +64,15 @@ impl Cluster {
         )
     }
 
+    /// The text stored for the document the link `id` opens.
     fn stored_text(&self, id: &DocId) -> String {
         let store = PostgresStore::open(&self.database).unwrap();
-        let stored = store.load(id).unwrap().expect("the document is stored");
+        let doc = store
+            .resolve(&token_hash(id))
+            .unwrap()
+            .expect("the link opens a document")
+            .doc;
+        let stored = store.load(&doc).unwrap().expect("the document is stored");
         tandem::protocol::texts_of(&stored.replica().unwrap()).1
     }
 }
@@ -86,7 +96,7 @@ async fn append(peer: &mut Peer, chunk: &str) {
 async fn editors_on_two_instances_see_each_others_changes_and_presence() {
     let cluster = Cluster::start();
     let (a, b) = (cluster.instance().await, cluster.instance().await);
-    let id = random_id();
+    let id = a.new_doc().await;
     let mut on_a = Peer::join_as(&a, &id, Some(101)).await;
     let mut on_b = Peer::join_as(&b, &id, Some(202)).await;
 
@@ -174,7 +184,7 @@ async fn editors_on_two_instances_see_each_others_changes_and_presence() {
 async fn a_document_opened_later_on_another_instance_asks_who_is_here() {
     let cluster = Cluster::start();
     let (a, b) = (cluster.instance().await, cluster.instance().await);
-    let id = random_id();
+    let id = a.new_doc().await;
     let mut on_a = Peer::join_as(&a, &id, Some(303)).await;
     on_a.set_presence(r#"{"user":{"name":"Here first"}}"#).await;
     append(&mut on_a, "before B opened it").await;
@@ -196,7 +206,7 @@ async fn changes_redis_loses_are_read_from_the_store() {
     let cluster = Cluster::start();
     let a = cluster.instance_with(true).await;
     let b = cluster.instance_with(true).await;
-    let id = random_id();
+    let id = a.new_doc().await;
     let mut on_a = Peer::join(&a, &id).await;
     let mut on_b = Peer::join(&b, &id).await;
     let mut expected = String::new();
@@ -220,7 +230,7 @@ async fn changes_redis_loses_are_read_from_the_store() {
 async fn a_redis_restart_mid_session_loses_nothing() {
     let mut cluster = Cluster::start();
     let (a, b) = (cluster.instance().await, cluster.instance().await);
-    let id = random_id();
+    let id = a.new_doc().await;
     let mut on_a = Peer::join(&a, &id).await;
     let mut on_b = Peer::join(&b, &id).await;
     append(&mut on_a, "before;").await;
@@ -254,7 +264,7 @@ async fn garbage_on_redis_changes_nothing() {
     use tandem::server::cluster::envelope::{Envelope, Kind};
     let cluster = Cluster::start();
     let (a, b) = (cluster.instance().await, cluster.instance().await);
-    let id = random_id();
+    let id = a.new_doc().await;
     let mut on_a = Peer::join(&a, &id).await;
     let mut on_b = Peer::join_as(&b, &id, Some(404)).await;
     append(&mut on_a, "kept").await;
@@ -262,19 +272,20 @@ async fn garbage_on_redis_changes_nothing() {
     on_b.set_presence(r#"{"user":{"name":"Bo"}}"#).await;
     on_a.pump_until("Bo", |p, _| p.seen_presence.contains_key(&404))
         .await;
+    let doc = a.internal_id(&id).await;
 
     let client = redis::Client::open(cluster.redis.url()).unwrap();
     let mut redis = client.get_multiplexed_async_connection().await.unwrap();
     // The document's channel, as the instances named it (after their store).
     let channels: Vec<String> = redis::cmd("PUBSUB")
         .arg("CHANNELS")
-        .arg(format!("tandem:*:doc:{id}"))
+        .arg(format!("tandem:*:doc:{doc}"))
         .query_async(&mut redis)
         .await
         .unwrap();
     assert_eq!(channels.len(), 1, "{channels:?}");
     let channel = channels[0].clone();
-    let prefix = channel.strip_suffix(id.as_str()).unwrap().to_owned();
+    let prefix = channel.strip_suffix(doc.as_str()).unwrap().to_owned();
     let envelope = |kind, instance, seq, payload: &[u8]| {
         Envelope {
             kind,
@@ -374,7 +385,7 @@ async fn garbage_on_redis_changes_nothing() {
         "B's editor is still present on A"
     );
     for server in [&a, &b] {
-        let room = server.state.hub.get(&id).expect("open");
+        let room = server.state.hub.get(&doc).expect("open");
         assert_eq!(room.texts().1, "kept and more!");
     }
     assert_eq!(cluster.stored_text(&id), "kept and more!");
@@ -389,7 +400,7 @@ async fn killing_an_instance_loses_nothing_anyone_saw() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let doomed = cluster.process(dirs.0.path());
     let survivor = cluster.process(dirs.1.path());
-    let id = random_id();
+    let id = doomed.new_doc();
     let mut on_doomed = Peer::join_url(&doomed.ws_url(&id), Some(505)).await;
     let mut on_survivor = Peer::join_url(&survivor.ws_url(&id), Some(606)).await;
     // A second editor on the doomed instance who will not come back.
@@ -433,8 +444,13 @@ async fn killing_an_instance_loses_nothing_anyone_saw() {
     }
     // Reconnecting at once, the editor is told to try again later (1013): its id is still
     // claimed for the killed instance, which renewed the claim until it died.
-    on_doomed.reconnect(&survivor.ws_url(&id)).await;
-    assert_eq!(on_doomed.expect_close().await, 1013);
+    // (The refusal may come before the answer to its sync step 1, which waits for the disk.)
+    let url = format!("{}?client=tandem", survivor.ws_url(&id));
+    let refused = match on_doomed.try_reconnect(&url).await {
+        Err(code) => code,
+        Ok(()) => on_doomed.expect_close().await,
+    };
+    assert_eq!(refused, 1013);
     // The killed instance stops renewing what it claims (every 5 s): 12 s later the survivor
     // takes it for gone, with the presence it relayed, well before that presence's own 30 s.
     let gone = killed
@@ -448,8 +464,28 @@ async fn killing_an_instance_loses_nothing_anyone_saw() {
             |p, _| p.seen_presence.get(&507).is_some_and(|s| s == "null"),
         )
         .await;
-    // The doomed one's editor reconnects to the survivor and sends what the server lacks.
-    on_doomed.reconnect(&survivor.ws_url(&id)).await;
+    // The doomed one's editor reconnects to the survivor and sends what the server lacks,
+    // retrying after a second when told to (1013), as its page does: the presence goes in the
+    // sweep that forgets the claim, or earlier by its own timeout on a slow run.
+    let retry_until = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let acks = on_doomed.acks;
+        let stored = match on_doomed.try_reconnect(&url).await {
+            Ok(()) => {
+                on_doomed
+                    .pump_or_close(PATIENCE, "the offline edit saved", |p, _| p.acks > acks)
+                    .await
+            }
+            Err(code) => Err(code),
+        };
+        match stored {
+            Ok(()) => break,
+            Err(1013) if tokio::time::Instant::now() < retry_until => {
+                tokio::time::sleep(Duration::from_secs(1)).await
+            }
+            Err(code) => panic!("the returning editor was refused with {code}"),
+        }
+    }
     let everything = |p: &Peer, _: Option<&Message>| {
         (0..40)
             .all(|i| p.text().contains(&format!("d{i} ")) && p.text().contains(&format!("s{i} ")))
@@ -514,6 +550,7 @@ fn the_redis_password_is_never_shown() {
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
             .env("TANDEM_DATABASE_URL", &database)
+            .env("TANDEM_LINK_KEY", common::TEST_LINK_KEY)
             .env("TANDEM_REDIS_URL", url)
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
@@ -553,7 +590,7 @@ fn the_redis_password_is_never_shown() {
 async fn the_links_to_redis_stay_up_through_their_checks() {
     let cluster = Cluster::start();
     let (a, b) = (cluster.instance().await, cluster.instance().await);
-    let id = random_id();
+    let id = a.new_doc().await;
     let mut on_a = Peer::join(&a, &id).await;
     let mut on_b = Peer::join(&b, &id).await;
     append(&mut on_a, "x").await;
@@ -614,13 +651,14 @@ async fn typing_and_deleting_elsewhere_keeps_a_small_document_open_here() {
         let (database, redis) = (database.clone(), redis.clone());
         TestServer::start_with(move |config| {
             config.database_url = Some(database);
+            config.link_key = Some(common::TEST_LINK_KEY.into());
             config.redis_url = Some(redis);
             small(config);
         })
     };
     let (a, b) = (instance().await, instance().await);
-    let id = random_id();
-    let mut on_a = Peer::join(&a, &id).await;
+    let id = a.new_doc().await;
+    let mut on_a = Peer::join_url(&format!("{}?client=tandem", a.ws_url(id.as_str())), None).await;
     let mut on_b = Peer::join(&b, &id).await;
     // 200 KiB typed and deleted on A, 1 KiB at a time: the document stays empty.
     let chunk = "z".repeat(1024);
@@ -631,6 +669,13 @@ async fn typing_and_deleting_elsewhere_keeps_a_small_document_open_here() {
             .await;
     }
     append(&mut on_a, "small").await;
+    // A writer faster than compaction is slowed to its pace: every change is saved in time,
+    // none refused for the size of the log waiting to be folded.
+    while on_a.acks < 401 {
+        let next = on_a.acks + 1;
+        on_a.pump_until("the next change saved", |p, _| p.acks >= next)
+            .await;
+    }
     text_within(&mut on_b, HEAL, "small").await;
     // B's editor writes, and is not refused for a size the document does not have.
     append(&mut on_b, " and fine").await;
@@ -644,9 +689,16 @@ async fn typing_and_deleting_elsewhere_keeps_a_small_document_open_here() {
 async fn an_editor_id_in_use_on_one_instance_cannot_be_written_as_on_another() {
     let cluster = Cluster::start();
     let (a, b) = (cluster.instance().await, cluster.instance().await);
-    let id = random_id();
+    let id = a.new_doc().await;
     let mut victim = Peer::join_as(&b, &id, Some(202)).await;
     let mut watcher = Peer::join(&a, &id).await;
+    // Once A hears B (the victim's presence), A hears the claim B makes on the first write.
+    victim.set_presence(r#"{"user":{"name":"Victim"}}"#).await;
+    watcher
+        .pump_until("the victim's presence", |p, _| {
+            p.seen_presence.contains_key(&202)
+        })
+        .await;
     append(&mut victim, "hello ").await;
     text_within(&mut watcher, common::PATIENCE, "hello ").await;
 
@@ -667,16 +719,29 @@ async fn an_editor_id_in_use_on_one_instance_cannot_be_written_as_on_another() {
 async fn instances_of_another_database_on_the_same_redis_are_not_heard() {
     let cluster = Cluster::start();
     let elsewhere = PgServer::start();
-    let id = random_id();
     let a = cluster.instance().await;
+    let id = a.new_doc().await;
+    let doc = a.internal_id(&id).await;
     let mut strangers = Vec::new();
     for database in [elsewhere.new_database(), cluster.pg.new_database()] {
         let redis = cluster.redis.url();
         let server = TestServer::start_with(move |config| {
             config.database_url = Some(database);
+            config.link_key = Some(common::TEST_LINK_KEY.into());
             config.redis_url = Some(redis);
         })
         .await;
+        // The same link to the same internal id in each stranger's database.
+        let (store, doc) = (server.state.store.clone(), doc.clone());
+        let link = NewLink {
+            token_hash: token_hash(&id),
+            generation: 0,
+            new_document: true,
+        };
+        tokio::task::spawn_blocking(move || store.set_link(&doc, Role::Edit, link))
+            .await
+            .unwrap()
+            .unwrap();
         strangers.push(server);
     }
     let mut here = Peer::join(&a, &id).await;
@@ -701,4 +766,157 @@ async fn instances_of_another_database_on_the_same_redis_are_not_heard() {
         assert_eq!(peer.text(), format!("there{i}"));
     }
     assert_eq!(cluster.stored_text(&id), "here!");
+}
+
+/// Instances sharing a database must derive links under one key: without it, serving on
+/// PostgreSQL is refused at start and says how to make one; a key that is not 32 bytes of
+/// base64 is refused too.
+#[test]
+fn serving_on_postgresql_needs_the_shared_link_key() {
+    let pg = PgServer::start();
+    let database = pg.new_database();
+    let dir = tempfile::tempdir().unwrap();
+    for (key, expected) in [
+        (None, "TANDEM_LINK_KEY"),
+        (Some("c2hvcnQ="), "32 bytes"),
+        (Some("not base64 at all!"), "base64"),
+    ] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"));
+        command
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--addr", "127.0.0.1:0"])
+            .env("TANDEM_DATABASE_URL", &database)
+            .env_remove("TANDEM_LINK_KEY");
+        if let Some(key) = key {
+            command.env("TANDEM_LINK_KEY", key);
+        }
+        let output = command.output().unwrap();
+        assert!(!output.status.success());
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(all.contains(expected), "{key:?}: {all}");
+    }
+}
+
+/// A link reset or a deletion on one instance closes the connections that came by it on the
+/// other instance too (4001, 4002): the other instance reads the links from the store when
+/// told, so what it closes is what the store no longer opens. After a deletion nothing of the
+/// document is left, though an editor on the other instance was typing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resets_and_deletions_on_one_instance_close_sessions_on_the_other() {
+    let cluster = Cluster::start();
+    let (a, b) = (cluster.instance().await, cluster.instance().await);
+    let (edit, view) = a.new_doc_links().await;
+    let doc = a.internal_id(&edit).await;
+    let mut on_a = Peer::join_as(&a, &edit, Some(101)).await;
+    let mut editor_on_b = Peer::join_as(&b, &edit, Some(202)).await;
+    let mut viewer_on_b = Peer::join(&b, &view).await;
+    append(&mut on_a, "shared").await;
+    text_within(&mut viewer_on_b, HEAL, "shared").await;
+    text_within(&mut editor_on_b, HEAL, "shared").await;
+
+    // The view link is reset on A: B's viewer is closed, B's editor is not.
+    let links = a
+        .state
+        .hub
+        .reset_links(&a.state.links, doc.clone(), vec![Role::View])
+        .await
+        .unwrap();
+    assert_eq!(viewer_on_b.expect_close().await, 4001);
+    let mut new_viewer = Peer::join(&b, &links.view.unwrap()).await;
+    text_within(&mut new_viewer, HEAL, "shared").await;
+    append(&mut editor_on_b, " still").await;
+    text_within(&mut on_a, HEAL, "shared still").await;
+
+    // Deleted on A while B's editor types: everyone on both closes with 4002.
+    let typing = tokio::spawn(async move {
+        for _ in 0..100 {
+            // Sent without waiting for the outcome: the connection may be closing.
+            let end = editor_on_b.text().encode_utf16().count() as u32;
+            let update = editor_on_b.edit(end, 0, "x");
+            let frame = Message::Sync(yrs::sync::SyncMessage::Update(update)).encode_v1();
+            editor_on_b
+                .send_raw(tokio_tungstenite::tungstenite::Message::Binary(
+                    frame.into(),
+                ))
+                .await;
+            tokio::task::yield_now().await;
+        }
+        editor_on_b.expect_close().await
+    });
+    a.state
+        .hub
+        .delete(&a.state.links, doc.clone())
+        .await
+        .unwrap();
+    assert_eq!(on_a.expect_close().await, 4002);
+    assert_eq!(new_viewer.expect_close().await, 4002);
+    assert_eq!(typing.await.unwrap(), 4002);
+    b.eventually("B's room to close", |s| s.hub.get(&doc).is_none())
+        .await;
+    b.state.hub.journal().flush().await;
+    // Nothing of it is left in the shared database.
+    let database = cluster.database.clone();
+    let rows = |table: &str, column: &str| {
+        cluster.pg.sql_in(
+            &database_name(&database),
+            &format!("SELECT COUNT(*) FROM {table} WHERE {column} = '{doc}'"),
+        )
+    };
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left = [
+            rows("documents", "id"),
+            rows("updates", "doc"),
+            rows("versions", "doc"),
+            rows("capabilities", "doc"),
+        ]
+        .iter()
+        .map(|count| count.trim().to_string())
+        .collect::<Vec<_>>();
+        if left.iter().all(|count| count == "0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(left.iter().all(|count| count == "0"), "{left:?}");
+}
+
+/// The database name in a PostgreSQL URL.
+fn database_name(url: &str) -> String {
+    url.rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A reset announced while Redis was away still reaches the other instance: when its
+/// subscription takes hold again, it reads the document's links from the store and closes the
+/// connection that came by the old link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reset_made_while_redis_is_away_closes_the_old_link_when_it_is_back() {
+    let mut cluster = Cluster::start();
+    let (a, b) = (cluster.instance().await, cluster.instance().await);
+    let (edit, view) = a.new_doc_links().await;
+    let doc = a.internal_id(&edit).await;
+    let mut on_a = Peer::join_as(&a, &edit, Some(101)).await;
+    let mut viewer_on_b = Peer::join(&b, &view).await;
+    append(&mut on_a, "shared").await;
+    text_within(&mut viewer_on_b, HEAL, "shared").await;
+
+    cluster.redis.stop();
+    a.state
+        .hub
+        .reset_links(&a.state.links, doc, vec![Role::View])
+        .await
+        .unwrap();
+    cluster.redis.restart();
+    assert_eq!(viewer_on_b.expect_close().await, 4001);
 }

@@ -6,7 +6,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
-use common::{random_id, Peer, TestServer, ONE_AT_A_TIME};
+use common::{Peer, TestServer, ONE_AT_A_TIME};
 use std::io::Read;
 use tandem::doc_id::DocId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,7 +43,7 @@ fn gunzip(bytes: &[u8]) -> String {
 
 /// A document of some 200 KB of varied Markdown, written through a real WebSocket peer.
 async fn long_document(server: &TestServer) -> (DocId, String) {
-    let id = random_id();
+    let id = server.new_doc().await;
     let text: String = (0..4000)
         .map(|i| format!("- item {i}: the *quick* brown fox {}\n", i * 7919 % 1000))
         .collect();

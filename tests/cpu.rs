@@ -6,7 +6,7 @@
 mod common;
 
 use common::updates::{conflicting_update, inserts_right_to_left};
-use common::{random_id, Peer, ServerProcess};
+use common::{Peer, ServerProcess};
 use yrs::sync::{Message, SyncMessage};
 use yrs::{ReadTxn, Transact};
 
@@ -27,7 +27,7 @@ async fn kept_items(reader: &mut Peer, n: u32) -> usize {
 async fn an_update_slower_than_the_time_limit_is_cut_off_and_what_went_in_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path());
-    let id = random_id();
+    let id = server.new_doc();
     let url = server.ws_url(&id);
     let mut writer = Peer::join_url(&url, None).await;
     let mut reader = Peer::join_url(&url, None).await;
@@ -54,7 +54,7 @@ async fn an_update_slower_than_the_time_limit_is_cut_off_and_what_went_in_is_kep
 async fn inserts_that_each_walk_a_long_paste_are_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path());
-    let id = random_id();
+    let id = server.new_doc();
     let url = server.ws_url(&id);
     let mut writer = Peer::join_url(&url, Some(7)).await;
     let paste = "0123456789abcdef".repeat(65_536);
@@ -83,12 +83,12 @@ async fn inserts_that_each_walk_a_long_paste_are_cut_off() {
 async fn slow_integrations_do_not_stop_other_documents() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path());
-    let id = random_id();
+    let id = server.new_doc();
     let mut writer = Peer::join_url(&server.ws_url(&id), None).await;
     let mut reader = Peer::join_url(&server.ws_url(&id), None).await;
     let mut attackers = Vec::new();
     for _ in 0..2 {
-        attackers.push(Peer::join_url(&server.ws_url(&random_id()), None).await);
+        attackers.push(Peer::join_url(&server.ws_url(&server.new_doc()), None).await);
     }
     for attacker in &mut attackers {
         attacker
@@ -111,7 +111,7 @@ async fn a_long_offline_history_integrates_whole() {
     let trace = common::trace::load("automerge-paper.json.gz");
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path());
-    let id = random_id();
+    let id = server.new_doc();
     let url = server.ws_url(&id);
     let offline = tandem::protocol::new_doc();
     common::trace::replay(&trace, &offline, tandem::protocol::CONTENT, |_| {});
@@ -135,12 +135,12 @@ async fn a_long_offline_history_integrates_whole() {
 async fn presence_waiting_for_a_slow_document_does_not_stop_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start_with_args(dir.path(), &["--max-integration-ms", "60000"]);
-    let id = random_id();
+    let id = server.new_doc();
     let mut writer = Peer::join_url(&server.ws_url(&id), None).await;
     let mut reader = Peer::join_url(&server.ws_url(&id), None).await;
     let mut slowed = Vec::new();
     for _ in 0..2 {
-        let slow = random_id();
+        let slow = server.new_doc();
         let mut attacker = Peer::join_url(&server.ws_url(&slow), None).await;
         let bystander = Peer::join_url(&server.ws_url(&slow), None).await;
         attacker

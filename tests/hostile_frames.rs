@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{random_id, Peer, TestServer, PATIENCE};
+use common::{Peer, TestServer, PATIENCE};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -53,7 +53,7 @@ fn awareness(client: u64, clock: u32, json: &str) -> Message {
 #[tokio::test]
 async fn a_frame_packed_with_messages_is_refused_before_any_answer() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut writer = Peer::join(&server, &id).await;
     writer.insert(0, &"x".repeat(50 * 1024)).await;
     let mut reader = Peer::join(&server, &id).await;
@@ -93,7 +93,7 @@ async fn a_frame_packed_with_messages_is_refused_before_any_answer() {
 #[tokio::test]
 async fn repeated_requests_for_a_large_document_run_out_of_allowance() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut writer = Peer::join(&server, &id).await;
     writer.insert(0, &"y".repeat(1024 * 1024)).await;
     let mut asker = Peer::join(&server, &id).await;
@@ -127,7 +127,7 @@ async fn repeated_requests_for_a_large_document_run_out_of_allowance() {
 #[tokio::test]
 async fn presence_is_parsed_and_reencoded_never_relayed_as_received() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut watcher = Peer::join(&server, &id).await;
 
     // An awareness message with a forged "saved" acknowledgement and an update riding along.
@@ -177,7 +177,7 @@ async fn presence_is_parsed_and_reencoded_never_relayed_as_received() {
 #[tokio::test]
 async fn a_connection_may_touch_only_the_presence_it_introduced() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut watcher = Peer::join(&server, &id).await;
     let mut alice = Peer::join(&server, &id).await;
     alice
@@ -219,7 +219,8 @@ async fn a_connection_may_touch_only_the_presence_it_introduced() {
 #[tokio::test]
 async fn presence_entries_are_bounded_and_removed_ones_forgotten() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
+    let doc = server.internal_id(&id).await;
     let mut churner = Peer::join(&server, &id).await;
     for round in 0..500u32 {
         churner
@@ -234,7 +235,7 @@ async fn presence_entries_are_bounded_and_removed_ones_forgotten() {
         }
     }
     let check = Peer::join(&server, &id).await;
-    let room = server.state.hub.get(&id).expect("the room is open");
+    let room = server.state.hub.get(&doc).expect("the room is open");
     server
         .eventually("the churn to be processed", |_| room.presence_count() == 0)
         .await;
@@ -266,7 +267,7 @@ async fn presence_entries_are_bounded_and_removed_ones_forgotten() {
 #[tokio::test]
 async fn an_update_that_retypes_a_text_is_refused() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut a = Peer::join(&server, &id).await;
     a.insert(0, "text stays text").await;
     let mut b = Peer::join(&server, &id).await;
@@ -332,7 +333,7 @@ fn dependent_pair() -> (Vec<u8>, Vec<u8>) {
 #[tokio::test]
 async fn an_update_waits_for_what_it_depends_on_and_is_relayed_only_once_whole() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut watcher = Peer::join(&server, &id).await;
     let (first, second) = dependent_pair();
 
@@ -362,7 +363,7 @@ async fn an_update_waits_for_what_it_depends_on_and_is_relayed_only_once_whole()
 #[tokio::test]
 async fn a_waiting_update_is_refused_when_its_bound_runs_out() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let watcher = Peer::join(&server, &id).await;
 
     // Bytes: more than a megabyte that depends on something that never comes.
@@ -423,7 +424,7 @@ async fn a_waiting_update_is_refused_when_its_bound_runs_out() {
 #[tokio::test]
 async fn writing_as_another_open_connections_client_is_refused_and_their_work_goes_on() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut ann = Peer::join_as(&server, &id, Some(77)).await;
     ann.insert(0, "hello").await;
     let mut bob = Peer::join(&server, &id).await;
@@ -500,13 +501,14 @@ async fn writing_as_another_open_connections_client_is_refused_and_their_work_go
 #[tokio::test]
 async fn a_panic_during_integration_fails_the_room_and_the_next_join_reloads_it() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
+    let doc = server.internal_id(&id).await;
     let mut ann = Peer::join(&server, &id).await;
     ann.insert(0, "kept").await;
     let mut bob = Peer::join(&server, &id).await;
     bob.wait_for_text("kept").await;
 
-    let room = server.state.hub.get(&id).expect("the room is open");
+    let room = server.state.hub.get(&doc).expect("the room is open");
     room.panic_in_next_integration();
     bob.insert(4, " half-applied").await;
     assert_eq!(bob.expect_close().await, 1011);
@@ -519,6 +521,6 @@ async fn a_panic_during_integration_fails_the_room_and_the_next_join_reloads_it(
         "kept",
         "the next join reloads what was stored"
     );
-    let reopened = server.state.hub.get(&id).expect("the room is open again");
+    let reopened = server.state.hub.get(&doc).expect("the room is open again");
     assert!(reopened.failure().is_none());
 }

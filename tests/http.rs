@@ -7,7 +7,7 @@ mod net;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{random_id, Peer, TestServer, ONE_AT_A_TIME};
+use common::{Peer, TestServer, ONE_AT_A_TIME};
 use scraper::{Html, Selector};
 use tandem::doc_id::DocId;
 
@@ -30,14 +30,14 @@ async fn health_answers_ok() {
 async fn new_redirects_to_a_fresh_random_document() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
-    let (status, headers, _) = get(&server, "/new").await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    let first = headers["location"].to_str().unwrap().to_string();
+    let response = net::get(server.addr, "/new").await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER);
+    let first = response.headers["location"].to_str().unwrap().to_string();
     let id = first.strip_prefix("/d/").expect("redirects to /d/{id}");
     DocId::parse(id).expect("a well-formed id");
-    let (_, headers, _) = get(&server, "/new").await;
+    let again = net::get(server.addr, "/new").await;
     assert_ne!(
-        headers["location"].to_str().unwrap(),
+        again.headers["location"].to_str().unwrap(),
         first,
         "every new document is new"
     );
@@ -62,7 +62,7 @@ async fn a_malformed_document_link_is_a_400_page() {
 async fn an_unknown_document_opens_empty() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
-    let (status, _, body) = get(&server, &format!("/d/{}", random_id())).await;
+    let (status, _, body) = get(&server, &format!("/d/{}", server.new_doc().await)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("data-testid=\"source\""), "{body}");
     assert!(body.contains("Untitled · Tandem"), "{body}");
@@ -72,7 +72,7 @@ async fn an_unknown_document_opens_empty() {
 async fn the_page_is_server_rendered_with_the_current_text_and_safe_preview() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut peer = Peer::join(&server, &id).await;
     peer.insert(
         0,
@@ -117,7 +117,7 @@ async fn write_document(server: &TestServer, title: &str, content: &str) -> DocI
     use tandem::protocol;
     use yrs::sync::{Message, SyncMessage};
     use yrs::{GetString, ReadTxn, Text, Transact};
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut author = Peer::join(server, &id).await;
     let update = {
         let doc = author.doc();
@@ -242,7 +242,7 @@ async fn hostile_titles_and_text_are_shown_as_text_on_the_server_rendered_page()
 async fn pages_carry_a_strict_policy_whose_nonce_is_fresh_and_matches_their_scripts() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let first = net::get(server.addr, &format!("/d/{id}")).await;
     let second = net::get(server.addr, &format!("/d/{id}")).await;
     assert_eq!(first.status, StatusCode::OK);
@@ -341,7 +341,7 @@ async fn pages_carry_a_strict_policy_whose_nonce_is_fresh_and_matches_their_scri
 async fn remote_images_can_be_turned_off() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start_with(|c| c.no_remote_images = true).await;
-    let response = net::get(server.addr, &format!("/d/{}", random_id())).await;
+    let response = net::get(server.addr, &format!("/d/{}", server.new_doc().await)).await;
     let policy = response.headers["content-security-policy"]
         .to_str()
         .unwrap();
@@ -367,11 +367,11 @@ fn heartbeat_in(page: &str) -> u32 {
 async fn the_page_is_told_the_configured_heartbeat() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
-    let page = net::get(server.addr, &format!("/d/{}", random_id())).await;
+    let page = net::get(server.addr, &format!("/d/{}", server.new_doc().await)).await;
     assert_eq!(heartbeat_in(&page.body), 15_000);
     drop(server);
     let server = TestServer::start_with(|c| c.heartbeat_ms = 250).await;
-    let page = net::get(server.addr, &format!("/d/{}", random_id())).await;
+    let page = net::get(server.addr, &format!("/d/{}", server.new_doc().await)).await;
     assert_eq!(heartbeat_in(&page.body), 250);
 }
 
@@ -379,7 +379,7 @@ async fn the_page_is_told_the_configured_heartbeat() {
 async fn document_pages_beyond_the_render_cap_are_answered_503() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start_with(|c| c.max_concurrent_renders = 2).await;
-    let id = random_id();
+    let id = server.new_doc().await;
     // Two renders in progress: the test holds their permits.
     let busy = server
         .state
@@ -436,7 +436,7 @@ async fn the_raw_markdown_is_served_as_text_and_downloads_under_a_safe_name() {
     );
 
     // Unknown documents are empty; malformed ids are refused.
-    let (status, _, body) = get(&server, &format!("/d/{}/raw", random_id())).await;
+    let (status, _, body) = get(&server, &format!("/d/{}/raw", server.new_doc().await)).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
     let (status, _, _) = get(&server, "/d/short/raw").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -506,4 +506,41 @@ async fn a_request_head_that_never_ends_is_cut_off() {
         !String::from_utf8_lossy(&answer).contains("200 OK"),
         "an unfinished request was answered"
     );
+}
+
+/// At its default (30 a minute), one address makes its allowance of documents and is then
+/// answered 429 with Retry-After, without a row being written; the documents it made open.
+#[tokio::test]
+async fn making_documents_in_a_loop_is_refused_after_the_allowance() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let server = TestServer::start().await;
+    assert_eq!(server.state.config.max_new_documents_per_minute, 30);
+    let mut made = Vec::new();
+    let mut refused = None;
+    for _ in 0..100 {
+        let response = net::get(server.addr, "/new").await;
+        if response.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(response);
+            break;
+        }
+        assert_eq!(response.status, StatusCode::SEE_OTHER);
+        made.push(response.headers["location"].to_str().unwrap().to_string());
+    }
+    let refused = refused.expect("the loop is stopped");
+    assert_eq!(made.len(), 30, "the allowance, all at once");
+    assert_eq!(refused.headers["retry-after"], "60");
+    let documents = server.state.store.document_count().unwrap();
+    assert_eq!(documents, 30, "a refused request writes nothing");
+    for _ in 0..20 {
+        assert_eq!(
+            net::get(server.addr, "/new").await.status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    assert_eq!(server.state.store.document_count().unwrap(), 30);
+    // What was made opens, and the limit is on making documents, not on opening them.
+    let token = DocId::parse(made[29].strip_prefix("/d/").unwrap()).unwrap();
+    let mut editor = Peer::join(&server, &token).await;
+    editor.insert(0, "made").await;
+    assert_eq!(net::get(server.addr, &made[0]).await.status, StatusCode::OK);
 }

@@ -4,7 +4,7 @@
 mod common;
 mod net;
 
-use common::{random_id, Peer, PATIENCE};
+use common::{Peer, PATIENCE};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -113,7 +113,7 @@ async fn document_ids_never_reach_the_logs() {
     let _turn = common::ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let server = LoggedServer::start(dir.path());
-    let id = random_id();
+    let id = common::new_doc_at(server.addr);
     let ws = format!("ws://{}/ws/{id}", server.addr);
 
     // Open the page, edit through two sockets (one the page's own kind, with acknowledgements),

@@ -4,7 +4,7 @@
 mod common;
 
 use common::updates::run_of_single_characters;
-use common::{random_id, status_kib, Peer, ServerProcess};
+use common::{status_kib, Peer, ServerProcess};
 use yrs::sync::{Message, SyncMessage};
 
 /// 20,000 characters sent as 20,000 items (140 KB) once took the server 270 MiB, quadratic in
@@ -14,7 +14,7 @@ async fn a_run_of_single_characters_costs_what_its_text_does() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path());
     let pid = server.child.id();
-    let id = random_id();
+    let id = server.new_doc();
     let mut writer = Peer::join_url(&server.ws_url(&id), None).await;
     let mut reader = Peer::join_url(&server.ws_url(&id), None).await;
     let (update, text) = run_of_single_characters(4242, 20_000);
@@ -45,11 +45,12 @@ async fn a_run_of_single_characters_costs_what_its_text_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloading_a_log_of_continuing_pastes_costs_what_its_text_does() {
     let dir = tempfile::tempdir().unwrap();
-    let id = random_id();
     let records = 300;
     let paste = "0123456789abcdef".repeat(256);
+    let id;
     {
         let server = ServerProcess::start(dir.path());
+        id = server.new_doc();
         // A Tandem client, told when each change is stored.
         let url = format!("{}?client=tandem", server.ws_url(&id));
         let mut writer = Peer::join_url(&url, None).await;

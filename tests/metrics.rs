@@ -5,7 +5,7 @@
 mod common;
 mod net;
 
-use common::{random_id, Peer, TestServer};
+use common::{Peer, TestServer};
 use std::net::SocketAddr;
 use tandem::server::metrics::*;
 use tower::ServiceExt;
@@ -48,7 +48,7 @@ impl Scrape {
 async fn counters_move_when_people_edit() {
     let server = TestServer::start().await;
     let before = Scrape::of(&server).await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let url = format!("{}?client=tandem", server.ws_url(id.as_str()));
     let mut writer = Peer::join_url(&url, None).await;
     let mut reader = Peer::join_url(&server.ws_url(id.as_str()), None).await;
@@ -87,7 +87,7 @@ async fn counters_move_when_people_edit() {
 async fn refusals_and_closes_are_counted_by_reason() {
     let server = TestServer::start_with(|c| c.max_message_bytes = 1024).await;
     let before = Scrape::of(&server).await;
-    let id = random_id();
+    let id = server.new_doc().await;
     // A page from another site.
     let refused = net::ws_from(
         [127, 0, 0, 1].into(),

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{random_id, Peer, ServerProcess, PATIENCE};
+use common::{Peer, ServerProcess, PATIENCE};
 use futures_util::StreamExt;
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
@@ -17,10 +17,10 @@ use yrs::{ReadTxn, StateVector, Transact, Update};
 #[tokio::test]
 async fn text_survives_a_graceful_restart_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
-    let id = random_id();
     let text = "# Notes\n\nUnicode: héllo, 日本語, emoji 😀 and a\ttab.\r\nLast line";
 
     let server = ServerProcess::start(dir.path());
+    let id = server.new_doc();
     let mut writer = Peer::join_url(&server.ws_url(&id), None).await;
     writer.insert(0, text).await;
     let mut reader = Peer::join_url(&server.ws_url(&id), None).await;
@@ -62,8 +62,8 @@ async fn nothing_anyone_saw_is_lost_in_a_crash_on_postgres() {
 
 /// Five writers, a SIGKILL at a random moment, a restart by `start`, and the checks above.
 async fn crash_and_check(start: impl Fn() -> ServerProcess) {
-    let id = random_id();
     let server = start();
+    let id = server.new_doc();
     let url = server.ws_url(&id);
 
     let mut writers = Vec::new();
@@ -204,8 +204,8 @@ async fn crash_and_check(start: impl Fn() -> ServerProcess) {
 #[tokio::test]
 async fn backup_copies_a_running_servers_data() {
     let dir = tempfile::tempdir().unwrap();
-    let id = random_id();
     let server = ServerProcess::start(dir.path());
+    let id = server.new_doc();
     let mut peer = Peer::join_url(&server.ws_url(&id), None).await;
     peer.insert(0, "worth keeping").await;
     let mut check = Peer::join_url(&server.ws_url(&id), None).await;
@@ -222,8 +222,13 @@ async fn backup_copies_a_running_servers_data() {
         .unwrap();
     assert!(status.success());
     let restored = SqliteStore::open(copy_dir.path(), 0).unwrap();
+    let internal = restored
+        .resolve(&tandem::server::capability::token_hash(&id))
+        .unwrap()
+        .expect("the link is in the backup")
+        .doc;
     let stored = restored
-        .load(&id)
+        .load(&internal)
         .unwrap()
         .expect("the document is in the backup");
     let doc = tandem::protocol::new_doc();
@@ -268,7 +273,7 @@ async fn the_data_directory_database_and_backups_are_private() {
     let parent = tempfile::tempdir().unwrap();
     let data_dir = parent.path().join("data");
     let server = ServerProcess::start(&data_dir);
-    let id = random_id();
+    let id = server.new_doc();
     let mut peer = Peer::join_url(&server.ws_url(&id), None).await;
     peer.insert(0, "private").await;
     let mut check = Peer::join_url(&server.ws_url(&id), None).await;
@@ -291,7 +296,7 @@ async fn the_data_directory_database_and_backups_are_private() {
 async fn backup_refuses_existing_files_and_symbolic_links() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path());
-    let id = random_id();
+    let id = server.new_doc();
     let mut peer = Peer::join_url(&server.ws_url(&id), None).await;
     peer.insert(0, "secret").await;
     let mut check = Peer::join_url(&server.ws_url(&id), None).await;

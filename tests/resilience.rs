@@ -36,7 +36,7 @@ fn resident_kib() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_and_memory_stays_bounded() {
     let server = TestServer::start_with(|c| c.send_queue = 8).await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut writer = Peer::join(&server, &id).await;
     let mut sleeper = Peer::join(&server, &id).await; // never reads from here on
     let before = resident_kib();
@@ -76,7 +76,7 @@ async fn a_client_that_stops_reading_is_closed_and_memory_stays_bounded() {
 #[tokio::test]
 async fn an_oversized_message_gets_1009() {
     let server = TestServer::start_with(|c| c.max_message_bytes = 64 * 1024).await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut ok = Peer::join(&server, &id).await;
     let mut big = Peer::join(&server, &id).await;
     big.insert(0, &"y".repeat(100 * 1024)).await;
@@ -90,7 +90,7 @@ async fn an_oversized_message_gets_1009() {
 #[tokio::test]
 async fn a_change_past_the_document_size_limit_is_refused_with_a_reason() {
     let server = TestServer::start_with(|c| c.max_doc_bytes = 16 * 1024).await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut a = Peer::join(&server, &id).await;
     a.insert(0, "small").await;
     let mut b = Peer::join(&server, &id).await;
@@ -119,7 +119,7 @@ async fn a_change_past_the_document_size_limit_is_refused_with_a_reason() {
 #[tokio::test]
 async fn a_flood_is_closed_while_a_normal_client_keeps_syncing() {
     let server = TestServer::start_with(|c| c.max_messages_per_second = 20).await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut normal = Peer::join(&server, &id).await;
     let mut watcher = Peer::join(&server, &id).await;
     let mut flood = Peer::join(&server, &id).await;
@@ -147,7 +147,7 @@ async fn origins_are_checked() {
     let server =
         TestServer::start_with(|c| c.allowed_origins = vec!["https://notes.example.com".into()])
             .await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let connect = |origin: Option<&'static str>| {
         let mut request = server.ws_url(id.as_str()).into_client_request().unwrap();
         if let Some(origin) = origin {
@@ -184,7 +184,7 @@ async fn origins_are_checked() {
 #[tokio::test]
 async fn connections_per_address_are_limited() {
     let server = TestServer::start_with(|c| c.max_connections_per_address = 2).await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let first = Peer::join(&server, &id).await;
     let _second = Peer::join(&server, &id).await;
     match tokio_tungstenite::connect_async(server.ws_url(id.as_str())).await {
@@ -249,6 +249,7 @@ async fn a_connection_that_stops_answering_pings_is_closed() {
                 .admit(std::net::IpAddr::from([127, 0, 0, n]))
                 .unwrap(),
             max_message_bytes: 1 << 20,
+            link: tandem::server::session::LinkGrant::edit(),
         };
         tokio::spawn(session::run(
             ChannelSocket { incoming, outgoing },
@@ -348,6 +349,7 @@ async fn a_peer_asking_more_than_it_reads_is_closed_at_the_reply_byte_bound() {
             .admit(std::net::IpAddr::from([127, 0, 0, 1]))
             .unwrap(),
         max_message_bytes: 1 << 20,
+        link: tandem::server::session::LinkGrant::edit(),
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn(session::run(

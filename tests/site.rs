@@ -6,7 +6,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{random_id, TestServer, ONE_AT_A_TIME};
+use common::{TestServer, ONE_AT_A_TIME};
 
 async fn get(server: &TestServer, path: &str) -> (StatusCode, String) {
     let request = Request::get(path).body(Body::empty()).unwrap();
@@ -24,7 +24,7 @@ async fn a_server_that_reads_its_site_from_disk_links_it_at_the_plain_addresses(
             "these tests are of a build that reads its site from disk"
         )
     };
-    let (status, page) = get(&server, &format!("/d/{}", random_id())).await;
+    let (status, page) = get(&server, &format!("/d/{}", server.new_doc().await)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(r#"href="/pkg/tandem.css""#), "{page}");
     assert!(page.contains(r#"href="/pkg/tandem.js""#));

@@ -209,7 +209,8 @@ async fn automerge_paper_trace(store: Arc<dyn DocStore>) {
 async fn compaction_runs_after_a_bounded_number_of_updates() {
     let _turn = common::ONE_AT_A_TIME.lock().await;
     let server = TestServer::start_with(|c| c.compact_after_updates = 10).await;
-    let id = random_id();
+    let id = server.new_doc().await;
+    let doc = server.internal_id(&id).await;
     let mut peer = Peer::join(&server, &id).await;
     let mut watcher = Peer::join(&server, &id).await;
     for i in 0..35u32 {
@@ -217,7 +218,7 @@ async fn compaction_runs_after_a_bounded_number_of_updates() {
     }
     watcher.wait_for_text(&"x".repeat(35)).await;
     server.state.hub.journal().flush().await;
-    let tail = rows(server.data_dir.path(), &id).len();
+    let tail = rows(server.data_dir.path(), &doc).len();
     assert!(
         tail < 10,
         "{tail} updates left in the log after compactions"
@@ -225,7 +226,7 @@ async fn compaction_runs_after_a_bounded_number_of_updates() {
     drop(peer);
     drop(watcher);
 
-    let reloaded = server.state.hub.snapshot(&id).await.unwrap();
+    let reloaded = server.state.hub.snapshot(&doc).await.unwrap();
     assert_eq!(reloaded.content, "x".repeat(35));
 }
 
@@ -233,7 +234,8 @@ async fn compaction_runs_after_a_bounded_number_of_updates() {
 async fn a_failed_load_refuses_the_room_and_touches_nothing() {
     let _turn = common::ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
+    let doc = server.internal_id(&id).await;
     // A document whose stored log holds a damaged record.
     let mut good = Peer::join(&server, &id).await;
     good.insert(0, "precious").await;
@@ -242,20 +244,20 @@ async fn a_failed_load_refuses_the_room_and_touches_nothing() {
     good.close().await;
     check.close().await;
     server
-        .eventually("the room to unload", |s| s.hub.get(&id).is_none())
+        .eventually("the room to unload", |s| s.hub.get(&doc).is_none())
         .await;
     server.state.hub.journal().flush().await;
     {
         let conn = rusqlite::Connection::open(server.data_dir.path().join(DB_FILE)).unwrap();
         conn.execute(
             "INSERT INTO updates (doc, data) VALUES (?1, ?2)",
-            rusqlite::params![id.as_str(), vec![0xdeu8, 0xad, 0xbe, 0xef]],
+            rusqlite::params![doc.as_str(), vec![0xdeu8, 0xad, 0xbe, 0xef]],
         )
         .unwrap();
     }
     let before = (
-        rows(server.data_dir.path(), &id),
-        snapshot_bytes(server.data_dir.path(), &id),
+        rows(server.data_dir.path(), &doc),
+        snapshot_bytes(server.data_dir.path(), &doc),
     );
 
     let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url(id.as_str()))
@@ -273,7 +275,7 @@ async fn a_failed_load_refuses_the_room_and_touches_nothing() {
         }
         other => panic!("expected a close frame, got {other:?}"),
     }
-    assert!(server.state.hub.get(&id).is_none(), "no room was opened");
+    assert!(server.state.hub.get(&doc).is_none(), "no room was opened");
 
     // The page says so too, with a server error status.
     let response = tandem::server::router(server.state.clone())
@@ -282,8 +284,8 @@ async fn a_failed_load_refuses_the_room_and_touches_nothing() {
     assert_eq!(response, 500);
 
     let after = (
-        rows(server.data_dir.path(), &id),
-        snapshot_bytes(server.data_dir.path(), &id),
+        rows(server.data_dir.path(), &doc),
+        snapshot_bytes(server.data_dir.path(), &doc),
     );
     assert_eq!(before, after, "the stored bytes are untouched");
 }
@@ -316,7 +318,7 @@ async fn a_failed_write_is_reported_and_loses_nothing_stored() {
     let _turn = common::ONE_AT_A_TIME.lock().await;
     // A 1 MiB cap on the database stands in for a full disk: SQLite fails the write itself.
     let server = TestServer::start_with(|c| c.max_storage_mb = 1).await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut a = Peer::join(&server, &id).await;
     let mut b = Peer::join(&server, &id).await;
     a.insert(0, "safe and sound").await;
@@ -339,8 +341,9 @@ async fn a_failed_write_is_reported_and_loses_nothing_stored() {
 async fn documents_keep_their_title_and_times() {
     let _turn = common::ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
-    let id = random_id();
     let started = tandem::server::storage::now_millis();
+    let id = server.new_doc().await;
+    let doc = server.internal_id(&id).await;
     let mut peer = Peer::join(&server, &id).await;
     let update = {
         let title = peer.doc().get_or_insert_text(protocol::TITLE);
@@ -358,7 +361,7 @@ async fn documents_keep_their_title_and_times() {
     let (title, created, updated): (String, i64, i64) = conn
         .query_row(
             "SELECT title, created_at, updated_at FROM documents WHERE id = ?1",
-            [id.as_str()],
+            [doc.as_str()],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
@@ -373,7 +376,8 @@ async fn documents_keep_their_title_and_times() {
 async fn tandem_clients_are_told_when_changes_are_durable_and_stock_clients_are_not() {
     let _turn = common::ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
+    let doc = server.internal_id(&id).await;
     let tandem_url = format!("{}?client=tandem", server.ws_url(id.as_str()));
     let mut ours = Peer::join_url(&tandem_url, None).await;
     let mut stock = Peer::join(&server, &id).await;
@@ -383,7 +387,7 @@ async fn tandem_clients_are_told_when_changes_are_durable_and_stock_clients_are_
     ours.pump_until("two acknowledgements", |p, _| p.acks == 2)
         .await;
     // Acknowledged means stored.
-    assert_eq!(rows(server.data_dir.path(), &id).len(), 1);
+    assert_eq!(rows(server.data_dir.path(), &doc).len(), 1);
 
     stock.wait_for_text("one").await;
     stock.insert(3, " two").await;
@@ -504,7 +508,8 @@ fn versions_are_kept_read_back_and_retained() {
 async fn a_version_is_kept_when_the_last_editor_leaves() {
     let _turn = common::ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
+    let doc = server.internal_id(&id).await;
     let mut writer = Peer::join(&server, &id).await;
     writer
         .set_presence(r##"{"user":{"name":"Ada Lovelace","color":"#e5484d"}}"##)
@@ -512,13 +517,13 @@ async fn a_version_is_kept_when_the_last_editor_leaves() {
     writer.insert(0, "Notes from today").await;
     let mut reader = Peer::join(&server, &id).await;
     reader.wait_for_text("Notes from today").await;
-    assert!(server.state.hub.versions(&id).await.unwrap().is_empty());
+    assert!(server.state.hub.versions(&doc).await.unwrap().is_empty());
     writer.close().await;
     reader.close().await;
     let hub = server.state.hub.clone();
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let versions = loop {
-        let versions = hub.versions(&id).await.unwrap();
+        let versions = hub.versions(&doc).await.unwrap();
         if !versions.is_empty() || tokio::time::Instant::now() > deadline {
             break versions;
         }
@@ -526,6 +531,6 @@ async fn a_version_is_kept_when_the_last_editor_leaves() {
     };
     assert_eq!(versions.len(), 1, "one version once the room closed");
     assert_eq!(versions[0].authors, ["Ada Lovelace"]);
-    let version = hub.version(&id, versions[0].id).await.unwrap().unwrap();
+    let version = hub.version(&doc, versions[0].id).await.unwrap().unwrap();
     assert_eq!(version.content, "Notes from today");
 }

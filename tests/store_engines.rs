@@ -145,6 +145,150 @@ fn versions_are_kept_listed_and_read(store: &dyn DocStore) {
     );
 }
 
+/// A document's links: each found by its token's hash; replacing one makes the old token open
+/// nothing at once, and leaves the other link alone.
+fn a_reset_link_opens_nothing_and_its_successor_opens_the_document(store: &dyn DocStore) {
+    use tandem::server::capability::{token_hash, Role};
+    use tandem::server::storage::capabilities::NewLink;
+    let doc = id();
+    store.append(&[update(&doc, typed(1, "x"), "T")]).unwrap();
+    let (edit, view, reset) = (id(), id(), id());
+    let link = |token: &DocId, generation| NewLink {
+        token_hash: token_hash(token),
+        generation,
+        new_document: true,
+    };
+    store.set_link(&doc, Role::Edit, link(&edit, 1)).unwrap();
+    store.set_link(&doc, Role::View, link(&view, 1)).unwrap();
+    let found = |token: &DocId| store.resolve(&token_hash(token)).unwrap();
+    let opened = found(&edit).unwrap();
+    assert_eq!(
+        (opened.doc, opened.role, opened.generation),
+        (doc.clone(), Role::Edit, 1)
+    );
+    assert_eq!(found(&view).unwrap().role, Role::View);
+    store.set_link(&doc, Role::Edit, link(&reset, 2)).unwrap();
+    assert_eq!(found(&edit), None);
+    assert_eq!(found(&reset).unwrap().generation, 2);
+    assert_eq!(found(&view).unwrap().generation, 1);
+    let mut links = store.links(&doc).unwrap();
+    links.sort_by_key(|(role, _)| role.as_str());
+    assert_eq!(links, vec![(Role::Edit, 2), (Role::View, 1)]);
+    assert_eq!(found(&id()), None);
+}
+
+/// Deleting a document removes its metadata, log, snapshot, versions and links at once, and
+/// leaves its links' hashes to answer "gone"; another document is untouched.
+fn a_deleted_document_leaves_only_its_links_as_gone(store: &dyn DocStore) {
+    use tandem::server::capability::{token_hash, Role};
+    use tandem::server::storage::capabilities::NewLink;
+    use tandem::server::storage::{Compaction, NewVersion};
+    let (doc, other) = (id(), id());
+    let (edit, view, kept) = (id(), id(), id());
+    store.append(&writes(&doc, &["one", " two"])).unwrap();
+    store.append(&writes(&other, &["other"])).unwrap();
+    let snapshot = {
+        use yrs::{ReadTxn, Transact};
+        let replica = store.load(&doc).unwrap().unwrap().replica().unwrap();
+        let bytes = replica
+            .transact()
+            .encode_state_as_update_v1(&yrs::StateVector::default());
+        bytes
+    };
+    store
+        .compact(&Compaction {
+            doc: doc.clone(),
+            title: "T".into(),
+            snapshot,
+            upto: store.load(&doc).unwrap().unwrap().last_seq,
+        })
+        .unwrap();
+    store.append(&writes(&doc, &[" three"])).unwrap();
+    store
+        .add_version(&NewVersion {
+            doc: doc.clone(),
+            title: "T".into(),
+            content: "one two".into(),
+            authors: vec!["Ada".into()],
+        })
+        .unwrap();
+    for (token, role) in [(&edit, Role::Edit), (&view, Role::View)] {
+        let link = NewLink {
+            token_hash: token_hash(token),
+            generation: 1,
+            new_document: true,
+        };
+        store.set_link(&doc, role, link).unwrap();
+    }
+    store
+        .set_link(
+            &other,
+            Role::Edit,
+            NewLink {
+                token_hash: token_hash(&kept),
+                generation: 1,
+                new_document: true,
+            },
+        )
+        .unwrap();
+
+    assert!(store.delete_document(&doc).unwrap());
+    assert!(store.load(&doc).unwrap().is_none(), "nothing of it loads");
+    assert!(store.versions(&doc).unwrap().is_empty());
+    assert!(store.links(&doc).unwrap().is_empty());
+    for token in [&edit, &view] {
+        assert_eq!(store.resolve(&token_hash(token)).unwrap(), None);
+        assert!(store.is_gone(&token_hash(token)).unwrap());
+    }
+    assert!(
+        !store.is_gone(&token_hash(&id())).unwrap(),
+        "only its links are gone"
+    );
+    // A reset landing after the deletion makes nothing, and a deleted link is never reused.
+    let late = NewLink {
+        token_hash: token_hash(&id()),
+        generation: 2,
+        new_document: false,
+    };
+    let refused = store.set_link(&doc, Role::View, late);
+    assert!(
+        matches!(refused, Err(tandem::server::storage::StoreError::Deleted)),
+        "{refused:?}"
+    );
+    let reused = NewLink {
+        token_hash: token_hash(&view),
+        generation: 1,
+        new_document: true,
+    };
+    let refused = store.set_link(&doc, Role::View, reused);
+    assert!(
+        matches!(refused, Err(tandem::server::storage::StoreError::Deleted)),
+        "{refused:?}"
+    );
+    assert!(store.load(&doc).unwrap().is_none());
+    assert!(store.links(&doc).unwrap().is_empty());
+    // A change still in flight brings the document's row back for a moment: a reset then
+    // still makes nothing (a live document always has a link), and deleting again clears it.
+    store.append(&writes(&doc, &["late"])).unwrap();
+    let late = NewLink {
+        token_hash: token_hash(&id()),
+        generation: 2,
+        new_document: false,
+    };
+    let refused = store.set_link(&doc, Role::Edit, late);
+    assert!(
+        matches!(refused, Err(tandem::server::storage::StoreError::Deleted)),
+        "{refused:?}"
+    );
+    assert!(store.delete_document(&doc).unwrap());
+    assert!(store.load(&doc).unwrap().is_none());
+    // Deleting again changes nothing; the other document is whole.
+    assert!(!store.delete_document(&doc).unwrap());
+    assert_eq!(text_of(store, &other), "other");
+    assert!(store.resolve(&token_hash(&kept)).unwrap().is_some());
+    assert!(!store.is_gone(&token_hash(&kept)).unwrap());
+}
+
 fn a_writable_store_says_so(store: &dyn DocStore) {
     store.check_writable().unwrap();
 }
@@ -213,6 +357,8 @@ macro_rules! suite_on {
                 versions_are_kept_listed_and_read,
                 any_title_is_stored,
                 a_writable_store_says_so,
+                a_reset_link_opens_nothing_and_its_successor_opens_the_document,
+                a_deleted_document_leaves_only_its_links_as_gone,
             ]
         );
     };
@@ -410,4 +556,52 @@ fn an_unreachable_server_is_a_clear_error() {
         .err()
         .expect("refused");
     assert!(matches!(error, StoreError::Setup(_)), "{error:?}");
+}
+
+/// Documents from before links had roles are moved to internal ids on the first start after
+/// the migration, and only once: a start that did not finish the move does it at the next
+/// start (the marker goes in the same transaction as the move), and a later start changes
+/// nothing.
+#[test]
+fn documents_from_before_roles_move_to_internal_ids_once_on_postgres() {
+    use tandem::server::capability::{token_hash, Role};
+    let server = PgServer::start();
+    let url = server.new_database();
+    let database = url.rsplit('/').next().unwrap().to_string();
+    drop(PostgresStore::open(&url).unwrap());
+    // As a database just migrated from before roles: a document stored under its link, and
+    // the move still to do.
+    let old = id();
+    {
+        let store = PostgresStore::open(&url).unwrap();
+        store.append(&writes(&old, &["from ", "before"])).unwrap();
+    }
+    server.sql_in(
+        &database,
+        "CREATE TABLE rekey_pending (since BIGINT NOT NULL); INSERT INTO rekey_pending VALUES (0)",
+    );
+
+    let store = PostgresStore::open(&url).unwrap();
+    let opened = store
+        .resolve(&token_hash(&old))
+        .unwrap()
+        .expect("the old link opens it");
+    assert_eq!((opened.role, opened.generation), (Role::Edit, 0));
+    assert_ne!(opened.doc, old, "a new internal id");
+    assert_eq!(text_of(&store, &opened.doc), "from before");
+    assert!(
+        store.load(&old).unwrap().is_none(),
+        "nothing is left under the old id"
+    );
+    let left = server.sql_in(&database, "SELECT to_regclass('rekey_pending') IS NULL");
+    assert_eq!(left.trim(), "t", "the move is marked done");
+    drop(store);
+
+    // Another start moves nothing again.
+    let store = PostgresStore::open(&url).unwrap();
+    assert_eq!(
+        store.resolve(&token_hash(&old)).unwrap().unwrap().doc,
+        opened.doc
+    );
+    assert_eq!(store.document_count().unwrap(), 1);
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{random_id, Peer, TestServer};
+use common::{Peer, TestServer};
 use futures_util::StreamExt;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -12,7 +12,7 @@ use yrs::sync::{Message, SyncMessage};
 #[tokio::test]
 async fn two_clients_converge() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut a = Peer::join(&server, &id).await;
     let mut b = Peer::join(&server, &id).await;
 
@@ -30,7 +30,7 @@ async fn two_clients_converge() {
 #[tokio::test]
 async fn a_late_joiner_receives_the_full_state() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut a = Peer::join(&server, &id).await;
     let mut b = Peer::join(&server, &id).await;
     a.insert(0, "first line\n").await;
@@ -45,7 +45,7 @@ async fn a_late_joiner_receives_the_full_state() {
 #[tokio::test]
 async fn rooms_never_leak_into_each_other() {
     let server = TestServer::start().await;
-    let (one, two) = (random_id(), random_id());
+    let (one, two) = (server.new_doc().await, server.new_doc().await);
     let mut a = Peer::join(&server, &one).await;
     let mut other = Peer::join(&server, &two).await;
     let mut b = Peer::join(&server, &one).await;
@@ -68,7 +68,7 @@ async fn rooms_never_leak_into_each_other() {
 #[tokio::test]
 async fn bad_input_is_rejected_and_the_room_carries_on() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     // Client 1 writes "abc": the item (1, 0) is a string, which the crafted update below
     // wrongly names as a parent.
     let mut a = Peer::join_as(&server, &id, Some(1)).await;
@@ -135,7 +135,7 @@ impl EncodeBytes for Message {
 #[tokio::test]
 async fn awareness_is_forwarded_and_removed_when_its_client_leaves() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut a = Peer::join(&server, &id).await;
     let mut b = Peer::join(&server, &id).await;
     let a_client = a.doc().client_id().get();
@@ -175,18 +175,19 @@ async fn awareness_is_forwarded_and_removed_when_its_client_leaves() {
 #[tokio::test]
 async fn a_room_leaves_memory_with_its_last_client() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
+    let doc = server.internal_id(&id).await;
     let a = Peer::join(&server, &id).await;
     let b = Peer::join(&server, &id).await;
-    assert!(server.state.hub.get(&id).is_some());
+    assert!(server.state.hub.get(&doc).is_some());
     a.close().await;
     assert!(
-        server.state.hub.get(&id).is_some(),
+        server.state.hub.get(&doc).is_some(),
         "one client is still there"
     );
     b.close().await;
     server
-        .eventually("the room to unload", |s| s.hub.get(&id).is_none())
+        .eventually("the room to unload", |s| s.hub.get(&doc).is_none())
         .await;
     assert_eq!(server.state.hub.room_count(), 0);
 }
@@ -208,7 +209,7 @@ async fn a_malformed_document_id_is_refused() {
 #[tokio::test]
 async fn the_pages_heartbeat_is_answered_and_the_connection_stays() {
     let server = TestServer::start().await;
-    let id = random_id();
+    let id = server.new_doc().await;
     let mut page = Peer::join(&server, &id).await;
     let mut other = Peer::join(&server, &id).await;
     for beat in 0..3 {

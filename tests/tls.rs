@@ -21,7 +21,7 @@ const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
 struct Tls {
     addr: SocketAddr,
     connector: TlsConnector,
-    _state: AppState,
+    state: AppState,
     _dir: tempfile::TempDir,
 }
 
@@ -51,12 +51,21 @@ async fn start() -> Tls {
     Tls {
         addr,
         connector: TlsConnector::from(Arc::new(client)),
-        _state: state,
+        state,
         _dir: dir,
     }
 }
 
 impl Tls {
+    /// A fresh document's edit link: only a link the server made opens anything.
+    async fn new_doc(&self) -> String {
+        let links = self.state.links.clone();
+        let made = tokio::task::spawn_blocking(move || links.create())
+            .await
+            .unwrap();
+        made.expect("a document is made").1.to_string()
+    }
+
     async fn connect(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
         let tcp = TcpStream::connect(self.addr).await.unwrap();
         let name = ServerName::try_from("localhost").unwrap();
@@ -103,7 +112,7 @@ impl Tls {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_syncs_over_wss_with_the_certificate_trusted() {
     let server = start().await;
-    let id = tandem::doc_id::DocId::from_random_bytes([7; 16]).to_string();
+    let id = server.new_doc().await;
     let mut writer = server.websocket(&id).await;
     let mut reader = server.websocket(&id).await;
 
@@ -193,9 +202,10 @@ async fn plain_http_and_untrusted_clients_get_nothing_and_the_server_goes_on() {
     .map(Result::unwrap)
     .collect();
     // Served before any of the stalled handshakes could have timed out and made room.
+    let id = server.new_doc().await;
     let _ws = tokio::time::timeout(
         tls::HANDSHAKE_TIMEOUT / 2,
-        server.websocket_from([127, 0, 0, 9], "AAAAAAAAAAAAAAAAAAAAAA"),
+        server.websocket_from([127, 0, 0, 9], &id),
     )
     .await
     .expect("another address is served while one stalls its handshakes");

@@ -10,7 +10,6 @@
 // included), until the page is live; then the same page again with the cache it filled.
 import { chromium } from '@playwright/test';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -86,7 +85,9 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
 });
 const context = await browser.newContext();
-const address = `${url}/d/${randomBytes(16).toString('base64url')}`;
+// A document made as a browser makes one: only links the server made open anything.
+const made = await fetch(`${url}/new`, { redirect: 'manual' });
+const address = `${url}${made.headers.get('location')}`;
 const first = await load(context, address);
 const again = await load(context, address);
 await browser.close();

@@ -353,6 +353,7 @@ export class TandemInstance {
           ...process.env,
           RUST_LOG: 'info',
           TANDEM_DATABASE_URL: this.databaseUrl,
+          TANDEM_LINK_KEY: 'dGFuZGVtIHRlc3QgbGluayBrZXksIDMyIGJ5dGVzISE=',
           TANDEM_REDIS_URL: this.redisUrl,
         },
         watch: TandemInstance.trouble,

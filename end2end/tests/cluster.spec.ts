@@ -33,7 +33,7 @@ test.describe('two instances on one PostgreSQL and one Redis', () => {
   });
 
   test('stock Yjs clients typing at once on A and on B converge, and later joiners see the same', async () => {
-    const id = newDocId();
+    const id = await newDocId(cluster.a.url);
     const onA = await StockClient.join(cluster.a.url, id);
     const onB = await StockClient.join(cluster.b.url, id);
     const clients = [onA, onB];
@@ -77,7 +77,7 @@ test.describe('two instances on one PostgreSQL and one Redis', () => {
   });
 
   test('a person on A and a person on B see each other’s text, preview, caret and presence', async ({ browser }) => {
-    const id = newDocId();
+    const id = await newDocId(cluster.a.url);
     const ada = await openDocAt(browser, cluster.a.url, id);
     const bo = await openDocAt(browser, cluster.b.url, id);
     try {
@@ -129,7 +129,7 @@ test.describe('two instances on one PostgreSQL and one Redis', () => {
     browser,
   }) => {
     test.setTimeout(120_000);
-    const id = newDocId();
+    const id = await newDocId(cluster.a.url);
     // Ada reaches A through a proxy that will send her to B once A is dead; Bo is on B.
     const proxy = new SwitchableProxy(clusterPorts.proxy, cluster.a.port);
     await proxy.listen();

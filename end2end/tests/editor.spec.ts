@@ -19,7 +19,7 @@ test('a malformed link is refused with a 400 page', async ({ page }) => {
 });
 
 test('typing in one browser appears in the other, preview included', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const a = await openDoc(browser, id);
   const b = await openDoc(browser, id);
 
@@ -37,7 +37,7 @@ test('typing in one browser appears in the other, preview included', async ({ br
 });
 
 test('two people typing at once in different places converge', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const a = await openDoc(browser, id);
   const b = await openDoc(browser, id);
   await typeAt(a.page, 0, 'top\n\nbottom');
@@ -60,7 +60,7 @@ test('two people typing at once in different places converge', async ({ browser 
 });
 
 test('the server-rendered page shows the text with JavaScript off', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const a = await openDoc(browser, id);
   await typeAt(a.page, 0, '# Rendered on the server\n\nplain *words*');
   await a.page.getByTestId('title').fill('No script here');
@@ -81,7 +81,7 @@ test('the server-rendered page shows the text with JavaScript off', async ({ bro
 });
 
 test("a user's caret stays put when another user inserts text before it", async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const a = await openDoc(browser, id);
   const b = await openDoc(browser, id);
   await typeAt(a.page, 0, 'world');
@@ -108,7 +108,7 @@ test("a user's caret stays put when another user inserts text before it", async 
 });
 
 test('deleting, pasting and undo keep both replicas identical', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const a = await openDoc(browser, id);
   const b = await openDoc(browser, id);
   await typeAt(a.page, 0, 'one two three');
@@ -134,7 +134,7 @@ test('deleting, pasting and undo keep both replicas identical', async ({ browser
 });
 
 test('a <script> typed into the document does not run', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const a = await openDoc(browser, id);
   const b = await openDoc(browser, id);
   const evil = '<script>window.__pwned = 1</script>\n\n<img src=x onerror="window.__pwned = 2">\n\n[click](javascript:window.__pwned=3)\n';

@@ -2,7 +2,7 @@ import { test, expect } from '@playwright/test';
 import { newDocId, openDoc, typeAt } from './support';
 
 test('Download .md gives the text as written and .html the rendered page, named after the title', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const a = await openDoc(browser, id);
   await a.page.getByTestId('title').fill('Plans: <b>2027</b>');
   await typeAt(a.page, 0, '# Plans\n\n- [ ] <script>x</script>\n');

@@ -2,7 +2,7 @@ import { test, expect } from '@playwright/test';
 import { newDocId, openDoc, source, typeAt } from './support';
 
 test('a version is kept, text is deleted, and restoring the version brings it back for everyone', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   // One person writes and leaves: the room keeps a version when its last editor goes.
   const first = await openDoc(browser, id);
   await first.page.getByTestId('title').fill('Plan A');

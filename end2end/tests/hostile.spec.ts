@@ -72,7 +72,7 @@ async function expectNothingHappened(page: Page, incidents: Incidents) {
 }
 
 test('a hostile title and text stay text for everyone who opens the link', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
 
   // Person A writes the hostile document through the page.
   const a = await watchedContext(browser);
@@ -89,7 +89,7 @@ test('a hostile title and text stay text for everyone who opens the link', async
   const c = await watchedContext(browser);
   const benign = await c.newPage();
   const incidentsBenign = watch(benign);
-  await benign.goto(`/d/${newDocId()}`);
+  await benign.goto(`/d/${await newDocId()}`);
   await expectLive(benign);
   const shippedScripts = await benign.locator('script').count();
 
@@ -142,7 +142,7 @@ test('a hostile title and text stay text for everyone who opens the link', async
 });
 
 test('every page carries a strict policy and the protective headers', async ({ page }) => {
-  const response = await page.goto(`/d/${newDocId()}`);
+  const response = await page.goto(`/d/${await newDocId()}`);
   const policy = response?.headers()['content-security-policy'] ?? '';
   for (const directive of [
     "default-src 'self'",

@@ -7,7 +7,7 @@ import { baseURL } from '../playwright.config';
 
 /** A stock Yjs client (yjs + y-websocket, as any Yjs app uses them) edits with a browser user. */
 test('a stock y-websocket client and a browser edit together and converge', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const { context, page } = await openDoc(browser, id);
   await typeAt(page, 0, 'from the browser\n');
 
@@ -38,7 +38,7 @@ test('a stock y-websocket client and a browser edit together and converge', asyn
 
 /** Carets travel as Yjs relative positions: a stock client's caret shows in Tandem, and ours in theirs. */
 test('carets cross between a stock Yjs client and a browser', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const { context, page } = await openDoc(browser, id);
   await typeAt(page, 0, 'abcdefghij');
 

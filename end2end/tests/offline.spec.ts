@@ -80,7 +80,7 @@ async function seedStore(page: Page, copies: [string, number[]][], kept: [string
 
 test('a document over 1 MiB written without the server survives a closed tab and reaches everyone later', async ({ browser }) => {
   test.setTimeout(120_000);
-  const id = newDocId();
+  const id = await newDocId();
   const context = await browser.newContext();
   await context.grantPermissions(['clipboard-read', 'clipboard-write']);
   const page = await context.newPage();
@@ -125,7 +125,7 @@ test('a document over 1 MiB written without the server survives a closed tab and
 });
 
 test('offline copies stay within their bounds: the oldest goes first, and damaged records are cleared', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const context = await browser.newContext();
   const page = await context.newPage();
   // Any page of the site gives the origin; the store is filled before the document opens.
@@ -187,7 +187,7 @@ async function unreachablePage(context: import('@playwright/test').BrowserContex
 }
 
 test('words typed offline just before the tab closes are there when it opens again', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const context = await browser.newContext();
   const page = await unreachablePage(context, id);
   await source(page).focus();
@@ -209,7 +209,7 @@ test('words typed offline just before the tab closes are there when it opens aga
 });
 
 test('two offline tabs of one document both keep their words', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const context = await browser.newContext();
   const a = await unreachablePage(context, id);
   const b = await unreachablePage(context, id);
@@ -234,7 +234,7 @@ test('two offline tabs of one document both keep their words', async ({ browser 
 });
 
 test('two offline tabs closed at once, before either could write its copy, both keep their words', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const context = await browser.newContext();
   const a = await unreachablePage(context, id);
   const b = await unreachablePage(context, id);
@@ -253,7 +253,7 @@ test('two offline tabs closed at once, before either could write its copy, both 
 });
 
 test('a copy whose merge stopped the page on two loads is dropped on the third', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto('/');

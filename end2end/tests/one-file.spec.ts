@@ -79,7 +79,7 @@ test.describe('the release executable copied alone into an empty directory', () 
   });
 
   test('serves its script, wasm, stylesheet and icon from memory, compressed as the client accepts', async () => {
-    const page = await rawGet(`${server.url}/d/${newDocId()}`);
+    const page = await rawGet(`${server.url}/d/${await newDocId(server.url)}`);
     expect(page.status).toBe(200);
     const html = page.body.toString();
     const versioned = html.match(/href="(\/site\/[0-9a-f]{16})\/pkg\/tandem\.css"/);
@@ -152,7 +152,7 @@ test.describe('the release executable copied alone into an empty directory', () 
   });
 
   test('a document page from it hydrates, goes live, and two people write together', async ({ browser }) => {
-    const id = newDocId();
+    const id = await newDocId(server.url);
     const contexts = await Promise.all([browser.newContext(), browser.newContext()]);
     try {
       const [ana, ben] = await Promise.all(contexts.map((context) => context.newPage()));

@@ -2,7 +2,7 @@ import { test, expect } from '@playwright/test';
 import { newDocId, openDoc, source, typeAt, placeCaret, setIdentity, peer } from './support';
 
 test('three people see each other, their selections and carets, names and departures', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const a = await openDoc(browser, id);
   const b = await openDoc(browser, id);
   const c = await openDoc(browser, id);
@@ -69,13 +69,13 @@ test('three people see each other, their selections and carets, names and depart
 test('a name and colour are remembered by the browser for every document', async ({ browser }) => {
   const context = await browser.newContext();
   const page = await context.newPage();
-  await page.goto(`/d/${newDocId()}`);
+  await page.goto(`/d/${await newDocId()}`);
   const me = page.locator('[data-testid=peer][data-me=true]');
   await expect(me).toHaveCount(1);
   // A newcomer gets a generated two-word name.
   expect(await me.getAttribute('data-name')).toMatch(/^[A-Z][a-z]+ [A-Z][a-z]+$/);
   await setIdentity(page, 'Remembered Me', '#8e4ec6');
-  await page.goto(`/d/${newDocId()}`);
+  await page.goto(`/d/${await newDocId()}`);
   await expect(page.locator('[data-testid=peer][data-me=true]')).toHaveAttribute('data-name', 'Remembered Me');
   await expect(page.locator('[data-testid=peer][data-me=true]')).toHaveAttribute('data-color', '#8e4ec6');
   await context.close();

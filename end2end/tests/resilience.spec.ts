@@ -21,7 +21,7 @@ test.afterEach(async () => {
 });
 
 test('both writers ride through a server restart and lose nothing', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId(server.url);
   const a = await open(browser, server, id);
   const b = await open(browser, server, id);
   await placeCaret(a.page, 0);
@@ -51,7 +51,7 @@ test('both writers ride through a server restart and lose nothing', async ({ bro
 });
 
 test('text typed while the browser is offline reaches the other person', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId(server.url);
   const a = await open(browser, server, id);
   const b = await open(browser, server, id);
   await a.context.setOffline(true);
@@ -65,7 +65,7 @@ test('text typed while the browser is offline reaches the other person', async (
 });
 
 test('offline text survives a closed tab and reaches the other person later', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId(server.url);
   const a = await open(browser, server, id);
   const b = await open(browser, server, id);
   await placeCaret(a.page, 0);
@@ -90,7 +90,7 @@ test('offline text survives a closed tab and reaches the other person later', as
 
 test('a silent, dead connection is noticed within 45 seconds even when alone', async ({ browser }) => {
   test.setTimeout(120_000);
-  const id = newDocId();
+  const id = await newDocId(server.url);
   const a = await open(browser, server, id);
   await placeCaret(a.page, 0);
   await a.page.keyboard.type('alone here');

@@ -9,7 +9,7 @@ import { newDocId, source, OwnServer } from './support';
  */
 test('two pages left open for over two minutes stay on one WebSocket each, live, with no error', async ({ browser }) => {
   test.setTimeout(5 * 60_000);
-  const id = newDocId();
+  const id = await newDocId();
   const pages: { page: Page; sockets: string[]; closed: number }[] = [];
   for (let i = 0; i < 2; i++) {
     const context = await browser.newContext();
@@ -66,7 +66,7 @@ test('at a 250 ms heartbeat, a page left open for two minutes keeps one WebSocke
   const server = new OwnServer(port, ['--heartbeat-ms', '250']);
   await server.start();
   try {
-    const id = newDocId();
+    const id = await newDocId(server.url);
     const context = await browser.newContext();
     const page = await context.newPage();
     const seen = { sockets: 0, closed: 0, pings: 0, pongs: 0 };

@@ -2,7 +2,7 @@ import { test, expect } from '@playwright/test';
 import { newDocId, openDoc, source, typeAt, expectLive } from './support';
 
 test('typed text is saved: Saving… then Saved, and it is there after a reload', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const { context, page } = await openDoc(browser, id);
   const saved = page.getByTestId('saved');
   await expect(saved).toHaveAttribute('data-saved', 'saved');

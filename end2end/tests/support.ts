@@ -1,12 +1,20 @@
 import { expect, type Page, type Browser, type BrowserContext } from '@playwright/test';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { baseURL } from '../playwright.config';
 
-/** A fresh document id: 16 random bytes in base64url, 22 characters. */
-export function newDocId(): string {
-  return randomBytes(16).toString('base64url');
+/**
+ * A fresh document's edit link (its token, 22 characters of base64url), made by the server at
+ * `origin` as a browser makes one: `GET /new`, and the link it redirects to. Only links the
+ * server made open anything.
+ */
+export async function newDocId(origin: string = baseURL): Promise<string> {
+  const response = await fetch(`${origin}/new`, { redirect: 'manual' });
+  const location = response.headers.get('location') ?? '';
+  const token = /^\/d\/([A-Za-z0-9_-]{22})$/.exec(location)?.[1];
+  if (!token) throw new Error(`GET ${origin}/new answered ${response.status}, not an edit link: ${location}`);
+  return token;
 }
 
 /** Opens a document in a new browser context and waits until it is live. */

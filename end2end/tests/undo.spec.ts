@@ -2,7 +2,7 @@ import { test, expect } from '@playwright/test';
 import { newDocId, openDoc, source, typeAt } from './support';
 
 test('undo takes back only my own text, after someone else typed, and redo brings it back', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const a = await openDoc(browser, id);
   const b = await openDoc(browser, id);
   await typeAt(a.page, 0, 'mine ');
@@ -41,7 +41,7 @@ test('undo takes back only my own text, after someone else typed, and redo bring
 });
 
 test('typing is undone in steps, and the title is undone too', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const a = await openDoc(browser, id);
   const b = await openDoc(browser, id);
   await typeAt(a.page, 0, 'first');

@@ -75,7 +75,7 @@ for (const [name, asleepMs] of [
 ] as const) {
   test(name, async ({ browser }) => {
     test.setTimeout(90_000);
-    const id = newDocId();
+    const id = await newDocId();
     const aContext = await browser.newContext();
     const a = await openSleepy(aContext, id);
     const b = await openDoc(browser, id);

@@ -2,7 +2,7 @@ import { test, expect } from '@playwright/test';
 import { newDocId, openDoc, source, typeAt } from './support';
 
 test('formatting with shortcuts and the toolbar, by keyboard alone, reaches the other person', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const a = await openDoc(browser, id);
   const b = await openDoc(browser, id);
   await typeAt(a.page, 0, 'word');
@@ -44,7 +44,7 @@ test('formatting with shortcuts and the toolbar, by keyboard alone, reaches the 
 });
 
 test('the toolbar is one Tab stop: arrows, Home and End move along it, and Tab comes back to the last button used', async ({ browser }) => {
-  const a = await openDoc(browser, newDocId());
+  const a = await openDoc(browser, await newDocId());
   const focused = () => a.page.evaluate(() => document.activeElement?.getAttribute('data-testid'));
   // From the source, Shift+Tab lands on the toolbar's one stop: its first button.
   await source(a.page).focus();
@@ -76,7 +76,7 @@ test('the toolbar is one Tab stop: arrows, Home and End move along it, and Tab c
 });
 
 test('view modes switch by keyboard and are remembered by the browser', async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const a = await openDoc(browser, id);
   await typeAt(a.page, 0, '# Shown');
   await expect(a.page.getByTestId('view-split')).toHaveAttribute('aria-pressed', 'true');
@@ -89,7 +89,7 @@ test('view modes switch by keyboard and are remembered by the browser', async ({
   await expect(a.page.getByTestId('view-preview')).toHaveAttribute('aria-pressed', 'true');
 
   // Remembered: another document in the same browser opens in Preview.
-  await a.page.goto(`/d/${newDocId()}`);
+  await a.page.goto(`/d/${await newDocId()}`);
   await expect(a.page.getByTestId('view-preview')).toHaveAttribute('aria-pressed', 'true');
   await expect(source(a.page)).toBeHidden();
   await a.page.getByTestId('view-edit').click();
@@ -101,7 +101,7 @@ test('view modes switch by keyboard and are remembered by the browser', async ({
 test('on a 390 x 844 phone screen nothing scrolls sideways, and every control is on it and big enough to tap', async ({ browser }) => {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   const page = await context.newPage();
-  await page.goto(`/d/${newDocId()}`);
+  await page.goto(`/d/${await newDocId()}`);
   await expect(page.getByTestId('status')).toHaveAttribute('data-status', 'live');
   await typeAt(page, 0, '# A long title that goes on\n\n' + 'word '.repeat(200));
   const overflow = () =>
@@ -113,7 +113,7 @@ test('on a 390 x 844 phone screen nothing scrolls sideways, and every control is
   // Every control is on the screen and reachable, in the mode that shows the toolbar.
   await page.getByTestId('view-edit').click();
   const controls = page.locator(
-    '[data-testid^="format-"], [data-testid^="view-"], [data-testid^="download-"], [data-testid="history-button"]',
+    '[data-testid^="format-"], [data-testid^="view-"]:not([data-testid="view-link"]), [data-testid^="download-"], [data-testid="history-button"], [data-testid="share-button"]',
   );
   expect(await controls.count()).toBeGreaterThanOrEqual(14);
   for (const control of await controls.all()) {
@@ -134,7 +134,7 @@ test('on a 390 x 844 phone screen nothing scrolls sideways, and every control is
 });
 
 test('the preview follows the source as it scrolls', async ({ browser }) => {
-  const a = await openDoc(browser, newDocId());
+  const a = await openDoc(browser, await newDocId());
   const lines = Array.from({ length: 150 }, (_, i) => `Line ${i}`).join('\n\n');
   await source(a.page).focus();
   await a.page.keyboard.insertText(lines);
@@ -150,7 +150,7 @@ test('the preview follows the source as it scrolls', async ({ browser }) => {
 });
 
 test("ticking a task in one person's preview ticks it in everyone's source", async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const a = await openDoc(browser, id);
   const b = await openDoc(browser, id);
   await typeAt(a.page, 0, '- [ ] milk\n- [ ] 😀 bread');
@@ -169,7 +169,7 @@ test("ticking a task in one person's preview ticks it in everyone's source", asy
 });
 
 test("formatting someone else's text adds markers only: their text stays theirs to undo", async ({ browser }) => {
-  const id = newDocId();
+  const id = await newDocId();
   const a = await openDoc(browser, id);
   const b = await openDoc(browser, id);
   await typeAt(a.page, 0, 'hello world');

@@ -1,4 +1,4 @@
-//! The editor page: title, connection status, Copy link, the Markdown source and its preview.
+//! The editor page: title, connection status, Share, the Markdown source and its preview.
 //!
 //! The source is a plain `<textarea>`: the browser does the typing, selection, IME and undo,
 //! and the client binding turns each change into yrs operations. Its text is written as the
@@ -7,11 +7,15 @@
 
 use super::document::{load_document, DocSnapshot};
 use super::history::HistoryPanel;
-use super::live::{self, EditorParts, PeerBadge, SaveState, Status, ViewMode};
+use super::live::{self, Access, PeerBadge, SaveState, SessionParts, Status, ViewMode};
+use super::notices::{EndedBanner, LoadFailure, NotALink};
+use super::peers::PeerList;
+use super::share_dialog::ShareDialog;
 use super::toolbar::Toolbar;
 use crate::doc_id::DocId;
 use crate::markdown;
-use crate::protocol::presence::{initials, safe_color, User, PALETTE};
+use crate::protocol::presence::{User, PALETTE};
+use crate::reconnect::Ending;
 use leptos::html::{Div, Input, Textarea};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -23,15 +27,7 @@ pub fn EditorPage() -> impl IntoView {
     let raw = params.read_untracked().get("id").unwrap_or_default();
     match DocId::parse(&raw) {
         Ok(id) => view! { <Editor id/> }.into_any(),
-        Err(error) => view! {
-            <Title text="Not a document link · Tandem"/>
-            <main class="notice">
-                <h1>"This is not a document link"</h1>
-                <p>{format!("The address should end in a 22-character document id ({error}).")}</p>
-                <p><a class="button" href="/" rel="external">"Back to Tandem"</a></p>
-            </main>
-        }
-        .into_any(),
+        Err(error) => view! { <NotALink error/> }.into_any(),
     }
 }
 
@@ -48,13 +44,7 @@ fn Editor(id: DocId) -> impl IntoView {
                     Suspend::new(async move {
                         match snapshot.await {
                             Ok(snapshot) => view! { <Workspace id snapshot/> }.into_any(),
-                            Err(error) => view! {
-                                <main class="notice">
-                                    <h1>"This document cannot be opened"</h1>
-                                    <p>{error.to_string()}</p>
-                                </main>
-                            }
-                            .into_any(),
+                            Err(error) => view! { <LoadFailure error/> }.into_any(),
                         }
                     })
                 }
@@ -77,7 +67,8 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
     let me = RwSignal::new(User::default());
     let carets = NodeRef::<Div>::new();
     let preview = Memo::new(move |_| markdown::render(&content.read()));
-    let copied = RwSignal::new(false);
+    let ended = RwSignal::new(None::<Ending>);
+    let share_token = id.clone();
     // Split until the browser's remembered choice is read, after hydration.
     let view_mode = RwSignal::new(ViewMode::Split);
     Effect::new(move |_| {
@@ -91,8 +82,9 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
     let history_open = RwSignal::new(false);
     let history_id = id.clone();
 
-    let parts = EditorParts {
+    let parts = SessionParts {
         id,
+        access: Access::Edit,
         snapshot: snapshot.clone(),
         source,
         title: title_input,
@@ -105,12 +97,13 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
         peers,
         me,
         carets,
+        ended,
     };
     let attached = StoredValue::new(false);
     Effect::new(move |_| {
         if source.get().is_some() && title_input.get().is_some() && !attached.get_value() {
             attached.set_value(true);
-            live::attach_editor(parts.clone());
+            live::attach_session(parts.clone());
         }
     });
 
@@ -137,32 +130,9 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                     aria-label="Title"
                     autocomplete="off"
                     data-testid="title"
+                    readonly=move || ended.get().is_some()
                 />
-                <ul class="peers" data-testid="peers" aria-label="People in this document">
-                    <For
-                        each=move || peers.get()
-                        key=|peer| (peer.client, peer.name.clone(), peer.color.clone())
-                        children=|peer| {
-                            let color = safe_color(&peer.color).unwrap_or("#888888").to_string();
-                            let label = if peer.me { format!("{} (you)", peer.name) } else { peer.name.clone() };
-                            view! {
-                                <li
-                                    class="peer"
-                                    class:me=peer.me
-                                    data-testid="peer"
-                                    data-name=peer.name.clone()
-                                    data-color=color.clone()
-                                    data-me=peer.me.to_string()
-                                    title=label.clone()
-                                    aria-label=label
-                                    style=format!("--peer:{color}")
-                                >
-                                    {initials(&peer.name)}
-                                </li>
-                            }
-                        }
-                    />
-                </ul>
+                <PeerList peers/>
                 <details class="profile" data-testid="profile">
                     <summary class="button">"You"</summary>
                     <div class="profile-panel">
@@ -232,14 +202,9 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                 <a class="button" data-testid="download-html" href=download_html download="">
                     "Download .html"
                 </a>
-                <button
-                    class="button"
-                    data-testid="copy-link"
-                    on:click=move |_| copied.set(live::copy_link())
-                >
-                    {move || if copied.get() { "Link copied" } else { "Copy link" }}
-                </button>
+                <ShareDialog token=share_token ended/>
             </header>
+            <EndedBanner ended/>
             <Show when=move || error.read().is_some()>
                 <p class="error-banner" role="alert" data-testid="error">
                     {move || error.get().unwrap_or_default()}
@@ -262,6 +227,7 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                         aria-label="Markdown source"
                         placeholder="Write Markdown here…"
                         data-testid="source"
+                        readonly=move || ended.get().is_some()
                     ></textarea>
                     <div class="carets" node_ref=carets aria-hidden="true" data-testid="carets"></div>
                 </div>

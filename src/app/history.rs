@@ -31,7 +31,7 @@ pub struct VersionText {
 #[server]
 pub async fn list_versions(id: String) -> Result<Vec<HistoryEntry>, ServerFnError> {
     use crate::server::hub::Hub;
-    let id = DocId::parse(&id).map_err(|e| ServerFnError::new(e.to_string()))?;
+    let id = crate::app::document::edit_link(&id).await?;
     let hub = use_context::<Hub>().ok_or_else(|| ServerFnError::new("no document hub"))?;
     let versions = hub.versions(&id).await.map_err(|error| {
         tracing::warn!(doc = %crate::server::redact::doc_tag(&id), %error, "versions could not be listed");
@@ -50,7 +50,7 @@ pub async fn list_versions(id: String) -> Result<Vec<HistoryEntry>, ServerFnErro
 #[server]
 pub async fn load_version(id: String, version: i64) -> Result<VersionText, ServerFnError> {
     use crate::server::hub::Hub;
-    let id = DocId::parse(&id).map_err(|e| ServerFnError::new(e.to_string()))?;
+    let id = crate::app::document::edit_link(&id).await?;
     let hub = use_context::<Hub>().ok_or_else(|| ServerFnError::new("no document hub"))?;
     match hub.version(&id, version).await {
         Ok(Some(v)) => Ok(VersionText {

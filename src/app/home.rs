@@ -13,7 +13,7 @@ pub fn HomePage() -> impl IntoView {
         <main class="home">
             <section class="hero">
                 <h1 class="brand">"Tandem"</h1>
-                <p class="tagline">"Write Markdown together, in real time. Share the link; everyone with it can edit."</p>
+                <p class="tagline">"Write Markdown together, in real time. Share the edit link to write together, or the view link to let people read along."</p>
                 // A plain link: /new answers with a redirect to a fresh random id, so it works
                 // even before (or without) the page's script.
                 <a class="button primary" href="/new" rel="external" data-testid="new-document">"New document"</a>

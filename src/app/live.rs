@@ -8,16 +8,19 @@
 use super::document::DocSnapshot;
 use crate::doc_id::DocId;
 use crate::protocol::presence::User;
+use crate::reconnect::Ending;
 use leptos::html::{Div, Input, Textarea};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// The connection state shown in the editor's header.
+/// The connection state shown in the page's header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Connecting,
     Live,
     Offline,
+    /// The server closed the session for good (see [`crate::reconnect::Ending`]).
+    Ended,
 }
 
 impl Status {
@@ -26,6 +29,7 @@ impl Status {
             Status::Connecting => "Connecting…",
             Status::Live => "Live",
             Status::Offline => "Offline — your changes are kept on this device",
+            Status::Ended => "Disconnected",
         }
     }
     pub fn key(self) -> &'static str {
@@ -33,6 +37,7 @@ impl Status {
             Status::Connecting => "connecting",
             Status::Live => "live",
             Status::Offline => "offline",
+            Status::Ended => "ended",
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct PeerBadge {
     pub color: String,
     /// This page itself.
     pub me: bool,
+    /// They came by a view link (the server marks them so).
+    pub viewer: bool,
 }
 
 /// A document this browser has opened, remembered in local storage.
@@ -111,11 +118,26 @@ pub struct RecentDoc {
     pub opened_at: f64,
 }
 
-/// What the editor page hands the client: its elements, its signals and its starting state.
+/// What the page's link lets it do with the document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// An edit link: the source and title fields are bound to the replica, changes are sent,
+    /// and an offline copy is kept.
+    Edit,
+    /// A view link: the replica only follows the server. The page sends its presence and never
+    /// a change (the server would refuse it anyway), and keeps no offline copy, since it has
+    /// nothing of its own to keep.
+    View,
+}
+
+/// What a page hands the client: its elements, its signals and its starting state.
 #[derive(Clone)]
-pub struct EditorParts {
+pub struct SessionParts {
+    /// The link the page was opened with (its token), which the socket opens too.
     pub id: DocId,
+    pub access: Access,
     pub snapshot: DocSnapshot,
+    /// The source and title fields; unset on the view page, which has none.
     pub source: NodeRef<Textarea>,
     pub title: NodeRef<Input>,
     /// The Markdown source as of the latest change, local or remote; drives the preview.
@@ -133,21 +155,26 @@ pub struct EditorParts {
     pub me: RwSignal<User>,
     /// The layer over the source that shows the others' carets and selections.
     pub carets: NodeRef<Div>,
+    /// Set when the server ended the session for good: the page stops reconnecting and
+    /// says why.
+    pub ended: RwSignal<Option<Ending>>,
 }
 
 #[cfg(feature = "hydrate")]
 pub use crate::client::{
-    attach_editor, copy_link, format_source, recent_documents, remember_view_mode,
-    remembered_view_mode, restore_version,
+    attach_session, copy_text, format_source, page_origin, recent_documents, remember_view_mode,
+    remembered_view_mode, replace_page, restore_version,
 };
 
 #[cfg(not(feature = "hydrate"))]
 mod inert {
-    use super::{EditorParts, RecentDoc, ViewMode};
-    pub fn attach_editor(_parts: EditorParts) {}
-    pub fn copy_link() -> bool {
-        false
+    use super::{RecentDoc, SessionParts, ViewMode};
+    pub fn attach_session(_parts: SessionParts) {}
+    pub fn copy_text(_text: String, _then: impl FnOnce(bool) + 'static) {}
+    pub fn page_origin() -> String {
+        String::new()
     }
+    pub fn replace_page(_path: &str) {}
     pub fn format_source(
         _source: &leptos::prelude::NodeRef<leptos::html::Textarea>,
         _command: crate::formatting::Command,

@@ -3,9 +3,16 @@
 //! # Layout
 //! - [`home`]: `/`, what Tandem is, the New document button and the recently opened documents.
 //! - [`editor`]: `/d/{id}`, the title, status, source editor and live preview.
+//! - [`viewer`]: `/v/{id}`, the title and the live preview only, for a view link.
+//! - [`share_dialog`]: the editor's Share dialog: both links, resetting them, deleting.
+//! - [`notices`]: what a page says about a link that opens nothing, a deleted document, a
+//!   link reset while the page was open.
+//! - [`peers`]: the header's list of who is there.
 //! - [`history`]: the History panel: versions, what changed since, Restore.
 //! - [`carets`]: the layer that shows other people's carets and selections.
-//! - [`document`]: the server function that hands a page its document's current state.
+//! - [`toolbar`]: the editor's formatting commands, counts and view modes.
+//! - [`document`]: the server functions that hand a page its document's current state.
+//! - [`share`]: the Share dialog's server functions.
 //! - [`live`]: the seam to the browser-only client (a no-op in the server build).
 
 pub mod carets;
@@ -14,7 +21,12 @@ pub mod editor;
 pub mod history;
 pub mod home;
 pub mod live;
+pub mod notices;
+pub mod peers;
+pub mod share;
+pub mod share_dialog;
 pub mod toolbar;
+pub mod viewer;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, ServerMetaContext, Title};
@@ -71,6 +83,7 @@ pub fn App() -> impl IntoView {
             <Routes fallback=NotFound>
                 <Route path=path!("/") view=home::HomePage/>
                 <Route path=path!("/d/:id") view=editor::EditorPage ssr=SsrMode::Async/>
+                <Route path=path!("/v/:id") view=viewer::ViewerPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

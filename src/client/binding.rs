@@ -5,6 +5,9 @@
 //! `known` (see [`crate::protocol::diff`]) and applied to the text as one splice. A remote
 //! change is applied to the text and then written to the field, with the selection carried
 //! across as yrs sticky indices, so the caret stays next to the characters it was next to.
+//!
+//! The view page has no fields: its [`TextField::unbound`] only follows the text, so the session
+//! reads the same `text()` on both pages, and nothing there can change the text.
 
 use crate::protocol::diff;
 use wasm_bindgen::JsCast;
@@ -74,7 +77,8 @@ pub struct Selection {
 }
 
 pub struct TextField {
-    element: FieldElement,
+    /// `None` on the view page (see [`TextField::unbound`]).
+    element: Option<FieldElement>,
     text: TextRef,
     known: String,
 }
@@ -88,20 +92,33 @@ impl TextField {
             element.set_value(&known);
         }
         TextField {
-            element,
+            element: Some(element),
             text,
             known,
         }
     }
 
-    pub fn element(&self) -> &FieldElement {
-        &self.element
+    /// Follows the text `name` of `doc` without a field: nothing is shown or typed, and
+    /// [`TextField::refresh`] only keeps `text()` current.
+    pub fn unbound(doc: &Doc, name: &str) -> Self {
+        let text = doc.get_or_insert_text(name);
+        let known = text.get_string(&doc.transact());
+        TextField {
+            element: None,
+            text,
+            known,
+        }
+    }
+
+    pub fn element(&self) -> Option<&FieldElement> {
+        self.element.as_ref()
     }
 
     /// The selection as (anchor, head): the head is where the caret is.
     pub fn anchor_and_head(&self) -> Option<(u32, u32)> {
-        let (start, end) = self.element.selection()?;
-        Some(match self.element.selection_direction().as_deref() {
+        let element = self.element.as_ref()?;
+        let (start, end) = element.selection()?;
+        Some(match element.selection_direction().as_deref() {
             Some("backward") => (end, start),
             _ => (start, end),
         })
@@ -118,8 +135,9 @@ impl TextField {
     /// Applies whatever the user just did in the field to the text. Returns the encoded
     /// update to send, or `None` when the field did not change.
     pub fn local_change(&mut self, doc: &Doc) -> Option<Vec<u8>> {
-        let value = self.element.value();
-        let caret = self.element.selection().map(|(_, end)| end);
+        let element = self.element.as_ref()?;
+        let value = element.value();
+        let caret = element.selection().map(|(_, end)| end);
         let splice = diff::splice(&self.known, &value, caret)?;
         // Made with the local origin: this person's undo tracks it (see `crate::undo`).
         let mut txn = doc.transact_mut_with(crate::undo::LOCAL);
@@ -138,7 +156,8 @@ impl TextField {
     /// before it, so text inserted right at the caret by someone else lands after it; a
     /// range sticks to its own first and last characters.
     pub fn remember_selection(&self, doc: &Doc) -> Option<Selection> {
-        let (start, end) = self.element.selection()?;
+        let element = self.element.as_ref()?;
+        let (start, end) = element.selection()?;
         let txn = doc.transact();
         let (start_assoc, end_assoc) = if start == end {
             (Assoc::Before, Assoc::Before)
@@ -148,7 +167,7 @@ impl TextField {
         Some(Selection {
             start: self.text.sticky_index(&txn, start, start_assoc)?,
             end: self.text.sticky_index(&txn, end, end_assoc)?,
-            direction: self.element.selection_direction(),
+            direction: element.selection_direction(),
         })
     }
 
@@ -160,17 +179,18 @@ impl TextField {
         if value == self.known {
             return false;
         }
-        let scroll = self.element.element().scroll_top();
-        self.element.set_value(&value);
-        if let Some(selection) = selection {
-            let start = selection.start.get_offset(&txn).map(|o| o.index);
-            let end = selection.end.get_offset(&txn).map(|o| o.index);
-            if let (Some(start), Some(end)) = (start, end) {
-                self.element
-                    .set_selection(start, end.max(start), selection.direction.as_deref());
+        if let Some(element) = &self.element {
+            let scroll = element.element().scroll_top();
+            element.set_value(&value);
+            if let Some(selection) = selection {
+                let start = selection.start.get_offset(&txn).map(|o| o.index);
+                let end = selection.end.get_offset(&txn).map(|o| o.index);
+                if let (Some(start), Some(end)) = (start, end) {
+                    element.set_selection(start, end.max(start), selection.direction.as_deref());
+                }
             }
+            element.element().set_scroll_top(scroll);
         }
-        self.element.element().set_scroll_top(scroll);
         self.known = value;
         true
     }
@@ -178,12 +198,14 @@ impl TextField {
     /// Puts `value` into the field as if this person had typed it; the next
     /// [`TextField::local_change`] turns it into one splice.
     pub fn type_value(&self, value: &str) {
-        self.element.set_value(value);
+        if let Some(element) = &self.element {
+            element.set_value(value);
+        }
     }
 
     /// The selection as (start, end), in UTF-16 units.
     pub fn selection(&self) -> Option<(u32, u32)> {
-        self.element.selection()
+        self.element.as_ref()?.selection()
     }
 
     /// Applies this person's formatting `ops` (see [`crate::formatting::Edited`]) to the text
@@ -208,10 +230,12 @@ impl TextField {
         let update = txn.encode_update_v1();
         drop(txn);
         let value = self.text.get_string(&doc.transact());
-        let scroll = self.element.element().scroll_top();
-        self.element.set_value(&value);
-        self.element.set_selection(start, end, None);
-        self.element.element().set_scroll_top(scroll);
+        if let Some(element) = &self.element {
+            let scroll = element.element().scroll_top();
+            element.set_value(&value);
+            element.set_selection(start, end, None);
+            element.element().set_scroll_top(scroll);
+        }
         self.known = value;
         update
     }
@@ -224,11 +248,13 @@ impl TextField {
         let Some(change) = diff::splice(&self.known, &value, None) else {
             return false;
         };
-        let scroll = self.element.element().scroll_top();
-        self.element.set_value(&value);
-        let caret = change.start + utf16_len(&change.insert);
-        self.element.set_selection(caret, caret, None);
-        self.element.element().set_scroll_top(scroll);
+        if let Some(element) = &self.element {
+            let scroll = element.element().scroll_top();
+            element.set_value(&value);
+            let caret = change.start + utf16_len(&change.insert);
+            element.set_selection(caret, caret, None);
+            element.element().set_scroll_top(scroll);
+        }
         self.known = value;
         true
     }

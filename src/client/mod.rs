@@ -16,7 +16,7 @@ mod offline;
 mod recent;
 mod session;
 
-use crate::app::live::EditorParts;
+use crate::app::live::SessionParts;
 pub use format::{format_source, restore_version};
 pub use recent::recent_documents;
 
@@ -27,8 +27,8 @@ pub fn hydrate() {
     leptos::mount::hydrate_body(crate::app::App);
 }
 
-/// Starts live editing on the editor page.
-pub fn attach_editor(parts: EditorParts) {
+/// Starts the page's live session: editing on the editor page, following on the view page.
+pub fn attach_session(parts: SessionParts) {
     session::start(parts);
 }
 
@@ -66,16 +66,32 @@ fn save_local<T: serde::Serialize>(key: &str, value: &T) {
     }
 }
 
-/// Copies the page's address to the clipboard; returns whether a copy was attempted.
-pub fn copy_link() -> bool {
+/// Writes `text` to the clipboard, then tells `then` whether the browser took it (it may
+/// refuse: no permission, or the page is not focused).
+pub fn copy_text(text: String, then: impl FnOnce(bool) + 'static) {
     let Some(window) = web_sys::window() else {
-        return false;
+        then(false);
+        return;
     };
-    let Ok(href) = window.location().href() else {
-        return false;
-    };
-    let _ = window.navigator().clipboard().write_text(&href);
-    true
+    let written = window.navigator().clipboard().write_text(&text);
+    wasm_bindgen_futures::spawn_local(async move {
+        then(wasm_bindgen_futures::JsFuture::from(written).await.is_ok());
+    });
+}
+
+/// The page's origin (`https://host:port`), which makes a link's path a full address.
+pub fn page_origin() -> String {
+    web_sys::window()
+        .and_then(|window| window.location().origin().ok())
+        .unwrap_or_default()
+}
+
+/// Goes to `path` in place of this page, which leaves no history entry behind: the page's
+/// own address opens nothing any more (its link was reset).
+pub fn replace_page(path: &str) {
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().replace(path);
+    }
 }
 
 /// Where the editor's view mode is kept in local storage.

@@ -23,3 +23,9 @@ pub const INTERNAL: u16 = 1011;
 pub const TRY_AGAIN_LATER: u16 = 1013;
 /// The peer stopped answering pings.
 pub const NO_HEARTBEAT: u16 = 4000;
+/// The link the connection was opened with was reset: it opens nothing any more. The page
+/// says so and stops reconnecting; whoever shared the document has the new link.
+pub const LINK_RESET: u16 = 4001;
+/// The document was deleted: its links answer 410 Gone from then on. The page says so and
+/// stops reconnecting.
+pub const DELETED: u16 = 4002;

@@ -35,6 +35,10 @@ pub const CLIENT_PARAM: &str = "client";
 /// Its value.
 pub const CLIENT_TANDEM: &str = "tandem";
 
+/// The header with which `GET /link/{token}` says what a link is (`live`, `none`, `deleted`):
+/// a page acts only on an answer that carries it, never on a proxy's or an older server's 404.
+pub const LINK_STATUS_HEADER: &str = "tandem-link";
+
 /// Name of the shared text holding the Markdown source.
 pub const CONTENT: &str = "content";
 /// Name of the shared text holding the document's title.

@@ -16,6 +16,10 @@ pub struct PresenceState {
     pub user: Option<User>,
     #[serde(default)]
     pub cursor: Option<Cursor>,
+    /// The person came by a view link. Only the server's word counts: it sets this on a
+    /// viewer's state and removes it from an editor's, so a page never sends it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub viewer: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

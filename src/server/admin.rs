@@ -1,4 +1,4 @@
-//! The admin commands beside serving: `export`, `import` and `stats`. Each opens the store on
+//! The admin commands beside serving: `export`, `import`, `links` and `stats`. Each opens the store on
 //! its own, also while servers are using it: SQLite's write-ahead log lets this process read a
 //! consistent snapshot and write between the server's commits, and PostgreSQL serves many
 //! clients anyway (an imported document has a fresh id, so no open room holds it).
@@ -20,6 +20,8 @@ pub enum AdminError {
     BadId(String, String),
     #[error("no document {0}")]
     NoDocument(DocId),
+    #[error("{0} is a view link; give the document's edit link")]
+    NotEditLink(DocId),
     #[error("document {0} does not read: {1}")]
     Unreadable(DocId, String),
     #[error("cannot read {0}: {1}")]
@@ -32,6 +34,8 @@ pub enum AdminError {
     NotAFile(PathBuf),
     #[error("cannot write: {0}")]
     Write(std::io::Error),
+    #[error("{0}")]
+    LinkKey(#[from] super::OpenError),
     #[error(
         "the database is at schema version {found} and this tandem writes version {expected}; \
          run the tandem that serves it (a newer one migrates it when it starts serving)"
@@ -102,8 +106,13 @@ pub fn export(
     out: &mut impl std::io::Write,
     terminal: bool,
 ) -> Result<(), AdminError> {
-    let id = DocId::parse(id).map_err(|e| AdminError::BadId(id.to_string(), e.to_string()))?;
+    let token = DocId::parse(id).map_err(|e| AdminError::BadId(id.to_string(), e.to_string()))?;
     let store = open_existing(location)?;
+    // A document is named by one of its links; the internal id is never shown.
+    let id = store
+        .resolve(&super::capability::token_hash(&token))?
+        .ok_or_else(|| AdminError::NoDocument(token.clone()))?
+        .doc;
     let stored = store
         .load(&id)?
         .ok_or_else(|| AdminError::NoDocument(id.clone()))?;
@@ -129,10 +138,12 @@ pub fn export(
 }
 
 /// Creates a document holding `file`'s Markdown, titled `title` (by default the file's name
-/// without its extension), and returns its id. The file must be UTF-8 and within
-/// `max_doc_bytes`.
+/// without its extension), with its links, and returns its edit link. The file must be UTF-8
+/// and within `max_doc_bytes`. The link key is asked for only once the store is open, so a
+/// command refused before then leaves no key behind.
 pub fn import(
     location: Location,
+    link_key: impl FnOnce() -> Result<super::capability::LinkKey, super::OpenError>,
     file: &Path,
     title: Option<&str>,
     max_doc_bytes: usize,
@@ -180,14 +191,35 @@ pub fn import(
             max_doc_bytes,
         ));
     }
-    let store = open_existing(location)?;
+    let store: std::sync::Arc<dyn DocStore> = open_existing(location)?.into();
+    // Before anything is written: without a key, nothing is.
+    let links = super::links::Links::new(link_key()?, store.clone());
     let id = DocId::from_random_bytes(rand::random());
     store.append(&[NewUpdate {
         doc: id.clone(),
         data,
         title,
     }])?;
-    Ok(id)
+    Ok(links.create_for(&id)?)
+}
+
+/// The current links of the document `id` is the edit link of, as the server shows them (a
+/// view link is refused: whoever may only read is not shown the edit link). The link key is
+/// asked for only once the link is found.
+pub fn links(
+    location: Location,
+    link_key: impl FnOnce() -> Result<super::capability::LinkKey, super::OpenError>,
+    id: &str,
+) -> Result<super::links::DocLinks, AdminError> {
+    let token = DocId::parse(id).map_err(|e| AdminError::BadId(id.to_string(), e.to_string()))?;
+    let store: std::sync::Arc<dyn DocStore> = open_existing(location)?.into();
+    let found = store
+        .resolve(&super::capability::token_hash(&token))?
+        .ok_or(AdminError::NoDocument(token.clone()))?;
+    if found.role != super::capability::Role::Edit {
+        return Err(AdminError::NotEditLink(token));
+    }
+    Ok(super::links::Links::new(link_key()?, store).of(&found.doc)?)
 }
 
 /// The number of documents and the database's size.

@@ -86,6 +86,13 @@ pub struct Config {
     )]
     pub redis_url: Option<String>,
 
+    /// The key links are derived under, as base64 of 32 bytes (`openssl rand -base64 32`).
+    /// Kept out of the database, so a leaked database opens no document. Without it, the key
+    /// is kept in the data directory (`link.key`, made on first start); instances sharing a
+    /// PostgreSQL database must all be given the same key.
+    #[arg(long, env = "TANDEM_LINK_KEY", hide_env_values = true)]
+    pub link_key: Option<String>,
+
     /// Test hook: publish only every other change to Redis, as if Redis lost the rest.
     #[arg(long, hide = true)]
     pub test_redis_drop_half: bool,
@@ -140,6 +147,15 @@ pub struct Config {
         default_value_t = 20
     )]
     pub max_new_connections_per_second: u32,
+
+    /// New documents a minute allowed from one client address (GET /new); beyond it the
+    /// request is answered 429.
+    #[arg(
+        long,
+        env = "TANDEM_MAX_NEW_DOCUMENTS_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub max_new_documents_per_minute: u32,
 
     /// Messages per second allowed on one connection (bursts of twice that); beyond it the
     /// connection is closed with 1008.
@@ -220,12 +236,12 @@ pub enum Command {
     },
     /// Write a document's Markdown to standard output, as stored (also while a server runs).
     Export {
-        /// The document's id (the last part of its link). Ids may begin with `-`, so this
-        /// is never taken for an option.
+        /// One of the document's links (its last part, the token). Tokens may begin with `-`,
+        /// so this is never taken for an option.
         #[arg(allow_hyphen_values = true)]
         id: String,
     },
-    /// Create a document from a Markdown file and print its link (also while a server runs).
+    /// Create a document from a Markdown file and print its edit link (also while a server runs).
     Import {
         /// The Markdown file (UTF-8, at most --max-doc-bytes).
         file: PathBuf,
@@ -235,6 +251,13 @@ pub enum Command {
     },
     /// Print the number of documents and the database's size (also while a server runs).
     Stats,
+    /// Print a document's current edit and view links, one per line, labelled (also while a
+    /// server runs). Uses the same link key as the server (--link-key, or the data directory's).
+    Links {
+        /// One of the document's links (its last part, the token): edit or view.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 impl Command {
@@ -247,7 +270,10 @@ impl Command {
     pub fn prints_result(&self) -> bool {
         matches!(
             self,
-            Command::Export { .. } | Command::Import { .. } | Command::Stats
+            Command::Export { .. }
+                | Command::Import { .. }
+                | Command::Stats
+                | Command::Links { .. }
         )
     }
 }

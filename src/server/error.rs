@@ -53,6 +53,15 @@ impl CloseReason {
     pub fn policy(reason: impl Into<String>) -> Self {
         Self::new(close_code::POLICY, reason)
     }
+    pub fn link_reset() -> Self {
+        Self::new(
+            close_code::LINK_RESET,
+            "this link was reset and no longer opens the document",
+        )
+    }
+    pub fn deleted() -> Self {
+        Self::new(close_code::DELETED, "this document was deleted")
+    }
     pub fn silent() -> Self {
         Self::new(close_code::NO_HEARTBEAT, "no answer to pings")
     }
@@ -69,8 +78,19 @@ pub enum HttpError {
     Limited(#[from] super::limits::Refusal),
     #[error("the server is rendering as many pages as it may; try again in a moment")]
     Busy,
+    #[error("too many new documents from this address; try again in a minute")]
+    TooManyDocuments,
     #[error("the connection's peer address is unknown")]
     NoPeerAddress,
+    /// The link opens nothing: never made, or reset since.
+    #[error("no document at this link")]
+    UnknownLink,
+    /// The link was of a document since deleted.
+    #[error("this document was deleted")]
+    Gone,
+    /// The store could not be asked what the link opens, or could not make a document.
+    #[error("the document's links: {0}")]
+    Links(#[from] super::links::LookupError),
 }
 
 impl IntoResponse for HttpError {
@@ -83,13 +103,16 @@ impl IntoResponse for HttpError {
             HttpError::Limited(Refusal::ServerFull) | HttpError::Busy => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            HttpError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
-            HttpError::NoPeerAddress => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::Limited(_) | HttpError::TooManyDocuments => StatusCode::TOO_MANY_REQUESTS,
+            HttpError::UnknownLink => StatusCode::NOT_FOUND,
+            HttpError::Gone => StatusCode::GONE,
+            HttpError::NoPeerAddress | HttpError::Links(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         // A server at capacity says when to come back: soon, and with jitter left to clients.
         let retry_after = match self {
             HttpError::Busy => Some("1"),
             HttpError::Limited(Refusal::ServerFull) => Some("5"),
+            HttpError::TooManyDocuments => Some("60"),
             _ => None,
         };
         tracing::info!(%status, error = %self, "request refused");
@@ -99,8 +122,13 @@ impl IntoResponse for HttpError {
             HttpError::Limited(Refusal::ServerFull) | HttpError::Busy => {
                 Some(metrics::Refusal::Capacity)
             }
-            HttpError::Limited(_) => Some(metrics::Refusal::AddressLimit),
-            HttpError::NoPeerAddress => None,
+            HttpError::Limited(_) | HttpError::TooManyDocuments => {
+                Some(metrics::Refusal::AddressLimit)
+            }
+            HttpError::NoPeerAddress
+            | HttpError::UnknownLink
+            | HttpError::Gone
+            | HttpError::Links(_) => None,
         };
         if let Some(refusal) = refusal {
             metrics::refused(refusal);

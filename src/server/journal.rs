@@ -31,6 +31,7 @@
 
 use super::redact::doc_tag;
 use super::storage::{Compaction, DocStore, NewUpdate, StoreError};
+use crate::doc_id::DocId;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +67,8 @@ enum CompactionJob {
     KeepVersion(crate::server::storage::NewVersion),
     /// Replies once every compaction queued before it is done.
     Flush(oneshot::Sender<()>),
+    /// Removes everything stored of a deleted document, after what was queued before it.
+    Erase(DocId, oneshot::Sender<Result<bool, StoreError>>),
 }
 
 /// Cheap-clone handle to the journal's threads.
@@ -142,6 +145,23 @@ impl Journal {
         {
             let _ = wait.await;
         }
+    }
+
+    /// Removes everything stored of the deleted document `doc` once every change and
+    /// compaction queued before is done, so none of them brings a row of it back. The caller
+    /// makes sure nothing more is queued for it (its room refuses changes once deleted).
+    /// Returns whether anything was stored.
+    pub async fn erase(&self, doc: DocId) -> Result<bool, StoreError> {
+        let (done, wait) = oneshot::channel();
+        if self.jobs.send(Job::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+        let (done, wait) = oneshot::channel();
+        self.compactions
+            .send(CompactionJob::Erase(doc, done))
+            .await
+            .map_err(|_| StoreError::Panicked)?;
+        wait.await.unwrap_or(Err(StoreError::Panicked))
     }
 
     /// Whether both of the journal's threads are still running. False means updates can no
@@ -241,6 +261,9 @@ fn compact(store: Arc<dyn DocStore>, mut receiver: mpsc::Receiver<CompactionJob>
             }
             CompactionJob::Flush(done) => {
                 let _ = done.send(());
+            }
+            CompactionJob::Erase(doc, done) => {
+                let _ = done.send(guarded("delete a document", || store.delete_document(&doc)));
             }
         }
     }

@@ -88,6 +88,14 @@ impl Limits {
         })
     }
 
+    /// Counts one arrival from `address` without opening anything (a link check): refused
+    /// beyond the same per-address rate as new connections.
+    pub fn arrive(&self, address: IpAddr) -> Result<(), Refusal> {
+        self.arrivals
+            .check_key(&address_key(address))
+            .map_err(|_| Refusal::TooManyArrivals)
+    }
+
     /// Admits a new connection from `address` (counted under [`address_key`]), or says why
     /// not.
     pub fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Admission, Refusal> {
@@ -144,6 +152,37 @@ impl Drop for Admission {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         *total = total.saturating_sub(1);
+    }
+}
+
+/// How many times a minute each client address may do something that writes (make a
+/// document, reset links, delete one), all at once if it likes.
+pub struct PerAddressPerMinute {
+    made: DefaultKeyedRateLimiter<IpAddr>,
+    /// Calls so far: every 1024th prunes the addresses whose allowance is whole again, so the
+    /// table holds only addresses seen within the last minute.
+    calls: AtomicU64,
+}
+
+impl PerAddressPerMinute {
+    pub fn new(times: u32) -> PerAddressPerMinute {
+        let times = NonZeroU32::new(times.max(1)).expect("at least one");
+        PerAddressPerMinute {
+            made: RateLimiter::keyed(Quota::per_minute(times)),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether `address` may do it now (and counts it if so).
+    pub fn allows(&self, address: IpAddr) -> bool {
+        if self
+            .calls
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(1024)
+        {
+            self.made.retain_recent();
+        }
+        self.made.check_key(&address_key(address)).is_ok()
     }
 }
 
@@ -234,5 +273,24 @@ mod tests {
         let messages = limits.message_limiter();
         let passed = (0..50).filter(|_| messages.check().is_ok()).count();
         assert!((10..50).contains(&passed), "{passed}");
+    }
+}
+
+#[cfg(test)]
+mod per_minute_tests {
+    use super::*;
+
+    #[test]
+    fn each_address_makes_its_allowance_and_no_more() {
+        let limit = PerAddressPerMinute::new(3);
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        assert!((0..3).all(|_| limit.allows(a)));
+        assert!(!limit.allows(a));
+        assert!(limit.allows(b), "another address has its own allowance");
+        // Another address in the same IPv6 /64 is the same client.
+        let c: IpAddr = "2001:db8::1".parse().unwrap();
+        let d: IpAddr = "2001:db8::ffff:1".parse().unwrap();
+        assert!((0..3).all(|_| limit.allows(c)));
+        assert!(!limit.allows(d));
     }
 }

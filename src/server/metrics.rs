@@ -150,8 +150,13 @@ pub fn received(frame: &[u8]) {
 /// Counts a message sent to the connection that asked (`reply`) or to the others
 /// (`broadcast`).
 pub fn sent(path: &'static str, bytes: usize) {
-    metrics::counter!(MESSAGES_OUT, "path" => path).increment(1);
-    metrics::counter!(BYTES_OUT, "path" => path).increment(bytes as u64);
+    sent_many(path, 1, bytes as u64);
+}
+
+/// Counts `messages` messages of `bytes` bytes in all sent together on one path.
+pub fn sent_many(path: &'static str, messages: u64, bytes: u64) {
+    metrics::counter!(MESSAGES_OUT, "path" => path).increment(messages);
+    metrics::counter!(BYTES_OUT, "path" => path).increment(bytes);
 }
 
 /// Counts a close the server decided, by its code (one of the few the server sends).

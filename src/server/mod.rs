@@ -8,6 +8,8 @@
 //! - [`socket`]: the WebSocket upgrade and the connection underneath, read past a close.
 //! - [`journal`]: group commit of accepted updates, before they are broadcast.
 //! - [`cluster`]: several instances on one PostgreSQL, joined through Redis.
+//! - [`capability`]: the links to a document, their roles, and how their tokens are derived.
+//! - [`links`]: making, finding, showing and resetting a document's links.
 //! - [`limits`]: connections and message rates one client may use, and the total.
 //! - [`readiness`]: `/readyz`, whether changes can be stored right now.
 //! - [`run`]: what the process does: serve until stopped, or one admin command.
@@ -17,6 +19,7 @@
 //! - [`error`]: close codes and HTTP errors.
 
 pub mod admin;
+pub mod capability;
 pub mod cluster;
 pub mod config;
 pub mod error;
@@ -24,6 +27,7 @@ pub mod http;
 pub mod hub;
 pub mod journal;
 pub mod limits;
+pub mod links;
 pub mod metrics;
 pub mod readiness;
 pub mod redact;
@@ -44,7 +48,7 @@ use crate::doc_id::DocId;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use config::Config;
@@ -84,6 +88,12 @@ pub struct AppState {
     pub renders: Arc<Semaphore>,
     /// The document store, whose size `/metrics` reports.
     pub store: Arc<dyn DocStore>,
+    /// The documents' links.
+    pub links: links::Links,
+    /// How many documents each address may make (see [`http::new_document`]).
+    pub creations: Arc<limits::PerAddressPerMinute>,
+    /// How many times each address may reset links or delete documents.
+    pub link_changes: Arc<limits::PerAddressPerMinute>,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {
@@ -99,7 +109,31 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Cluster(#[from] cluster::ClusterError),
+    #[error("{0}")]
+    LinkKey(#[from] capability::LinkKeyError),
+    #[error(
+        "instances sharing a PostgreSQL database must share the key their links are derived \
+         under: set TANDEM_LINK_KEY (for example to the output of `openssl rand -base64 32`)"
+    )]
+    LinkKeyNeeded,
 }
+
+/// The key `config` derives links under: the one it names, or the data directory's own (made
+/// on first use). A PostgreSQL database is shared by instances, which must share one key, so
+/// there it must be named.
+pub fn link_key(config: &Config) -> Result<capability::LinkKey, OpenError> {
+    match (&config.link_key, &config.database_url) {
+        (Some(key), _) => Ok(capability::LinkKey::from_base64(key)?),
+        (None, None) => Ok(capability::LinkKey::load_or_create(
+            &config.data_dir.join("link.key"),
+        )?),
+        (None, Some(_)) => Err(OpenError::LinkKeyNeeded),
+    }
+}
+
+/// Resets and deletions one client address may make a minute (Share's Reset links and Delete
+/// document): far more than a person does, few enough that nobody churns the store with them.
+pub const LINK_CHANGES_PER_MINUTE: u32 = 30;
 
 /// Capacity of the journal's queue: updates applied but not yet committed, across all rooms.
 const JOURNAL_QUEUE: usize = 4096;
@@ -120,6 +154,7 @@ impl AppState {
                 Arc::new(store)
             }
         };
+        let links = links::Links::new(link_key(&config)?, store.clone());
         // Installed before anything is counted.
         metrics::handle();
         let journal = Journal::start(store.clone(), JOURNAL_QUEUE);
@@ -149,6 +184,7 @@ impl AppState {
             )?),
             None => None,
         };
+        let config_new_documents = config.max_new_documents_per_minute;
         let renders = Arc::new(Semaphore::new(
             config
                 .max_concurrent_renders
@@ -170,6 +206,9 @@ impl AppState {
             readiness,
             renders,
             store,
+            links,
+            creations: Arc::new(limits::PerAddressPerMinute::new(config_new_documents)),
+            link_changes: Arc::new(limits::PerAddressPerMinute::new(LINK_CHANGES_PER_MINUTE)),
         })
     }
 }
@@ -184,6 +223,11 @@ fn provide_page_context() {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let hub = state.hub.clone();
+    let links = state.links.clone();
+    let link_changes = crate::app::share::LinkChangeGate {
+        limit: state.link_changes.clone(),
+        trusted_proxies: Arc::new(state.config.trusted_proxies.clone()),
+    };
     let page_settings = crate::app::document::PageSettings {
         heartbeat_ms: state.config.heartbeat_ms,
     };
@@ -191,8 +235,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(http::metrics_endpoint::loopback_metrics))
-        .route("/new", get(new_document))
+        .route("/new", get(http::new_document::new_document))
         .route("/ws/{doc}", get(websocket))
+        .route("/link/{doc}", get(http::link_status::link_status))
         .route("/d/{doc}/raw", get(http::raw::raw_markdown))
         .route("/d/{doc}/html", get(http::raw::standalone_html))
         .leptos_routes_with_context(
@@ -200,6 +245,8 @@ pub fn router(state: AppState) -> Router {
             routes,
             move || {
                 provide_context(hub.clone());
+                provide_context(links.clone());
+                provide_context(link_changes.clone());
                 provide_context(page_settings);
                 provide_page_context();
             },
@@ -210,6 +257,9 @@ pub fn router(state: AppState) -> Router {
         );
     site::with_site(app, provide_page_context, shell)
         .layer(middleware::from_fn(bad_doc_id_is_400))
+        .layer(middleware::from_fn(
+            http::call_errors::bad_arguments_are_400,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             http::render_gate::limit_renders,
@@ -269,12 +319,6 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     }
 }
 
-/// Creates a fresh document id and sends the browser to it.
-async fn new_document() -> Redirect {
-    let id = DocId::from_random_bytes(rand::random());
-    Redirect::to(&format!("/d/{id}"))
-}
-
 #[derive(serde::Deserialize)]
 struct SocketParams {
     client: Option<String>,
@@ -289,17 +333,37 @@ async fn websocket(
     headers: HeaderMap,
     upgrade: socket::Upgrade,
 ) -> Result<Response, HttpError> {
-    let id = DocId::parse(&raw)?;
+    let token = DocId::parse(&raw)?;
     http::origin::check_origin(&headers, uri.authority(), &state.config)?;
+    // Counted before the link is looked up: a client guessing links pays as one connecting.
     let admission = state.limits.admit(client).inspect_err(|refusal| {
         tracing::info!(address = %client, %refusal, "connection refused");
     })?;
+    let epoch = state.hub.links_epoch();
+    // An unknown link opens nothing: no new document is made by naming one.
+    let capability = match state.links.find_async(token.clone()).await? {
+        links::Found::Live(capability) => capability,
+        links::Found::Gone => return Err(HttpError::Gone),
+        links::Found::Nothing => return Err(HttpError::UnknownLink),
+    };
+    let id = capability.doc;
+    let link = session::LinkGrant {
+        role: capability.role,
+        generation: capability.generation,
+        recheck: Some(session::Recheck {
+            links: state.links.clone(),
+            token,
+            epoch,
+        }),
+    };
     let acks = params.client.as_deref() == Some(crate::protocol::CLIENT_TANDEM);
     let limit = state.config.max_message_bytes;
     let config = socket::WebSocketConfig::default()
         // Buffers start small and grow only for large messages: an idle connection costs little.
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        // Frames ready together are gathered up to this, then written in one go (see
+        // `session::outbox`); large ones are fragmented, so it never holds a whole document.
+        .write_buffer_size(session::WRITE_BUFFER_BYTES)
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit));
     let response = upgrade.on_upgrade(config, move |socket| {
@@ -313,6 +377,7 @@ async fn websocket(
             messages: state.limits.message_limiter(),
             admission,
             max_message_bytes: limit,
+            link,
         };
         let session = session::run(
             socket,
@@ -333,6 +398,7 @@ async fn bad_doc_id_is_400(request: Request, next: Next) -> Response {
         .uri()
         .path()
         .strip_prefix("/d/")
+        .or_else(|| request.uri().path().strip_prefix("/v/"))
         .and_then(|rest| rest.split('/').next())
         .is_some_and(|raw| DocId::parse(raw).is_err());
     let mut response = next.run(request).await;

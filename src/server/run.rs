@@ -27,6 +27,16 @@ pub enum RunError {
     BackupWithPgDump,
 }
 
+/// Where this configuration serves, as the start of a link.
+fn origin(config: &Config) -> String {
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{}", config.addr)
+}
+
 /// Runs the configured command: serve until SIGTERM or Ctrl-C, or take a backup.
 pub async fn run(config: Config) -> Result<(), RunError> {
     match &config.command {
@@ -51,16 +61,30 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         Some(Command::Import { file, title }) => {
             let id = admin::import(
                 admin::Location::of(&config),
+                || super::link_key(&config),
                 file,
                 title.as_deref(),
                 config.max_doc_bytes,
             )?;
-            let scheme = if config.tls_cert.is_some() {
-                "https"
-            } else {
-                "http"
+            print_lines(&[format!("{}/d/{id}", origin(&config))])?;
+            return Ok(());
+        }
+        Some(Command::Links { id }) => {
+            let links = admin::links(
+                admin::Location::of(&config),
+                || super::link_key(&config),
+                id,
+            )?;
+            let origin = origin(&config);
+            let shown = |path: &str, token: Option<crate::doc_id::DocId>| match token {
+                Some(token) => format!("{origin}/{path}/{token}"),
+                // A document made before links had roles: its edit link is its old id.
+                None => "(the link it was made with; reset it to see a new one)".into(),
             };
-            print_lines(&[format!("{scheme}://{}/d/{id}", config.addr)])?;
+            print_lines(&[
+                format!("edit: {}", shown("d", links.edit)),
+                format!("view: {}", shown("v", links.view)),
+            ])?;
             return Ok(());
         }
         Some(Command::Stats) => {

@@ -25,6 +25,9 @@ use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
 use yrs::{ClientID, Doc, GetString, OffsetKind, Options, ReadTxn, Text, Transact, Update};
 
+/// The link key test servers sharing a PostgreSQL database are given (32 bytes, base64).
+pub const TEST_LINK_KEY: &str = "dGFuZGVtIHRlc3QgbGluayBrZXksIDMyIGJ5dGVzISE=";
+
 /// Upper bound for any single wait in a test; tests poll, they never sleep for fixed times.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -59,13 +62,46 @@ impl TestServer {
         format!("ws://{}/ws/{id}", self.addr)
     }
 
-    /// Sends `request` through the whole router in this process: its status, headers and
-    /// body as sent (at most 64 MiB).
+    /// A fresh document's edit link: only a link the server made opens anything.
+    pub async fn new_doc(&self) -> DocId {
+        self.new_doc_links().await.0
+    }
+
+    /// A fresh document's edit link and view link.
+    pub async fn new_doc_links(&self) -> (DocId, DocId) {
+        let links = self.state.links.clone();
+        tokio::task::spawn_blocking(move || {
+            let (doc, edit) = links.create().expect("a document is made");
+            let view = links.of(&doc).expect("its links are read").view;
+            (edit, view.expect("a new document has a view link"))
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The internal id of the document `token` opens, as the store keeps it.
+    pub async fn internal_id(&self, token: &DocId) -> DocId {
+        let links = self.state.links.clone();
+        let token = token.clone();
+        tokio::task::spawn_blocking(move || links.open(&token))
+            .await
+            .unwrap()
+            .expect("the link is looked up")
+            .expect("the link opens a document")
+            .doc
+    }
+
+    /// Sends `request` through the whole router in this process, as from 127.0.0.1: its status,
+    /// headers and body as sent (at most 64 MiB).
     pub async fn answer(
         &self,
-        request: axum::http::Request<axum::body::Body>,
+        mut request: axum::http::Request<axum::body::Body>,
     ) -> (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>) {
         use tower::ServiceExt;
+        let here = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(here));
         let response = tandem::server::router(self.state.clone())
             .oneshot(request)
             .await
@@ -172,6 +208,21 @@ impl Peer {
         self.handshake().await;
     }
 
+    /// [`Peer::reconnect`], returning the close code when the server refuses the connection
+    /// (before its sync step 2) instead of failing.
+    pub async fn try_reconnect(&mut self, url: &str) -> Result<(), u16> {
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+            .await
+            .expect("WebSocket connects");
+        self.ws = ws;
+        let sv = self.doc().transact().state_vector();
+        self.send(Message::Sync(SyncMessage::SyncStep1(sv))).await;
+        self.pump_or_close(PATIENCE, "sync step 2", |_, m| {
+            matches!(m, Some(Message::Sync(SyncMessage::SyncStep2(_))))
+        })
+        .await
+    }
+
     async fn handshake(&mut self) {
         let sv = self.doc().transact().state_vector();
         self.send(Message::Sync(SyncMessage::SyncStep1(sv))).await;
@@ -239,8 +290,21 @@ impl Peer {
         what: &str,
         done: impl Fn(&Peer, Option<&Message>) -> bool,
     ) {
+        if let Err(code) = self.pump_or_close(patience, what, done).await {
+            panic!("connection ended while waiting for {what}: closed with {code}");
+        }
+    }
+
+    /// [`Peer::pump_within`], returning the close code instead of failing when the server
+    /// closes the connection with a close frame.
+    pub async fn pump_or_close(
+        &mut self,
+        patience: Duration,
+        what: &str,
+        done: impl Fn(&Peer, Option<&Message>) -> bool,
+    ) -> Result<(), u16> {
         if done(self, None) {
-            return;
+            return Ok(());
         }
         let deadline = tokio::time::Instant::now() + patience;
         loop {
@@ -254,12 +318,16 @@ impl Peer {
             let frame = match frame {
                 Some(Ok(WsMessage::Binary(frame))) => frame,
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+                Some(Ok(WsMessage::Close(Some(frame)))) => {
+                    eprintln!("closed while waiting for {what}: {}", frame.reason);
+                    return Err(u16::from(frame.code));
+                }
                 other => panic!("connection ended while waiting for {what}: {other:?}"),
             };
             for message in decode(&frame) {
                 self.apply(&message).await;
                 if done(self, Some(&message)) {
-                    return;
+                    return Ok(());
                 }
             }
         }
@@ -349,6 +417,10 @@ impl ServerProcess {
             .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .env("TANDEM_LINK_KEY", TEST_LINK_KEY)
+            // Tests make their documents through GET /new, many a minute; tests/http.rs
+            // checks the limit at its default.
+            .env("TANDEM_MAX_NEW_DOCUMENTS_PER_MINUTE", "100000")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()
@@ -384,6 +456,12 @@ impl ServerProcess {
         format!("ws://{}/ws/{id}", self.addr)
     }
 
+    /// A fresh document's edit link, made as a browser makes one: `GET /new`, and the link
+    /// from where it redirects.
+    pub fn new_doc(&self) -> DocId {
+        new_doc_at(self.addr)
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns how long that took and
     /// whether it exited successfully.
     pub fn terminate(mut self) -> (Duration, bool) {
@@ -409,6 +487,29 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `GET /new` on the server at `addr` (plain HTTP): the edit link it redirects to.
+pub fn new_doc_at(addr: SocketAddr) -> DocId {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the server accepts");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        stream,
+        "GET /new HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let location = answer
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("location").then(|| value.trim())
+        })
+        .unwrap_or_else(|| panic!("/new redirects: {answer}"));
+    let token = location.strip_prefix("/d/").expect("to an edit link");
+    DocId::parse(token).expect("a link")
 }
 
 /// A figure from /proc/{pid}/status in KiB, like `VmRSS` (resident now) or `VmHWM` (peak).

@@ -1,12 +1,26 @@
 //! The WebSocket's life: connecting, noticing it is gone, reconnecting with backoff, the
-//! heartbeat and watchdog, and what to tell the user when the server refuses.
+//! heartbeat and watchdog, what to tell the user when the server refuses, and stopping for
+//! good when the server says the link opens nothing any more.
 
 use super::*;
 use crate::reconnect::{backoff_ceiling_ms, on_wake, refusal, Wake, WAKE_PROBE_MS};
 use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
 
+/// Makes the first connection attempt, once.
+pub(super) fn start_connecting(session: &Shared) {
+    if std::mem::replace(&mut session.borrow_mut().connect_started, true) {
+        return;
+    }
+    connect(session);
+}
+
 pub(super) fn connect(session: &Shared) {
+    // Whatever asks (a retry timer set before, the page waking, the offline copy read late),
+    // an ended session stays ended.
+    if session.borrow().parts.ended.get_untracked().is_some() {
+        return;
+    }
     let url = match socket_url(session.borrow().parts.id.as_str()) {
         Some(url) => url,
         None => return,
@@ -38,8 +52,22 @@ pub(super) fn connect(session: &Shared) {
             event.code(),
             event.reason()
         );
+        // A session that has ended hears nothing more.
+        if s.borrow().parts.ended.get_untracked().is_some() {
+            return;
+        }
+        if let Some(ending) = Ending::of_close(event.code()) {
+            s.borrow_mut().end(ending);
+            return;
+        }
         if let Some(problem) = refusal(event.code(), &event.reason()) {
             s.borrow().parts.error.set(Some(problem));
+        }
+        // Lost before it was live (most often refused before it opened, which the browser
+        // reports as 1006 without the status): the link may have been reset, or the document
+        // deleted, while the page was away. The page asks.
+        if s.borrow().live_since.is_none() {
+            check_link(&s);
         }
         // The handlers are dropped with the connection when the next one replaces it, not
         // here: a closure must not be freed while it runs.
@@ -54,6 +82,70 @@ pub(super) fn connect(session: &Shared) {
         _on_message: on_message,
         _on_close: on_close,
     });
+}
+
+/// Asks the server whether the page's link still opens its document (`GET /link/{token}`):
+/// one that opens nothing any more ends the session as a reset link does, one of a deleted
+/// document as a deletion does. Any other answer, or none, leaves the retries to go on.
+fn check_link(session: &Shared) {
+    use wasm_bindgen_futures::JsFuture;
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    {
+        let mut s = session.borrow_mut();
+        let now = js_sys::Date::now();
+        if now - s.link_checked_at < LINK_CHECK_EVERY_MS {
+            return;
+        }
+        s.link_checked_at = now;
+    }
+    let path = format!("/link/{}", session.borrow().parts.id.as_str());
+    let s = session.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let Ok(answer) = JsFuture::from(window.fetch_with_str(&path)).await else {
+            return; // the server is unreachable: the retries find out when it is back
+        };
+        let Ok(response) = answer.dyn_into::<web_sys::Response>() else {
+            return;
+        };
+        // Only Tandem's own answer counts: a proxy's 404 while the server restarts, or one
+        // from a server without this route, says nothing about the link.
+        let said = response
+            .headers()
+            .get(protocol::LINK_STATUS_HEADER)
+            .ok()
+            .flatten();
+        let ending = match (response.status(), said.as_deref()) {
+            (404, Some("none")) => Ending::LinkReset,
+            (410, Some("deleted")) => Ending::Deleted,
+            _ => return,
+        };
+        let mut session = s.borrow_mut();
+        if session.parts.ended.get_untracked().is_some() {
+            return;
+        }
+        // An attempt made meanwhile goes too: the session is over.
+        if let Some(connection) = session.socket.take() {
+            connection.detach();
+        }
+        session.end(ending);
+    });
+}
+
+/// At most one link check per this long: pages that all lose their connection at once (an
+/// instance going away) each ask a couple of times a minute, not at every attempt.
+const LINK_CHECK_EVERY_MS: f64 = 30_000.0;
+
+impl Connection {
+    /// Stops listening to the socket and closes it. Called outside its handlers only: a
+    /// handler must not be freed while it runs.
+    fn detach(self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        let _ = self.ws.close();
+    }
 }
 
 /// The connection is gone (closed, or found dead): show it, forget stale presence and
@@ -78,13 +170,33 @@ pub(super) fn connection_lost(session: &Shared, drop_socket: bool) {
     schedule_reconnect(session);
 }
 
+impl Session {
+    /// The server ended the session for good: the link was reset or the document deleted.
+    /// Nothing is retried (the link opens nothing any more); the page shows why, and nobody
+    /// as present, since it hears of nobody from now on.
+    fn end(&mut self, ending: Ending) {
+        self.synced = false;
+        self.live_since = None;
+        self.retry = None;
+        self.probe = None;
+        self.forget_others();
+        self.parts.error.set(None);
+        self.parts.retry_in.set(None);
+        self.parts.status.set(Status::Ended);
+        self.parts.ended.set(Some(ending));
+        if ending == Ending::Deleted {
+            self.drop_copy();
+        }
+    }
+}
+
 /// Schedules the next connection attempt after a fully jittered exponential delay: a
 /// random time up to a ceiling that doubles with each failure (from a quarter of a second to
 /// ten seconds), so the clients of a restarted server come back spread out, not at once.
 pub(super) fn schedule_reconnect(session: &Shared) {
     let delay = {
         let mut s = session.borrow_mut();
-        if s.retry.is_some() {
+        if s.retry.is_some() || s.parts.ended.get_untracked().is_some() {
             return;
         }
         s.failures = s.failures.saturating_add(1);

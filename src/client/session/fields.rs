@@ -4,13 +4,36 @@
 use super::*;
 use gloo_events::{EventListener, EventListenerOptions};
 
-/// Wires everything that moves this person's caret, the renewal timer and `pagehide`; the
-/// handles go into the session's [`Watch`](super::connection::Watch).
+/// Wires everything that moves this person's caret (on the editor page: the view page has no
+/// caret), `pagehide` and `resize`; the handles go into the session's
+/// [`Watch`](super::connection::Watch).
 pub(super) fn listen_presence(session: &Shared) -> Vec<EventListener> {
+    let mut listeners = listen_caret(session);
+    let Some(window) = web_sys::window() else {
+        return listeners;
+    };
+    // Leaving: say so at once rather than let the others wait for the socket to close.
+    let s = session.clone();
+    listeners.push(EventListener::new(&window, "pagehide", move |_| {
+        s.borrow_mut().leave()
+    }));
+    // Re-measure the caret layer when the page changes size.
+    let s = session.clone();
+    listeners.push(EventListener::new(&window, "resize", move |_| {
+        s.borrow().render_carets()
+    }));
+    listeners
+}
+
+/// Wires what moves this person's caret in the source, and keeps the caret layer and the
+/// preview scrolled with it. Nothing, on a page without a source.
+fn listen_caret(session: &Shared) -> Vec<EventListener> {
     let mut listeners = Vec::new();
     let (source, layer) = {
         let s = session.borrow();
-        let source = s.content.element().event_target().clone();
+        let Some(source) = s.content.element().map(|e| e.event_target().clone()) else {
+            return listeners;
+        };
         (source, s.parts.carets.get_untracked())
     };
     for event in [
@@ -35,7 +58,9 @@ pub(super) fn listen_presence(session: &Shared) -> Vec<EventListener> {
         let s = session.clone();
         listeners.push(EventListener::new(&source, "scroll", move |_| {
             let s = s.borrow();
-            let source = s.content.element().element();
+            let Some(source) = s.content.element().map(|e| e.element()) else {
+                return;
+            };
             let top = source.scroll_top();
             layer.set_scroll_top(top);
             if let Some(preview) = &preview {
@@ -46,19 +71,6 @@ pub(super) fn listen_presence(session: &Shared) -> Vec<EventListener> {
             }
         }));
     }
-    let Some(window) = web_sys::window() else {
-        return listeners;
-    };
-    // Leaving: say so at once rather than let the others wait for the socket to close.
-    let s = session.clone();
-    listeners.push(EventListener::new(&window, "pagehide", move |_| {
-        s.borrow_mut().leave()
-    }));
-    // Re-measure the caret layer when the page changes size.
-    let s = session.clone();
-    listeners.push(EventListener::new(&window, "resize", move |_| {
-        s.borrow().render_carets()
-    }));
     listeners
 }
 
@@ -84,11 +96,14 @@ pub(super) fn presence_changed(session: &Shared) {
 
 /// Wires a field's input and composition events to the session; returns the handles.
 pub(super) fn listen(session: &Shared, field: Field) -> Vec<EventListener> {
+    let mut listeners = Vec::new();
     let target = {
         let s = session.borrow();
-        s.field(field).element().event_target().clone()
+        let Some(element) = s.field(field).element() else {
+            return listeners;
+        };
+        element.event_target().clone()
     };
-    let mut listeners = Vec::new();
     // Handlers that may cancel the browser's own action must not be passive.
     let mut on = |event: &'static str, handler: Box<dyn FnMut(&web_sys::Event)>| {
         let options = EventListenerOptions::enable_prevent_default();

@@ -1,5 +1,18 @@
 //! One open document in the browser: the replica, its two fields and its WebSocket.
 //!
+//! The view page runs the same session with [`Access::View`]: its fields are unbound (see
+//! [`TextField::unbound`]), no field or preview event is listened to, the server's greeting is
+//! not answered with changes, and no offline copy is read or written. What is left is the
+//! replica following the server, the preview and the header following the replica, presence,
+//! and the connection's life.
+//!
+//! # Layout
+//! - [`connection`]: the socket's life, reconnecting, the heartbeat, and stopping for good.
+//! - [`editing`]: this person's own changes: typing, formatting, undo and redo, restore.
+//! - [`fields`]: the fields' and the caret's events.
+//! - [`presence`]: this person's presence, and the others' as the page shows them.
+//! - [`offline_copy`]: the document's copy in the browser, for offline edits.
+//!
 //! Everything runs on the page's single thread, so the session is an `Rc<RefCell<_>>` shared by
 //! the event handlers. Setting a field's value from code fires no `input` event and Leptos
 //! runs effects later, so no handler re-enters the session while it is borrowed.
@@ -14,11 +27,11 @@ use super::binding::{FieldElement, TextField};
 use super::{identity, offline, recent};
 use crate::acks::Acks;
 use crate::app::carets::{overlay_html, RemoteCaret};
-use crate::app::live::{EditorParts, PeerBadge, SaveState, Status};
+use crate::app::live::{Access, PeerBadge, SaveState, SessionParts, Status};
 use crate::formatting::{self, Command};
 use crate::protocol::presence::{sticky_at, Cursor, PresenceState, RelativePosition, User};
 use crate::protocol::{self, CONTENT, TITLE};
-use crate::reconnect::Heartbeat;
+use crate::reconnect::{Ending, Heartbeat};
 use crate::undo::{self, Direction, History};
 use gloo_timers::callback::Timeout;
 use leptos::prelude::*;
@@ -33,11 +46,12 @@ use yrs::updates::encoder::Encode;
 use yrs::{Assoc, ClientID, Doc, ReadTxn, Transact, Update};
 
 mod connection;
+mod editing;
 mod fields;
 mod offline_copy;
 mod presence;
 
-use connection::{connect, fresh_presence_id, keep_watch};
+use connection::{fresh_presence_id, keep_watch, start_connecting};
 use fields::{listen, listen_presence, listen_tasks};
 use offline_copy::offline_then_connect;
 
@@ -83,11 +97,14 @@ enum Field {
 }
 
 struct Session {
-    parts: EditorParts,
+    parts: SessionParts,
     doc: Doc,
     content: TextField,
     title: TextField,
     socket: Option<Connection>,
+    /// When the page last asked whether its link still opens the document (see
+    /// `connection::check_link`), in milliseconds since the epoch.
+    link_checked_at: f64,
     /// Whether the current connection has completed its handshake.
     synced: bool,
     /// Connection attempts since a connection last stayed live (see
@@ -162,18 +179,29 @@ impl Drop for Connection {
     }
 }
 
-pub fn start(parts: EditorParts) {
-    let (Some(source), Some(title)) = (parts.source.get_untracked(), parts.title.get_untracked())
-    else {
-        return;
-    };
+pub fn start(parts: SessionParts) {
     let doc = protocol::new_doc();
     if let Ok(update) = Update::decode_v1(&parts.snapshot.update_bytes()) {
         let _ = doc.transact_mut().apply_update(update);
     }
-    let content = TextField::new(FieldElement::Area(source), &doc, CONTENT);
-    let title = TextField::new(FieldElement::Line(title), &doc, TITLE);
-    recent::remember(parts.id.as_str(), title.text());
+    let editing = parts.access == Access::Edit;
+    let (content, title) = if editing {
+        let (Some(source), Some(title)) =
+            (parts.source.get_untracked(), parts.title.get_untracked())
+        else {
+            return;
+        };
+        let content = TextField::new(FieldElement::Area(source), &doc, CONTENT);
+        let title = TextField::new(FieldElement::Line(title), &doc, TITLE);
+        // Only edit links are remembered: the home page opens what it lists for editing.
+        recent::remember(parts.id.as_str(), title.text());
+        (content, title)
+    } else {
+        (
+            TextField::unbound(&doc, CONTENT),
+            TextField::unbound(&doc, TITLE),
+        )
+    };
     let awareness = Awareness::with_clock(doc.clone(), || js_sys::Date::now() as u64);
     // Made after the snapshot is in: it is not this person's to undo (nor is the offline copy,
     // merged later like any remote change).
@@ -193,6 +221,7 @@ pub fn start(parts: EditorParts) {
         socket: None,
         synced: false,
         failures: 0,
+        link_checked_at: 0.0,
         live_since: None,
         acks: Acks::default(),
         content_edit_pending: false,
@@ -219,10 +248,15 @@ pub fn start(parts: EditorParts) {
         heartbeat,
     }));
     CURRENT.with(|current| *current.borrow_mut() = Rc::downgrade(&session));
-    let mut listeners = listen(&session, Field::Content);
-    listeners.extend(listen(&session, Field::Title));
+    let mut listeners = Vec::new();
+    if editing {
+        listeners.extend(listen(&session, Field::Content));
+        listeners.extend(listen(&session, Field::Title));
+    }
     listeners.extend(listen_presence(&session));
-    listeners.extend(listen_tasks(&session));
+    if editing {
+        listeners.extend(listen_tasks(&session));
+    }
     keep_watch(&session, listeners);
     // The header edits `me`; every change is remembered and published at once.
     me.set(identity::load());
@@ -232,10 +266,19 @@ pub fn start(parts: EditorParts) {
         identity::save(&user);
         s.borrow_mut().publish_presence();
     });
-    offline_then_connect(&session);
+    if editing {
+        offline_then_connect(&session);
+    } else {
+        start_connecting(&session);
+    }
 }
 
 impl Session {
+    /// Whether this page edits the document (see [`Access`]).
+    fn editing(&self) -> bool {
+        self.parts.access == Access::Edit
+    }
+
     fn field(&self, field: Field) -> &TextField {
         match field {
             Field::Content => &self.content,
@@ -264,7 +307,9 @@ impl Session {
         {
             let message = protocol::wire::decode(frame);
             match message {
-                Ok(Message::Sync(SyncMessage::SyncStep1(sv))) => {
+                // A viewer has nothing of its own to give: whatever its replica holds came from
+                // the server.
+                Ok(Message::Sync(SyncMessage::SyncStep1(sv))) if self.editing() => {
                     let update = self.doc.transact().encode_state_as_update_v1(&sv);
                     self.send_change(Message::Sync(SyncMessage::SyncStep2(update)));
                 }
@@ -296,97 +341,6 @@ impl Session {
                 }
             }
         }
-    }
-
-    /// Takes in the fields' edits still waiting (see [`fields::edit_soon`]).
-    fn flush_edits(&mut self) {
-        if std::mem::take(&mut self.content_edit_pending) {
-            self.local_edit(Field::Content);
-        }
-        if std::mem::take(&mut self.title_edit_pending) {
-            self.local_edit(Field::Title);
-        }
-    }
-
-    fn local_edit(&mut self, field: Field) {
-        let update = match field {
-            Field::Content => self.content.local_change(&self.doc),
-            Field::Title => self.title.local_change(&self.doc),
-        };
-        let Some(update) = update else { return };
-        self.history.after_change();
-        self.changed_here();
-        self.show_field(field);
-        self.parts.save.set(SaveState::Saving);
-        self.send_change(Message::Sync(SyncMessage::Update(update)));
-    }
-
-    /// Turns the document back into `title` and `content` (a version from the History), as one
-    /// step this person can undo: each field changes by one splice, sent like typing.
-    fn restore(&mut self, title: &str, content: &str) {
-        if self.composing {
-            return;
-        }
-        self.flush_edits();
-        self.history.break_group();
-        if self.content.text() != content {
-            self.content.type_value(content);
-            self.local_edit(Field::Content);
-        }
-        if self.title.text() != title {
-            self.title.type_value(title);
-            self.local_edit(Field::Title);
-        }
-        self.history.break_group();
-    }
-
-    /// Applies a formatting command to the source at its selection, as a step of its own.
-    fn command(&mut self, command: Command) {
-        if self.composing {
-            return;
-        }
-        self.flush_edits();
-        let (start, end) = self.content.selection().unwrap_or((0, 0));
-        let edited = formatting::apply(command, self.content.text(), start, end);
-        self.apply_edited(edited);
-    }
-
-    /// Applies this person's formatting edits to the source (a step of its own for undo) and
-    /// sends them like any edit.
-    fn apply_edited(&mut self, edited: formatting::Edited) {
-        if edited.ops.is_empty() {
-            return;
-        }
-        self.history.break_group();
-        let update = self
-            .content
-            .apply_own_ops(&self.doc, &edited.ops, (edited.start, edited.end));
-        self.history.break_group();
-        self.history.after_change();
-        self.changed_here();
-        self.show_field(Field::Content);
-        self.parts.save.set(SaveState::Saving);
-        self.send_change(Message::Sync(SyncMessage::Update(update)));
-    }
-
-    /// Takes back (or redoes) this person's last step, shows it with the caret where it
-    /// happened, and sends it like any edit.
-    fn step(&mut self, direction: Direction) {
-        if self.composing {
-            return;
-        }
-        self.flush_edits();
-        let Some(update) = self.history.step(direction) else {
-            return;
-        };
-        self.changed_here();
-        if self.content.show_own_change(&self.doc) {
-            self.show_field(Field::Content);
-        }
-        if self.title.show_own_change(&self.doc) {
-            self.show_field(Field::Title);
-        }
-        self.send_change(Message::Sync(SyncMessage::Update(update)));
     }
 
     /// Applies a change from the server and shows it, or holds it while a composition is in
@@ -440,7 +394,9 @@ impl Session {
             }
             Field::Title => {
                 self.parts.title_text.set(self.title.text().to_string());
-                recent::remember(self.parts.id.as_str(), self.title.text());
+                if self.editing() {
+                    recent::remember(self.parts.id.as_str(), self.title.text());
+                }
             }
         }
     }

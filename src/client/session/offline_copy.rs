@@ -30,6 +30,8 @@ pub(super) struct Keeping {
     unsaved_merged: Vec<(String, String)>,
     /// Names this page as the writer of its copies (random per page load).
     writer: String,
+    /// The document was deleted: its copy was removed, and none is written again.
+    dropped: bool,
 }
 
 impl Keeping {
@@ -43,6 +45,7 @@ impl Keeping {
             unsaved_after: None,
             unsaved_merged: Vec::new(),
             writer: format!("{:016x}", (js_sys::Math::random() * 2f64.powi(53)) as u64),
+            dropped: false,
         }
     }
 }
@@ -157,14 +160,6 @@ async fn read_copies(id: &str) -> ReadCopies {
     (copies, kept, merged, verdict)
 }
 
-/// Makes the first connection attempt, once.
-fn start_connecting(session: &Shared) {
-    if std::mem::replace(&mut session.borrow_mut().connect_started, true) {
-        return;
-    }
-    connect(session);
-}
-
 impl Session {
     /// This person changed the document: the copy is written soon.
     pub(super) fn changed_here(&mut self) {
@@ -176,9 +171,30 @@ impl Session {
         self.keeping.schedule.changed_elsewhere(js_sys::Date::now());
     }
 
+    /// Whether this page keeps a copy: a viewer has nothing of its own to keep, and a deleted
+    /// document's copy is removed.
+    fn keeps_copy(&self) -> bool {
+        self.editing() && !self.keeping.dropped
+    }
+
+    /// The document was deleted: its copy in this browser goes too (what the page shows stays
+    /// on screen until it is closed), and none is written again.
+    pub(super) fn drop_copy(&mut self) {
+        self.keeping.dropped = true;
+        let id = self.parts.id.as_str().to_string();
+        unsaved::forget_all(&id);
+        if let Some(copies) = self.keeping.copies.take() {
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(error) = copies.remove(&id).await {
+                    leptos::logging::warn!("Tandem: a deleted document's copy stays: {error}");
+                }
+            });
+        }
+    }
+
     /// Writes the copy if one is due (`urgent`: the page is being hidden or left).
     pub(super) fn save_if_due(&mut self, urgent: bool) {
-        if self.keeping.schedule.due(js_sys::Date::now(), urgent) {
+        if self.keeps_copy() && self.keeping.schedule.due(js_sys::Date::now(), urgent) {
             self.save_locally();
         }
     }
@@ -194,6 +210,9 @@ impl Session {
     /// what its copy lacks goes to local storage at once (also when the browser has no
     /// IndexedDB); and a write of the copy starts (it may not finish).
     pub(super) fn keep_before_hiding(&mut self) {
+        if !self.keeps_copy() {
+            return;
+        }
         if self.unconfirmed() && self.keeping.schedule.behind() {
             let since = self.keeping.saved.clone().unwrap_or_default();
             let update = self.doc.transact().encode_state_as_update_v1(&since);

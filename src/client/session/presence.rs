@@ -17,6 +17,7 @@ impl Session {
         PresenceState {
             user: Some(self.parts.me.get_untracked()),
             cursor,
+            viewer: false,
         }
     }
 
@@ -83,6 +84,8 @@ impl Session {
                     },
                     color: user.color,
                     me: id == me,
+                    // This page's own state is as it sent it, unmarked: its access says.
+                    viewer: presence.viewer || (id == me && !self.editing()),
                 })
             })
             .collect();
@@ -131,7 +134,9 @@ impl Session {
             layer.set_inner_html("");
             return;
         }
-        let source = self.content.element().element();
+        let Some(source) = self.content.element().map(|e| e.element()) else {
+            return;
+        };
         let _ = layer.set_attribute(
             "style",
             &format!(

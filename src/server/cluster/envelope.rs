@@ -9,6 +9,9 @@
 //! - `WhoIsHere`: an instance just opened the document and asks for everyone's presence.
 //! - `Claims`: the client ids the instance's connections write as in the document (u64 BE
 //!   each), its whole set.
+//! - `Links`: the instance took links of the document back (a reset, or the document deleted);
+//!   no payload. The others read the document's links from the store and close what they no
+//!   longer open: a message cannot take back more than the store did.
 //!
 //! Redis is trusted like the database (it must not be reachable by anyone else), yet a message
 //! that does not decode is dropped with a log line, never relayed as it came: what reaches an
@@ -29,6 +32,7 @@ pub enum Kind {
     Presence,
     WhoIsHere,
     Claims,
+    Links,
 }
 
 impl Kind {
@@ -38,6 +42,7 @@ impl Kind {
             Kind::Presence => 2,
             Kind::WhoIsHere => 3,
             Kind::Claims => 4,
+            Kind::Links => 5,
         }
     }
 }
@@ -86,6 +91,7 @@ impl Envelope<'_> {
             2 => Kind::Presence,
             3 => Kind::WhoIsHere,
             4 => Kind::Claims,
+            5 => Kind::Links,
             other => return Err(EnvelopeError::UnknownKind(other)),
         };
         let instance = u64::from_be_bytes(bytes[3..11].try_into().expect("8 bytes"));
@@ -117,6 +123,7 @@ mod tests {
             (Kind::Presence, 0),
             (Kind::WhoIsHere, 0),
             (Kind::Claims, 0),
+            (Kind::Links, 0),
         ] {
             let envelope = Envelope {
                 kind,

@@ -42,6 +42,8 @@ pub enum Inbound {
         clients: Bytes,
         _charge: super::budget::Charge,
     },
+    /// Another instance took links of the document back.
+    Links,
     /// The subscription took hold (for the first time, or again after Redis came back):
     /// whatever was stored before it is read from the store.
     Subscribed,
@@ -63,6 +65,8 @@ struct Follower {
     answered: Option<Instant>,
     /// Someone asked since that answer.
     answer_due: bool,
+    /// Another instance took links back since the room last read them.
+    links_changed: bool,
 }
 
 /// Shortest time between two answers to "who is here" for one document.
@@ -83,6 +87,7 @@ pub async fn run(
         behind: None,
         answered: None,
         answer_due: false,
+        links_changed: false,
     };
     loop {
         let Some(room) = room.upgrade() else { break };
@@ -98,6 +103,9 @@ pub async fn run(
             }
             _ = room.failed().cancelled() => break,
         };
+        if std::mem::take(&mut follower.links_changed) {
+            recheck_links(&room, follower.cluster.store().clone()).await;
+        }
         let overflowed = overflowed.swap(false, Ordering::Relaxed);
         if read_store || overflowed || !follower.drain(&room).await {
             follower.catch_up(&room).await;
@@ -135,6 +143,11 @@ impl Follower {
                 room.apply_remote_claims(instance, &clients);
                 false
             }
+            Inbound::Links => {
+                // Read once this message is taken in, before the next is.
+                self.links_changed = true;
+                false
+            }
             Inbound::WhoIsHere => {
                 // However many ask, one answer per interval: the states are renewed every
                 // 15 s anyway, and the question must not become a way to make every instance
@@ -152,6 +165,10 @@ impl Follower {
                 false
             }
             Inbound::Subscribed => {
+                // What was taken back before the subscription held (the room opened after
+                // another instance's message passed, or Redis was away) is read from the
+                // store: a connection on a reset link is closed here too.
+                self.links_changed = true;
                 self.cluster.send(&room.id, Kind::WhoIsHere, 0, &[]);
                 true
             }
@@ -180,10 +197,12 @@ impl Follower {
         [gap, behind, answer].into_iter().flatten().min()
     }
 
-    /// Tells the other instances who is here on this one.
+    /// Tells the other instances who is here on this one, and which editor ids they write as
+    /// (an instance that just opened the document may have missed those claims).
     fn answer(&mut self, room: &Room) {
         self.answered = Some(Instant::now());
         self.answer_due = false;
+        room.announce_claims();
         if let Some(frame) = room.local_presence() {
             self.cluster.send(&room.id, Kind::Presence, 0, &frame);
         }
@@ -326,5 +345,30 @@ pub(super) async fn poll_forever(inner: Weak<Inner>) {
             }
         }
         drop(cluster);
+    }
+}
+
+/// Reads the document's links from the store and takes back in the room what they no longer
+/// open: earlier generations of each link, or everything once the document is gone (it has
+/// no links left).
+async fn recheck_links(room: &Room, store: Arc<dyn crate::server::storage::DocStore>) {
+    use crate::server::room::revocation::LinkChange;
+    let id = room.id.clone();
+    match tokio::task::spawn_blocking(move || store.links(&id)).await {
+        Ok(Ok(links)) if links.is_empty() => {
+            tracing::warn!(doc = %room.tag, "a followed document has no links in the store: taken as deleted");
+            room.revoke(LinkChange::Deleted);
+        }
+        Ok(Ok(links)) => {
+            for (role, generation) in links {
+                room.revoke(LinkChange::Reset { role, generation });
+            }
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(doc = %room.tag, %error, "the document's links could not be read after another instance changed them");
+        }
+        Err(error) => {
+            tracing::warn!(doc = %room.tag, %error, "reading the document's links did not finish");
+        }
     }
 }

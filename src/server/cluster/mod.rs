@@ -319,8 +319,17 @@ impl Cluster {
                 clients: payload,
                 _charge: charge,
             },
+            Kind::Links => follower::Inbound::Links,
         };
         self.deliver(&id, message);
+    }
+
+    /// Tells the other instances that links of `id` were taken back (`change`), so they
+    /// close the connections that came by them. The message only says "look again": each
+    /// reads what the store now holds.
+    pub fn announce(&self, id: &DocId, change: crate::server::room::revocation::LinkChange) {
+        tracing::debug!(doc = %doc_tag(id), ?change, "telling the other instances links were taken back");
+        self.send(id, Kind::Links, 0, &[]);
     }
 
     /// Queues a message for Redis; dropped when the queue is full (the others read the

@@ -7,6 +7,8 @@
 //! safe in a file name and a header.
 
 use crate::doc_id::DocId;
+use crate::server::capability::Role;
+use crate::server::links::Found;
 use crate::server::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -20,11 +22,29 @@ pub struct RawQuery {
     download: Option<String>,
 }
 
-/// The title and text of the document `raw_id` names, or the answer refusing it: 400 for an id
-/// that does not parse, 503 when the document cannot be read.
+/// The title and text of the document `raw_id` is the edit link of, or the answer refusing it:
+/// 400 for a token that does not parse, 404 for one that opens nothing here (a view link is not
+/// an edit link), 410 for a link of a deleted document, 503 when the document cannot be read.
 async fn texts(state: &AppState, raw_id: &str) -> Result<(String, String), Response> {
-    let Ok(id) = DocId::parse(raw_id) else {
+    let Ok(token) = DocId::parse(raw_id) else {
         return Err((StatusCode::BAD_REQUEST, "not a document link").into_response());
+    };
+    let id = match state.links.find_async(token).await {
+        Ok(Found::Live(capability)) if capability.role == Role::Edit => capability.doc,
+        Ok(Found::Gone) => {
+            return Err((StatusCode::GONE, "this document was deleted").into_response())
+        }
+        Ok(_) => {
+            return Err((StatusCode::NOT_FOUND, "there is no document at this link").into_response())
+        }
+        Err(error) => {
+            tracing::warn!(%error, "a link could not be looked up for download");
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the link could not be looked up",
+            )
+                .into_response());
+        }
     };
     state.hub.texts(&id).await.map_err(|error| {
         tracing::warn!(doc = %crate::server::redact::doc_tag(&id), %error, "document could not be read for download");

@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Middleware: holds a render permit for each `/d/{id}` page and each server-function call
+/// Middleware: holds a render permit for each `/d/{id}` and `/v/{id}` page, each link check and each server-function call
 /// while it is produced.
 pub async fn limit_renders(
     State(state): State<AppState>,
@@ -21,7 +21,11 @@ pub async fn limit_renders(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if !(path.starts_with("/d/") || path.starts_with("/api/")) {
+    if !(path.starts_with("/d/")
+        || path.starts_with("/v/")
+        || path.starts_with("/api/")
+        || path.starts_with("/link/"))
+    {
         return next.run(request).await;
     }
     let Ok(_permit) = state.renders.clone().try_acquire_owned() else {

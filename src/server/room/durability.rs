@@ -13,7 +13,7 @@
 use super::metered;
 use super::runs;
 use super::shape;
-use super::{ConnId, Presence, Room, State};
+use super::{ConnId, Durable, Presence, Room, State};
 use crate::protocol::{self, wire};
 use crate::server::error::CloseReason;
 use crate::server::storage::{Compaction, DocStore, NewUpdate, StoreError};
@@ -23,6 +23,11 @@ use tokio::sync::oneshot;
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::{ReadTxn, StateVector, Transact, Update};
+
+/// The longest an update waits for a compaction to make room under the size limit, and how
+/// often it looks again meanwhile.
+const MAKE_ROOM_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const MAKE_ROOM_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Integrations this slow are logged.
 const SLOW_INTEGRATION: std::time::Duration = std::time::Duration::from_millis(100);
@@ -43,7 +48,7 @@ impl Room {
         presence: &Presence,
         bytes: &[u8],
         live: bool,
-    ) -> Result<(u32, u32), CloseReason> {
+    ) -> Result<(u32, u32, Durable), CloseReason> {
         let sections = shape::check(bytes, &[protocol::CONTENT, protocol::TITLE])
             .map_err(|e| CloseReason::invalid(e.to_string()))?;
         // Runs of characters are joined first: yrs would join them at commit, at a cost
@@ -51,6 +56,7 @@ impl Room {
         let update = runs::join(bytes)
             .map_err(|e| CloseReason::invalid(format!("undecodable update: {e}")))?
             .unwrap_or_else(|| bytes.to_vec());
+        self.make_room(bytes.len()).await;
         // Reserve the journal slot before applying, so an applied change is always stored.
         let slot = self
             .journal
@@ -70,7 +76,7 @@ impl Room {
             }
             // An update is never smaller than what it adds, so this refuses every change that
             // could push the document past its limit, before anything is applied.
-            let stored_bytes = room.ledger().stored_bytes;
+            let stored_bytes = room.ledger().bytes_toward_limit();
             if stored_bytes + state.pending.bytes() + message_bytes > room.policy.max_doc_bytes
             {
                 return Err(CloseReason::too_big(format!(
@@ -126,6 +132,7 @@ impl Room {
                     let sequence = state.applied;
                     let title = protocol::read_title(&state.doc.transact());
                     let frame = encode_update(&delta);
+                    room.ledger().unstored_bytes += frame.len();
                     let (done, stored) = oneshot::channel();
                     let room = room.clone();
                     slot.append(
@@ -159,20 +166,29 @@ impl Room {
             }
         };
         let (sequence, stored, refusal, cost, slow) = outcome?;
-        // What integrated is stored and broadcast even when the rest of the update is refused:
-        // the replica has it, so everyone must.
-        let durable = match stored {
-            None => self.durable_at(sequence).await,
-            Some(stored) => match stored.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) => Err(CloseReason::internal(format!("storage failed: {error}"))),
-                Err(_) => Err(CloseReason::internal("storage has stopped")),
-            },
-        };
-        durable?;
+        // What integrated is stored and broadcast even when the rest of the update is refused
+        // (the replica has it, so everyone must): the journal does that whatever the sender's
+        // fate.
+        if let Some(refusal) = refusal {
+            return Err(refusal);
+        }
+        let room = self.clone();
+        let durable: Durable = Box::pin(async move {
+            match stored {
+                // Nothing new, but what it repeats may still be on its way to disk.
+                None => room.durable_at(sequence).await,
+                Some(stored) => match stored.await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(error)) => {
+                        Err(CloseReason::internal(format!("storage failed: {error}")))
+                    }
+                    Err(_) => Err(CloseReason::internal("storage has stopped")),
+                },
+            }
+        });
         let cost = u32::try_from(cost).unwrap_or(u32::MAX);
         let slow = u32::try_from(slow).unwrap_or(u32::MAX);
-        refusal.map_or(Ok((cost, slow)), Err)
+        Ok((cost, slow, durable))
     }
 
     /// Integrates `update` (lib0 v1) and whatever held updates it unblocks, in one
@@ -293,10 +309,11 @@ impl Room {
             Ok(seq) => {
                 {
                     let mut ledger = self.ledger();
+                    ledger.unstored_bytes = ledger.unstored_bytes.saturating_sub(frame.len());
                     ledger.last_seq = seq;
                     self.mark_stored(&mut ledger, seq);
                 }
-                self.count_logged(frame.len());
+                self.count_logged(seq, frame.len());
                 self.durable.send_if_modified(|durable| {
                     let advanced = sequence > *durable;
                     *durable = (*durable).max(sequence);
@@ -307,6 +324,10 @@ impl Room {
                 let _ = done.send(Ok(()));
             }
             Err(error) => {
+                {
+                    let mut ledger = self.ledger();
+                    ledger.unstored_bytes = ledger.unstored_bytes.saturating_sub(frame.len());
+                }
                 let mut state = self.lock();
                 self.fail(&mut state, format!("storage failed: {error}"));
                 drop(state);
@@ -315,13 +336,17 @@ impl Room {
         }
     }
 
-    /// Counts a record added to the document's log (here, or by another instance sharing the
-    /// store) and starts a compaction when the log has grown enough.
-    pub(super) fn count_logged(self: &Arc<Self>, bytes: usize) {
+    /// Counts a record added to the document's log at `seq` (here, or by another instance
+    /// sharing the store) and starts a compaction when the log has grown enough. A record a
+    /// compaction already covers is not counted.
+    pub(super) fn count_logged(self: &Arc<Self>, seq: i64, bytes: usize) {
         // Not the replica's lock: an update may hold that while it integrates, and this runs
         // on the journal's one commit thread.
         let compact = {
             let mut ledger = self.ledger();
+            if seq <= ledger.compacted_upto {
+                return;
+            }
             ledger.tail_updates += 1;
             ledger.tail_bytes += bytes;
             ledger.stored_bytes += bytes;
@@ -333,6 +358,38 @@ impl Room {
         };
         if compact {
             self.compact_in_background();
+        }
+    }
+
+    /// When only the log's uncompacted tail stands between an update of `bytes` and the
+    /// document's size limit, waits for that tail to be folded into the snapshot (at most
+    /// [`MAKE_ROOM_WAIT`]) rather than refusing a change to a small document: a writer that
+    /// sends faster than compaction keeps up (its changes are pipelined, see
+    /// `crate::server::session`) is slowed to compaction's pace. A document whose content
+    /// itself fills the limit has no tail to fold and is refused at once by the caller.
+    async fn make_room(self: &Arc<Self>, bytes: usize) {
+        let deadline = tokio::time::Instant::now() + MAKE_ROOM_WAIT;
+        loop {
+            let start = {
+                let mut ledger = self.ledger();
+                if ledger.bytes_toward_limit() + bytes <= self.policy.max_doc_bytes
+                    || (ledger.tail_updates == 0 && ledger.unstored_bytes == 0)
+                    || self.failed.is_cancelled()
+                {
+                    return;
+                }
+                // What is in flight lands soon; what landed is folded by a compaction.
+                let start = ledger.tail_updates > 0 && !ledger.compacting;
+                ledger.compacting |= start;
+                start
+            };
+            if start {
+                self.compact_in_background();
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(MAKE_ROOM_POLL).await;
         }
     }
 
@@ -353,6 +410,7 @@ impl Room {
                     return None;
                 }
             };
+            ledger.compacted_upto = ledger.compacted_upto.max(compaction.upto);
             // What was logged after the records compacted stays in the tail.
             ledger.tail_updates = ledger.tail_updates.saturating_sub(tail_updates);
             ledger.tail_bytes = ledger.tail_bytes.saturating_sub(tail_bytes);
@@ -381,6 +439,17 @@ impl Room {
     /// Called when the last connection has left: merges the stored log into a snapshot so
     /// the next load is short.
     pub fn unload(self: &Arc<Self>) {
+        if self.deleted() {
+            // Nothing of it is written again; whatever was queued before is removed after it
+            // lands (on every instance that had it open).
+            let (journal, doc, tag) = (self.journal.clone(), self.id.clone(), self.tag);
+            tokio::spawn(async move {
+                if let Err(error) = journal.erase(doc).await {
+                    tracing::error!(doc = %tag, %error, "a deleted document's last rows could not be removed");
+                }
+            });
+            return;
+        }
         let start = {
             let mut state = self.lock();
             // The last editor left: what they wrote becomes a version.

@@ -32,6 +32,7 @@ pub mod metered;
 pub mod pending;
 pub mod presence;
 pub mod remote;
+pub mod revocation;
 pub mod runs;
 pub mod shape;
 
@@ -62,6 +63,13 @@ pub struct Broadcast {
     pub at: std::time::Instant,
 }
 
+impl Broadcast {
+    /// When it was published, if it carries a change (the fan-out delay is measured on those).
+    pub fn change_at(&self) -> Option<std::time::Instant> {
+        matches!(self.frame.as_ref(), [0, 2, ..]).then_some(self.at)
+    }
+}
+
 /// When the stored log of a document is merged into its snapshot, and how large a document
 /// may grow.
 #[derive(Debug, Clone, Copy)]
@@ -87,12 +95,14 @@ pub struct Loaded {
 }
 
 /// The outcome of one frame.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Received {
     /// Frames for the sender.
     pub replies: Vec<Bytes>,
-    /// The frame carried document changes, and they are now durable.
+    /// The frame carried document changes, and they are now durable ([`Room::receive`]).
     pub stored: bool,
+    /// The frame carried document changes, durable once this resolves ([`Room::accept`]).
+    pub durable: Option<Durable>,
     /// What answering cost, in messages' worth, beyond the message itself: large answers
     /// count as many messages against the connection's rate (see [`COST_UNIT_BYTES`]).
     pub cost: u32,
@@ -100,6 +110,23 @@ pub struct Received {
     /// to the whole burst, so one slow update passes and a second in a row closes its sender.
     pub slow_cost: u32,
 }
+
+impl std::fmt::Debug for Received {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Received")
+            .field("replies", &self.replies.len())
+            .field("stored", &self.stored)
+            .field("durable", &self.durable.is_some())
+            .field("cost", &self.cost)
+            .field("slow_cost", &self.slow_cost)
+            .finish()
+    }
+}
+
+/// Resolves once an accepted change is stored (it is broadcast then too), or with the reason
+/// it never will be.
+pub type Durable =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CloseReason>> + Send>>;
 
 /// An answer this large counts as one more message against the sender's rate.
 pub const COST_UNIT_BYTES: usize = 64 * 1024;
@@ -140,6 +167,8 @@ pub struct Room {
     relay: std::sync::OnceLock<Arc<dyn Relay>>,
     /// Notified when a commit here advances the followed log position.
     advanced: tokio::sync::Notify,
+    /// Links taken back while the room is open (see [`revocation`]).
+    revoked: watch::Sender<revocation::Revoked>,
 }
 
 /// What the store holds of the document. Apart from [`State`], whose lock an update holds while
@@ -153,10 +182,25 @@ struct Ledger {
     tail_bytes: usize,
     /// Size of the document's stored form: the snapshot plus the log since.
     stored_bytes: usize,
+    /// Bytes of changes applied here and on their way to the store: they count against the
+    /// size limit before they land, so a writer whose changes are pipelined cannot overshoot
+    /// it by what is in flight.
+    unstored_bytes: usize,
     /// A compaction is being encoded or stored; another waits for the next trigger.
     compacting: bool,
+    /// Log position the newest compaction built here covers: a record at or before it is in
+    /// the snapshot, and no longer counts toward the tail when it is heard of late (another
+    /// instance's change applied after this instance compacted the log that held it).
+    compacted_upto: i64,
     /// How far the replica holds the log, once other instances write to it too.
     followed: Option<remote::LogPosition>,
+}
+
+impl Ledger {
+    /// What the document's stored form will weigh once what is in flight lands.
+    fn bytes_toward_limit(&self) -> usize {
+        self.stored_bytes + self.unstored_bytes
+    }
 }
 
 struct State {
@@ -208,7 +252,9 @@ impl Room {
                 tail_updates: loaded.tail_updates,
                 tail_bytes: loaded.tail_bytes,
                 stored_bytes: loaded.snapshot_bytes + loaded.tail_bytes,
+                unstored_bytes: 0,
                 compacting: false,
+                compacted_upto: 0,
                 followed: None,
             }),
             updates,
@@ -220,6 +266,7 @@ impl Room {
             panic_next: std::sync::atomic::AtomicBool::new(false),
             relay: std::sync::OnceLock::new(),
             advanced: tokio::sync::Notify::new(),
+            revoked: watch::Sender::new(revocation::Revoked::default()),
         }
     }
 
@@ -263,14 +310,34 @@ impl Room {
         frames
     }
 
-    /// Handles one binary frame from connection `from`. Changes for the others are
-    /// broadcast once they are durable.
+    /// Handles one binary frame from connection `from` and waits until the changes it carried
+    /// are durable. Changes for the others are broadcast once they are.
     pub async fn receive(
         self: &Arc<Self>,
         from: ConnId,
         presence: &mut Presence,
         frame: &Bytes,
     ) -> Result<Received, CloseReason> {
+        let mut received = self.accept(from, presence, frame).await?;
+        if let Some(durable) = received.durable.take() {
+            durable.await?;
+            received.stored = true;
+        }
+        Ok(received)
+    }
+
+    /// Handles one binary frame from connection `from` without waiting for its changes to be
+    /// stored: the caller waits on [`Received::durable`], and may read the connection's next
+    /// frame meanwhile. Changes are stored (and then broadcast) in the order accepted.
+    pub async fn accept(
+        self: &Arc<Self>,
+        from: ConnId,
+        presence: &mut Presence,
+        frame: &Bytes,
+    ) -> Result<Received, CloseReason> {
+        if self.deleted() {
+            return Err(CloseReason::deleted());
+        }
         let message = wire::decode(frame).map_err(|e| CloseReason::invalid(e.to_string()))?;
         let mut received = Received::default();
         match message {
@@ -279,15 +346,28 @@ impl Room {
                 received.cost = (reply.len() / COST_UNIT_BYTES) as u32;
                 received.replies.push(reply);
             }
+            Message::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update))
+                if presence.viewer =>
+            {
+                // A viewer's page answers the greeting with what it has beyond the document:
+                // nothing, as a rule. Anything else is refused the way y-protocols says, and
+                // never applied, stored or relayed.
+                if update != EMPTY_UPDATE {
+                    tracing::debug!(doc = %self.tag, conn = from, bytes = update.len(), "a viewer's change refused");
+                    received.replies.push(permission_denied());
+                }
+            }
             Message::Sync(SyncMessage::SyncStep2(update)) => {
-                (received.cost, received.slow_cost) =
+                let (cost, slow_cost, durable) =
                     self.apply_update(from, presence, &update, false).await?;
-                received.stored = true;
+                (received.cost, received.slow_cost) = (cost, slow_cost);
+                received.durable = Some(durable);
             }
             Message::Sync(SyncMessage::Update(update)) => {
-                (received.cost, received.slow_cost) =
+                let (cost, slow_cost, durable) =
                     self.apply_update(from, presence, &update, true).await?;
-                received.stored = true;
+                (received.cost, received.slow_cost) = (cost, slow_cost);
+                received.durable = Some(durable);
             }
             Message::Awareness(update) => self.receive_presence(from, presence, update)?,
             Message::AwarenessQuery => {
@@ -394,6 +474,18 @@ impl Room {
 
 pub fn encode(message: Message) -> Bytes {
     Bytes::from(wire::encode(&message))
+}
+
+/// An update that changes nothing (no blocks, no deletions), as a client with nothing to add
+/// sends it.
+const EMPTY_UPDATE: &[u8] = &[0, 0];
+
+/// The y-protocols answer to a change from a connection that may not write.
+fn permission_denied() -> Bytes {
+    static DENIED: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    DENIED
+        .get_or_init(|| encode(Message::Auth(Some("permission-denied".into()))))
+        .clone()
 }
 
 /// The answer to a page's heartbeat.

@@ -56,10 +56,15 @@ pub struct Presence {
     /// Cancelled when the room refuses this connection outside of a frame it sent: an update
     /// of its waited too long for what it depends on.
     pub expelled: tokio_util::sync::CancellationToken,
+    /// The connection came by a view link: it receives the document and its changes and shows
+    /// who it is, but writes nothing (see [`super::Room::receive`]).
+    pub viewer: bool,
 }
 
 struct Entry {
     owner: ConnId,
+    /// The state is a viewer's (marked so by the server that accepted it).
+    viewer: bool,
     clock: u32,
     /// The state as re-encoded by the server.
     json: Arc<str>,
@@ -85,6 +90,10 @@ pub(super) struct Registry {
 }
 
 const NULL: &str = "null";
+
+/// Viewers may fill at most one in this many of a room's presence entries: a crowd reading a
+/// popular view link never keeps an editor from showing.
+pub const VIEWERS_SHARE: usize = 2;
 
 /// How long a state relayed by another instance must have gone unrenewed before the editor it
 /// belongs to may take it back through this instance: longer than a page's renewal interval
@@ -139,14 +148,16 @@ impl Registry {
                 // closed: the other instance's editor is not this connection's to replace.
                 Some(existing) if is_relayed(existing.owner) && !is_relayed(from) => {
                     let stale = now.saturating_duration_since(existing.renewed) >= TAKEOVER_AFTER;
+                    // A viewer never takes an editor's state over.
                     if !stale
+                        || presence.viewer
                         || entry.clock <= existing.clock
                         || &*entry.json == NULL
                         || presence.awareness_clients.len() >= limits.per_connection
                     {
                         continue;
                     }
-                    reencode(&entry.json, limits.state_bytes)?;
+                    reencode(&entry.json, limits.state_bytes, None)?;
                     let previous = existing.owner;
                     self.entries.remove(&client);
                     self.taken_over.push((client, previous));
@@ -180,7 +191,18 @@ impl Registry {
                 }
                 continue;
             }
-            let json = reencode(&entry.json, limits.state_bytes)?;
+            // A state from this instance's own connection says whether it may edit, as the
+            // server knows it; one relayed by another instance was stamped there.
+            let role = (!is_relayed(from)).then_some(presence.viewer);
+            let (json, viewer) = reencode(&entry.json, limits.state_bytes, role)?;
+            if viewer
+                && !self.entries.contains_key(&client)
+                && !self.viewer_has_room(presence, limits)
+            {
+                // Viewers never crowd out editors, nor are they closed for being many: beyond
+                // their share, a viewer is simply not shown.
+                continue;
+            }
             match self.entries.get_mut(&client) {
                 Some(existing) => {
                     // A stale or repeated state changes nothing (y-protocols keeps the newer).
@@ -199,6 +221,9 @@ impl Registry {
                         )));
                     }
                     if self.entries.len() >= limits.per_room {
+                        if viewer {
+                            continue; // a viewer is not shown, never closed
+                        }
                         return Err(CloseReason::policy(format!(
                             "this document already shows {} people",
                             limits.per_room
@@ -208,6 +233,7 @@ impl Registry {
                         client,
                         Entry {
                             owner: from,
+                            viewer,
                             clock: entry.clock,
                             json: json.clone(),
                             renewed: now,
@@ -229,6 +255,14 @@ impl Registry {
         }
         self.recount();
         Ok(AwarenessUpdate { clients: accepted })
+    }
+
+    /// Whether a viewer's new state may be shown: one per viewer connection, and viewers
+    /// together at most [`VIEWERS_SHARE`] of the room's entries.
+    fn viewer_has_room(&self, presence: &Presence, limits: PresenceLimits) -> bool {
+        let shown = self.entries.values().filter(|entry| entry.viewer).count();
+        (presence.awareness_clients.is_empty() || !presence.viewer)
+            && shown < limits.per_room / VIEWERS_SHARE
     }
 
     /// Applies presence another instance accepted from its editors (see [`super::remote`]),
@@ -387,19 +421,38 @@ fn removal(clock: u32) -> AwarenessUpdateEntry {
     }
 }
 
+/// The key of a presence state that marks a connection that came by a view link. The server
+/// sets it on viewers' states and removes it from editors', so nobody can pass for the other.
+pub const VIEWER_KEY: &str = "viewer";
+
 /// Parses a state as a JSON object and writes it back out: whatever else rode along (a second
 /// value, invalid UTF-16 escapes, duplicate keys) is gone, and size is bounded before parsing.
-fn reencode(json: &str, max_bytes: usize) -> Result<Arc<str>, CloseReason> {
+/// With `viewer`, the state is marked as a viewer's (`"viewer": true`) or not at all.
+fn reencode(
+    json: &str,
+    max_bytes: usize,
+    viewer: Option<bool>,
+) -> Result<(Arc<str>, bool), CloseReason> {
     if json.len() > max_bytes {
         return Err(CloseReason::too_big(format!(
             "a presence state may have at most {max_bytes} bytes"
         )));
     }
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
         .map_err(|e| CloseReason::invalid(format!("presence is not a JSON object: {e}")))?;
+    match viewer {
+        Some(true) => {
+            object.insert(VIEWER_KEY.into(), serde_json::Value::Bool(true));
+        }
+        Some(false) => {
+            object.remove(VIEWER_KEY);
+        }
+        None => {}
+    }
+    let marked = object.get(VIEWER_KEY) == Some(&serde_json::Value::Bool(true));
     let text = serde_json::to_string(&object)
         .map_err(|e| CloseReason::invalid(format!("presence does not re-encode: {e}")))?;
-    Ok(text.into())
+    Ok((text.into(), marked))
 }
 
 impl Room {

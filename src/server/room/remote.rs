@@ -153,7 +153,7 @@ impl Room {
         };
         self.apply_logged(&update)?;
         // The log grew: this instance's share of compacting it, and of its size limit.
-        self.count_logged(frame.len());
+        self.count_logged(seq, frame.len());
         self.mark_stored(&mut self.ledger(), seq);
         Ok(())
     }
@@ -170,7 +170,7 @@ impl Room {
         for (seq, update) in &log.updates {
             if !self.holds_position(*seq) {
                 self.apply_logged(update)?;
-                self.count_logged(update.len());
+                self.count_logged(*seq, update.len());
                 applied += 1;
             }
         }
@@ -299,6 +299,16 @@ impl Room {
                 .map(|c| c.get())
                 .collect();
             relay.claims(self, &clients);
+        }
+    }
+
+    /// Tells the relay again which client ids this instance's connections write as, when
+    /// they write as any: for an instance that has just opened the document and missed the
+    /// claims made before its subscription held.
+    pub fn announce_claims(&self) {
+        let state = self.lock();
+        if state.authors.owned_count() > 0 {
+            self.relay_claims(&state);
         }
     }
 

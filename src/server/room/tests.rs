@@ -64,6 +64,50 @@ async fn an_update_is_stored_before_it_is_broadcast() {
 }
 
 #[tokio::test]
+async fn a_viewer_reads_but_its_changes_are_refused_and_go_nowhere() {
+    let f = fixture();
+    f.room
+        .receive(1, &mut Presence::default(), &update_frame("kept"))
+        .await
+        .unwrap();
+    let mut rx = f.room.subscribe();
+    let mut viewer = Presence {
+        viewer: true,
+        ..Presence::default()
+    };
+    // Nothing to add: accepted silently.
+    let nothing = encode(Message::Sync(SyncMessage::SyncStep2(vec![0, 0])));
+    let received = f.room.receive(2, &mut viewer, &nothing).await.unwrap();
+    assert!(received.replies.is_empty());
+    // A change, as an update or a sync step 2: refused with permission-denied.
+    for frame in [
+        update_frame("forged"),
+        encode(Message::Sync(SyncMessage::SyncStep2(
+            match Message::decode_v1(&update_frame("forged")).unwrap() {
+                Message::Sync(SyncMessage::Update(update)) => update,
+                _ => unreachable!(),
+            },
+        ))),
+    ] {
+        let received = f.room.receive(2, &mut viewer, &frame).await.unwrap();
+        assert!(!received.stored);
+        assert_eq!(
+            Message::decode_v1(&received.replies[0]).unwrap(),
+            Message::Auth(Some("permission-denied".into()))
+        );
+    }
+    assert_eq!(f.room.texts().1, "kept");
+    assert!(rx.try_recv().is_err(), "nothing was relayed");
+    assert_eq!(f.store.load(&f.room.id).unwrap().unwrap().updates.len(), 1);
+    // The viewer still reads the document.
+    let ask = encode(Message::Sync(
+        SyncMessage::SyncStep1(StateVector::default()),
+    ));
+    let answer = f.room.receive(2, &mut viewer, &ask).await.unwrap();
+    assert_eq!(answer.replies.len(), 1);
+}
+
+#[tokio::test]
 async fn sync_step1_is_answered_with_the_missing_state() {
     let f = fixture();
     f.room

@@ -5,12 +5,14 @@
 //! - [`postgres`]: PostgreSQL, the store several instances share.
 //! - [`private_files`]: the data directory, database and backups, readable by their owner only.
 //! - [`versions`]: versions of a document, kept for its History.
+//! - [`capabilities`]: the links to a document, kept as hashes.
 //!
 //! A document is stored as a snapshot (the whole state as one yrs update) plus a log of the
 //! updates accepted since. Loading applies the snapshot and then the log; compaction merges
 //! the two in one transaction. Nothing here knows about rooms or sockets: the sync code sees
 //! only [`DocStore`], so another engine can be added beside SQLite without touching it.
 
+pub mod capabilities;
 pub mod postgres;
 pub mod private_files;
 pub mod sqlite;
@@ -132,6 +134,9 @@ pub enum StoreError {
     Exists(PathBuf),
     #[error("no database at {}", .0.display())]
     NoDatabase(PathBuf),
+    /// The document was deleted (or never made): its links cannot be changed.
+    #[error("the document was deleted")]
+    Deleted,
     /// This store does not keep what was asked of it.
     #[error("this store does not keep {0}")]
     Unsupported(&'static str),
@@ -300,6 +305,43 @@ pub trait DocStore: Send + Sync + 'static {
     /// polled every few seconds. Engines with nothing to check are always writable.
     fn check_writable(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// The live link whose token hashes to `token_hash` (see [`capabilities`]).
+    fn resolve(
+        &self,
+        _token_hash: &[u8; 32],
+    ) -> Result<Option<capabilities::Capability>, StoreError> {
+        Err(StoreError::Unsupported("links"))
+    }
+
+    /// The generation of each of `doc`'s live links.
+    fn links(
+        &self,
+        _doc: &DocId,
+    ) -> Result<Vec<(crate::server::capability::Role, u32)>, StoreError> {
+        Err(StoreError::Unsupported("links"))
+    }
+
+    /// Replaces `doc`'s link of `role` with `link`, at once: the old token opens nothing.
+    fn set_link(
+        &self,
+        _doc: &DocId,
+        _role: crate::server::capability::Role,
+        _link: capabilities::NewLink,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported("links"))
+    }
+
+    /// Whether `token_hash` is the hash of a link of a deleted document.
+    fn is_gone(&self, _token_hash: &[u8; 32]) -> Result<bool, StoreError> {
+        Err(StoreError::Unsupported("links"))
+    }
+
+    /// Removes every row of `doc` (its metadata, log, versions and links) at once, keeping
+    /// only the hashes of its links, so they answer "gone". Returns whether it was stored.
+    fn delete_document(&self, _doc: &DocId) -> Result<bool, StoreError> {
+        Err(StoreError::Unsupported("deleting documents"))
     }
 
     /// What is stored of `doc` after log position `after` (see [`LogSince`]); `None` if the

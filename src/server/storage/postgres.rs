@@ -10,6 +10,7 @@
 //! store runs its async driver (tokio-postgres, pooled by deadpool-postgres) on a small runtime
 //! of its own and waits for each call there.
 
+mod capabilities;
 mod versions;
 
 use super::{
@@ -71,10 +72,17 @@ impl PostgresStore {
                 .set_migration_table_name(MIGRATION_TABLE)
                 .run_async(&mut **client)
                 .await;
+            // Still under the lock: the step that came with links' roles, until it is done
+            // (a start that failed half way tries again at the next).
+            let rekeyed = match &migrated {
+                Ok(_) => rekey_legacy_documents(&mut client).await,
+                Err(_) => Ok(()),
+            };
             client
                 .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
                 .await?;
             migrated?;
+            rekeyed?;
             Ok(())
         })?;
         Ok(store)
@@ -215,6 +223,69 @@ async fn one_snapshot(
         .await?)
 }
 
+/// Documents made before links had roles are stored under their link: each gets a new random
+/// internal id (its rows in every table move to it), and the old id becomes its edit
+/// capability at generation 0, stored as a hash only. One transaction for all of them. The old
+/// ids stay in dead row versions until PostgreSQL vacuums them (the README says so).
+///
+/// V3 leaves a row in `rekey_pending`; it is removed in the same transaction as the rekeying,
+/// so the step runs exactly once however a start ends, and a start that failed half way does
+/// it again. It is not bound by the statement timeout: a large database takes what it takes.
+async fn rekey_legacy_documents(client: &mut deadpool_postgres::Client) -> Result<(), StoreError> {
+    let txn = client.transaction().await?;
+    let pending = txn
+        .query_opt(
+            "SELECT 1 FROM information_schema.tables WHERE table_name = 'rekey_pending'
+             AND table_schema = current_schema()",
+            &[],
+        )
+        .await?
+        .is_some();
+    if !pending {
+        return Ok(());
+    }
+    txn.execute("SET LOCAL statement_timeout = 0", &[]).await?;
+    let old_ids: Vec<String> = txn
+        // Documents that already have links (made by this version meanwhile) stay.
+        .query(
+            "SELECT id FROM documents d
+             WHERE NOT EXISTS (SELECT 1 FROM capabilities c WHERE c.doc = d.id)",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for old in old_ids {
+        let Ok(token) = DocId::parse(&old) else {
+            continue; // never written by Tandem: left as it is, and opened by no link
+        };
+        let new = DocId::from_random_bytes(rand::random()).as_str().to_owned();
+        txn.execute(
+            "INSERT INTO documents (id, title, created_at, updated_at, snapshot, snapshot_upto, last_seq)
+             SELECT $1, title, created_at, updated_at, snapshot, snapshot_upto, last_seq
+             FROM documents WHERE id = $2",
+            &[&new, &old],
+        )
+        .await?;
+        txn.execute("UPDATE updates SET doc = $1 WHERE doc = $2", &[&new, &old])
+            .await?;
+        txn.execute("UPDATE versions SET doc = $1 WHERE doc = $2", &[&new, &old])
+            .await?;
+        txn.execute("DELETE FROM documents WHERE id = $1", &[&old])
+            .await?;
+        let hash = crate::server::capability::token_hash(&token).to_vec();
+        txn.execute(
+            "INSERT INTO capabilities (token_hash, doc, role, generation) VALUES ($1, $2, 'edit', 0)",
+            &[&hash, &new],
+        )
+        .await?;
+    }
+    txn.execute("DROP TABLE rekey_pending", &[]).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
@@ -347,6 +418,52 @@ impl DocStore for PostgresStore {
     /// snapshot while Tandem writes.
     fn backup(&self, _destination: &Path) -> Result<(), StoreError> {
         Err(StoreError::Unsupported("backups here: use pg_dump"))
+    }
+
+    fn resolve(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<super::capabilities::Capability>, StoreError> {
+        let token_hash = *token_hash;
+        self.run(move |pool| async move {
+            capabilities::resolve(&**pool.get().await?, &token_hash).await
+        })
+    }
+
+    fn links(
+        &self,
+        doc: &DocId,
+    ) -> Result<Vec<(crate::server::capability::Role, u32)>, StoreError> {
+        let doc = doc.clone();
+        self.run(|pool| async move { capabilities::links(&**pool.get().await?, &doc).await })
+    }
+
+    fn set_link(
+        &self,
+        doc: &DocId,
+        role: crate::server::capability::Role,
+        link: super::capabilities::NewLink,
+    ) -> Result<(), StoreError> {
+        let doc = doc.clone();
+        self.write(move |pool| async move {
+            let mut client = pool.get().await?;
+            capabilities::set_link(&mut client, &doc, role, link).await
+        })
+    }
+
+    fn is_gone(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError> {
+        let token_hash = *token_hash;
+        self.run(move |pool| async move {
+            capabilities::is_gone(&**pool.get().await?, &token_hash).await
+        })
+    }
+
+    fn delete_document(&self, doc: &DocId) -> Result<bool, StoreError> {
+        let doc = doc.clone();
+        self.write(move |pool| async move {
+            let mut client = pool.get().await?;
+            capabilities::delete_document(&mut client, &doc).await
+        })
     }
 
     fn add_version(&self, version: &NewVersion) -> Result<Option<i64>, StoreError> {

@@ -27,11 +27,60 @@ use std::time::Duration;
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "tandem.db";
 
-pub(crate) const MIGRATIONS: &[M<'static>] = &[
-    M::up(include_str!("migrations/0001_documents.sql")),
-    M::up(include_str!("migrations/0002_versions.sql")),
-];
+/// The schema's steps, in order. The third moves documents made before links had roles to
+/// new internal ids (see [`rekey_legacy_documents`]).
+pub(crate) fn migrations() -> Vec<M<'static>> {
+    vec![
+        M::up(include_str!("migrations/0001_documents.sql")),
+        M::up(include_str!("migrations/0002_versions.sql")),
+        M::up_with_hook(
+            include_str!("migrations/0003_capabilities.sql"),
+            |txn: &rusqlite::Transaction| -> Result<(), rusqlite_migration::HookError> {
+                rekey_legacy_documents(txn).map_err(rusqlite_migration::HookError::from)
+            },
+        ),
+    ]
+}
 
+/// Documents made before links had roles are stored under their link: each gets a new random
+/// internal id (its rows in every table move to it), and the old id becomes its edit
+/// capability at generation 0, stored as a hash only. Old links keep working; the database no
+/// longer holds them.
+fn rekey_legacy_documents(txn: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    // What is deleted is overwritten, so the old links are not left in free pages.
+    txn.pragma_update(None, "secure_delete", true)?;
+    let old_ids: Vec<String> = txn
+        .prepare("SELECT id FROM documents")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for old in old_ids {
+        let Ok(token) = DocId::parse(&old) else {
+            continue; // never written by Tandem: left as it is, and opened by no link
+        };
+        let new = DocId::from_random_bytes(rand::random());
+        txn.execute(
+            "INSERT INTO documents (id, title, created_at, updated_at, snapshot)
+             SELECT ?1, title, created_at, updated_at, snapshot FROM documents WHERE id = ?2",
+            params![new.as_str(), old],
+        )?;
+        txn.execute(
+            "UPDATE updates SET doc = ?1 WHERE doc = ?2",
+            params![new.as_str(), old],
+        )?;
+        txn.execute(
+            "UPDATE versions SET doc = ?1 WHERE doc = ?2",
+            params![new.as_str(), old],
+        )?;
+        txn.execute("DELETE FROM documents WHERE id = ?1", [&old])?;
+        txn.execute(
+            "INSERT INTO capabilities (token_hash, doc, role, generation) VALUES (?1, ?2, 'edit', 0)",
+            params![&crate::server::capability::token_hash(&token)[..], new.as_str()],
+        )?;
+    }
+    Ok(())
+}
+
+mod capabilities;
 mod versions;
 
 /// How long a write waits for another process's lock before failing with [`StoreError::Busy`].
@@ -70,7 +119,7 @@ impl SqliteStore {
         create_private_file_if_missing(&path, "database")?;
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
-        Migrations::from_slice(MIGRATIONS).to_latest(&mut writer)?;
+        Migrations::new(migrations()).to_latest(&mut writer)?;
         if max_bytes > 0 {
             let page_size: i64 = writer.pragma_query_value(None, "page_size", |r| r.get(0))?;
             let pages = (max_bytes as i64 / page_size).max(1);
@@ -141,6 +190,37 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
 }
 
 impl DocStore for SqliteStore {
+    fn resolve(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<super::capabilities::Capability>, StoreError> {
+        capabilities::resolve(&self.reader.lock(), token_hash)
+    }
+
+    fn links(
+        &self,
+        doc: &DocId,
+    ) -> Result<Vec<(crate::server::capability::Role, u32)>, StoreError> {
+        capabilities::links(&self.reader.lock(), doc)
+    }
+
+    fn set_link(
+        &self,
+        doc: &DocId,
+        role: crate::server::capability::Role,
+        link: super::capabilities::NewLink,
+    ) -> Result<(), StoreError> {
+        capabilities::set_link(&mut self.writer.lock(), doc, role, link)
+    }
+
+    fn is_gone(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError> {
+        capabilities::is_gone(&self.reader.lock(), token_hash)
+    }
+
+    fn delete_document(&self, doc: &DocId) -> Result<bool, StoreError> {
+        capabilities::delete_document(&mut self.writer.lock(), doc)
+    }
+
     fn add_version(&self, version: &NewVersion) -> Result<Option<i64>, StoreError> {
         versions::add(&mut self.writer.lock(), version)
     }
@@ -310,7 +390,7 @@ pub fn schema_version(path: &Path) -> Result<usize, StoreError> {
 
 /// The schema version this build writes.
 pub fn current_schema_version() -> usize {
-    MIGRATIONS.len()
+    migrations().len()
 }
 
 /// Takes a consistent copy of the database in `data_dir` into `destination`, from a separate
@@ -339,6 +419,74 @@ pub fn database_bytes(path: &Path) -> std::io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database as the version before links had roles left it: its documents are stored
+    /// under their links. Migrating moves each to a new internal id, keeps its updates and
+    /// versions, and stores the old link only as the hash of an edit capability.
+    #[test]
+    fn documents_stored_under_their_links_move_to_internal_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let old = id('L');
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            Migrations::new(migrations()[..2].to_vec())
+                .to_latest(&mut conn)
+                .unwrap();
+            conn.execute(
+                "INSERT INTO documents (id, title, created_at, updated_at) VALUES (?1, 'T', 1, 2)",
+                [old.as_str()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO updates (doc, data) VALUES (?1, x'0102')",
+                [old.as_str()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO versions (doc, created_at, authors, title, content)
+                 VALUES (?1, 1, '[]', 'T', x'00')",
+                [old.as_str()],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path(), 0).unwrap();
+        let conn = store.reader.lock();
+        let new: String = conn
+            .query_row("SELECT id FROM documents", [], |r| r.get(0))
+            .unwrap();
+        assert_ne!(new, old.as_str());
+        let (hash, doc, role, generation): (Vec<u8>, String, String, i64) = conn
+            .query_row(
+                "SELECT token_hash, doc, role, generation FROM capabilities",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(hash, crate::server::capability::token_hash(&old));
+        assert_eq!(
+            (doc.as_str(), role.as_str(), generation),
+            (new.as_str(), "edit", 0)
+        );
+        for table in ["updates", "versions"] {
+            let moved: i64 = conn
+                .query_row(
+                    &format!("SELECT count(*) FROM {table} WHERE doc = ?1"),
+                    [&new],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(moved, 1, "{table}");
+        }
+        drop(conn);
+        store.disk_size().unwrap();
+        drop(store);
+        // The old link is nowhere in the database file.
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes
+            .windows(old.as_str().len())
+            .any(|w| w == old.as_str().as_bytes()));
+    }
 
     fn id(c: char) -> DocId {
         DocId::parse(&c.to_string().repeat(22)).unwrap()

@@ -11,6 +11,9 @@
 //! close (see [`Connection::linger`]): a client still sending would otherwise get a reset
 //! instead of the close frame that says why.
 
+mod outbox;
+
+use super::capability::Role;
 use super::error::CloseReason;
 use super::hub::Hub;
 use super::metrics;
@@ -23,11 +26,17 @@ use crate::doc_id::DocId;
 use bytes::Bytes;
 use futures_util::Sink;
 use futures_util::{SinkExt, StreamExt};
+use outbox::Batch;
+pub use outbox::WRITE_BUFFER_BYTES;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+/// Most changes of one connection accepted and not yet stored: reading the connection pauses
+/// beyond it. Deep enough for a client sending back to back to fill the journal's group
+/// commits; each costs a few hundred bytes while it waits.
+pub const MAX_UNCONFIRMED: usize = 256;
 /// How long one frame may take to leave before the peer is deemed not to be reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the server pings each connection.
@@ -75,6 +84,64 @@ pub struct SessionSettings {
     pub admission: super::limits::Admission,
     /// The largest message the socket accepts; bounds the reading after a close.
     pub max_message_bytes: usize,
+    /// The link the connection came by: a view link reads the document, and its changes are
+    /// refused; a link taken back while the connection is open closes it.
+    pub link: LinkGrant,
+}
+
+/// The link a connection came by, as the server found it before the upgrade.
+#[derive(Clone)]
+pub struct LinkGrant {
+    pub role: Role,
+    pub generation: u32,
+    /// How to look the link up again should links have been taken back anywhere while the
+    /// connection was joining; `None` for a session made without a look-up.
+    pub recheck: Option<Recheck>,
+}
+
+/// A link's token, where to look it up, and the hub's links epoch before it was looked up
+/// (see [`Hub::links_epoch`]).
+#[derive(Clone)]
+pub struct Recheck {
+    pub links: super::links::Links,
+    pub token: DocId,
+    pub epoch: u64,
+}
+
+impl LinkGrant {
+    /// An edit link no reset ever reaches, for sessions made without one (tests, tools).
+    pub fn edit() -> LinkGrant {
+        LinkGrant {
+            role: Role::Edit,
+            generation: u32::MAX,
+            recheck: None,
+        }
+    }
+
+    /// Why the connection may not stay, looked up again when links were taken back anywhere
+    /// since it was first looked up: a reset landing between that look-up and the join
+    /// reached no room this connection was in. Costs one look-up, and only then.
+    async fn taken_back_while_joining(&self, hub: &Hub, doc: &DocId) -> Option<CloseReason> {
+        use super::links::Found;
+        let recheck = self.recheck.as_ref()?;
+        if hub.links_epoch() == recheck.epoch {
+            return None;
+        }
+        match recheck.links.find_async(recheck.token.clone()).await {
+            Ok(Found::Live(now))
+                if now.doc == *doc
+                    && now.role == self.role
+                    && now.generation == self.generation =>
+            {
+                None
+            }
+            Ok(Found::Gone) => Some(CloseReason::deleted()),
+            Ok(_) => Some(CloseReason::link_reset()),
+            Err(error) => Some(CloseReason::internal(format!(
+                "the link could not be looked up: {error}"
+            ))),
+        }
+    }
 }
 
 /// Runs a connection to the document `id` until either side ends it or `shutdown` fires.
@@ -102,6 +169,24 @@ pub async fn run<S: Connection>(
     };
     let conn = member.conn;
     let room = member.room().clone();
+    // Taken back since it was looked up: by a change the room heard of, or by one that may
+    // have landed between the look-up and the join.
+    let mut revocations = room.revocations();
+    let heard = revocations
+        .borrow_and_update()
+        .closes(settings.link.role, settings.link.generation);
+    let taken_back = match heard {
+        Some(reason) => Some(reason),
+        None => settings.link.taken_back_while_joining(&hub, &id).await,
+    };
+    if let Some(reason) = taken_back {
+        tracing::info!(doc = %room.tag, conn, code = reason.code, "link taken back before the connection joined");
+        drop(member);
+        if send_close(&mut socket, reason).await {
+            linger(&mut socket, &id, &settings, &shutdown).await;
+        }
+        return;
+    }
     // Subscribe before the greeting is computed, so nothing published in between is missed.
     let mut updates = room.subscribe();
     let (replies, mut queued) = mpsc::channel::<Bytes>(settings.send_queue.max(4));
@@ -131,7 +216,10 @@ pub async fn run<S: Connection>(
         slot.get_or_insert(reason);
         closing.cancel();
     };
-    let mut presence = Presence::default();
+    let mut presence = Presence {
+        viewer: settings.link.role == Role::View,
+        ..Presence::default()
+    };
     let expelled = presence.expelled.clone();
     // When the peer was last heard from (any frame, pongs included).
     let heard = Mutex::new(tokio::time::Instant::now());
@@ -141,6 +229,9 @@ pub async fn run<S: Connection>(
     ));
     tracing::debug!(doc = %room.tag, conn, "connection opened");
 
+    // Changes accepted from this connection and on their way to disk, oldest first: each is
+    // confirmed ("saved", to Tandem's page) once stored, in order, while reading goes on.
+    let mut unconfirmed = futures_util::stream::FuturesOrdered::<super::room::Durable>::new();
     let reader = async {
         loop {
             let next = tokio::select! {
@@ -150,6 +241,40 @@ pub async fn run<S: Connection>(
                     decide(CloseReason::internal(failure));
                     break;
                 }
+                changed = revocations.changed() => {
+                    if changed.is_err() {
+                        break; // the room is gone
+                    }
+                    let taken_back = revocations
+                        .borrow_and_update()
+                        .closes(settings.link.role, settings.link.generation);
+                    match taken_back {
+                        Some(reason) => {
+                            tracing::info!(doc = %room.tag, conn, code = reason.code, "the link this connection came by was taken back, closing");
+                            decide(reason);
+                            break;
+                        }
+                        None => continue,
+                    }
+                }
+                confirmed = unconfirmed.next(), if !unconfirmed.is_empty() => {
+                    match confirmed {
+                        Some(Ok(())) if settings.acks => {
+                            if !enqueue(saved.clone()) {
+                                tracing::info!(doc = %room.tag, conn, "reply queue full, closing");
+                                decide(CloseReason::lagging("reply queue full"));
+                                break;
+                            }
+                        }
+                        Some(Ok(())) | None => {}
+                        Some(Err(reason)) => {
+                            tracing::warn!(doc = %room.tag, conn, code = reason.code, reason = %reason.reason, "a change could not be stored, closing connection");
+                            decide(reason);
+                            break;
+                        }
+                    }
+                    continue;
+                }
                 _ = expelled.cancelled() => {
                     tracing::info!(doc = %room.tag, conn, "update waited too long for what it depends on, closing");
                     decide(CloseReason::invalid(
@@ -157,7 +282,8 @@ pub async fn run<S: Connection>(
                     ));
                     break;
                 }
-                next = stream.next() => next,
+                // Reading waits while too many changes are on their way to disk.
+                next = stream.next(), if unconfirmed.len() < MAX_UNCONFIRMED => next,
             };
             *heard.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
             if matches!(next, Some(Ok(WsMessage::Binary(_) | WsMessage::Text(_))))
@@ -171,7 +297,7 @@ pub async fn run<S: Connection>(
                 None | Some(Ok(WsMessage::Close(_))) => break,
                 Some(Ok(WsMessage::Binary(frame))) => {
                     metrics::received(&frame);
-                    match room.receive(conn, &mut presence, &frame).await {
+                    match room.accept(conn, &mut presence, &frame).await {
                         Ok(mut received) => {
                             // Large answers count as more messages: asking for the whole
                             // document again and again runs out of allowance.
@@ -187,8 +313,8 @@ pub async fn run<S: Connection>(
                                 ));
                                 break;
                             }
-                            if received.stored && settings.acks {
-                                received.replies.push(saved.clone());
+                            if let Some(durable) = received.durable.take() {
+                                unconfirmed.push_back(durable);
                             }
                             for frame in received.replies {
                                 if !enqueue(frame) {
@@ -231,8 +357,9 @@ pub async fn run<S: Connection>(
         let mut pings =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         loop {
-            // The frame, which way it goes, and when it was broadcast (if it was).
-            let (frame, path, published) = tokio::select! {
+            // The first frame ready, then whatever else is ready with it.
+            let mut batch = Batch::default();
+            tokio::select! {
                 biased;
                 _ = closing.cancelled() => break,
                 _ = pings.tick() => {
@@ -250,15 +377,15 @@ pub async fn run<S: Connection>(
                 frame = queued.recv() => match frame {
                     Some(frame) => {
                         queued_bytes.fetch_sub(frame.len(), std::sync::atomic::Ordering::Relaxed);
-                        (frame, "reply", None)
+                        batch.push_reply(frame);
                     }
                     None => break,
                 },
                 update = updates.recv() => match update {
                     Ok(update) if update.from == conn => continue,
                     Ok(update) => {
-                        let timed = (metrics::message_kind(&update.frame) == "update").then_some(update.at);
-                        (update.frame, "broadcast", timed)
+                        let at = update.change_at();
+                        batch.push_broadcast(update.frame, at);
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::info!(doc = %room.tag, conn, missed, "connection fell behind, closing");
@@ -268,21 +395,40 @@ pub async fn run<S: Connection>(
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
             };
-            let bytes = frame.len();
-            match tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Binary(frame))).await {
-                Ok(Ok(())) => {
-                    metrics::sent(path, bytes);
-                    if let Some(at) = published {
-                        ::metrics::histogram!(metrics::FANOUT_SECONDS)
-                            .record(at.elapsed().as_secs_f64());
+            while !batch.is_full() {
+                let Ok(frame) = queued.try_recv() else { break };
+                queued_bytes.fetch_sub(frame.len(), std::sync::atomic::Ordering::Relaxed);
+                batch.push_reply(frame);
+            }
+            let mut lagged = None;
+            while !batch.is_full() {
+                match updates.try_recv() {
+                    Ok(update) if update.from == conn => {}
+                    Ok(update) => {
+                        let at = update.change_at();
+                        batch.push_broadcast(update.frame, at);
                     }
+                    Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                        lagged = Some(missed);
+                        break;
+                    }
+                    Err(_) => break,
                 }
+            }
+            match tokio::time::timeout(SEND_TIMEOUT, batch.write(&mut sink)).await {
+                Ok(Ok(())) => {}
                 Ok(Err(_)) => break,
                 Err(_) => {
                     tracing::info!(doc = %room.tag, conn, "peer is not reading, closing");
                     decide(CloseReason::lagging("not reading"));
                     break;
                 }
+            }
+            // What was ready went out first; the connection then resynchronises.
+            if let Some(missed) = lagged {
+                tracing::info!(doc = %room.tag, conn, missed, "connection fell behind, closing");
+                decide(CloseReason::lagging("fell behind; reconnect to resync"));
+                break;
             }
         }
         closing.cancel();

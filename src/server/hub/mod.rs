@@ -5,6 +5,10 @@
 //! sees its last member go. Loading happens outside the lock, through the entry's once-cell:
 //! two first connections to a document share one load, never two.
 
+mod revoke;
+
+pub use revoke::RevokeError;
+
 use super::journal::Journal;
 use super::redact::doc_tag;
 use super::room::{ConnId, Loaded, Room, RoomPolicy};
@@ -37,6 +41,8 @@ struct Inner {
     next_conn: AtomicU64,
     /// The other instances sharing the store, with `--redis-url`.
     cluster: Option<super::cluster::Cluster>,
+    /// Moved on whenever links are taken back (see [`revoke`]).
+    links_epoch: AtomicU64,
 }
 
 struct Entry {
@@ -99,6 +105,7 @@ impl Hub {
                 fanout_capacity,
                 next_conn: AtomicU64::new(1),
                 cluster,
+                links_epoch: AtomicU64::new(0),
             }),
         }
     }
