@@ -920,3 +920,39 @@ async fn a_reset_made_while_redis_is_away_closes_the_old_link_when_it_is_back() 
     cluster.redis.restart();
     assert_eq!(viewer_on_b.expect_close().await, 4001);
 }
+
+/// A reset whose announcement never reaches an instance (a dropped message; here made straight
+/// in the store, announced to nobody) still closes the connections that came by the old link
+/// there: each open document reads its links again every 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reset_nobody_hears_of_closes_the_old_link_at_the_next_recheck() {
+    let cluster = Cluster::start();
+    let b = cluster.instance().await;
+    let (edit, view) = b.new_doc_links().await;
+    let doc = b.internal_id(&edit).await;
+    let mut viewer = Peer::join(&b, &view).await;
+    let store = b.state.store.clone();
+    // Held until the room has read its links once (when its subscription took hold).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::task::spawn_blocking(move || {
+        let now = store.links(&doc).unwrap();
+        let (_, generation) = now.iter().find(|(role, _)| *role == Role::View).unwrap();
+        let link = NewLink {
+            token_hash: token_hash(&common::random_id()),
+            generation: generation + 1,
+            new_document: false,
+        };
+        store.set_link(&doc, Role::View, link)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let closed = viewer
+        .pump_or_close(
+            Duration::from_secs(20),
+            "the old link's connection closed",
+            |_, _| false,
+        )
+        .await;
+    assert_eq!(closed, Err(4001));
+}

@@ -16,7 +16,7 @@ use tandem::server::hub::Hub;
 use tandem::server::journal::Journal;
 use tandem::server::limits::{LimitSettings, Limits};
 use tandem::server::room::RoomPolicy;
-use tandem::server::session::{self, SessionSettings, MAX_UNCONFIRMED};
+use tandem::server::session::{self, SessionSettings, MAX_UNCONFIRMED, MAX_UNCONFIRMED_BYTES};
 use tandem::server::socket::Message as ServerMessage;
 use tandem::server::storage::sqlite::SqliteStore;
 use tandem::server::storage::{Compaction, DocStore, NewUpdate, StoreError, StoredDoc};
@@ -144,9 +144,20 @@ impl Fixture {
         }
     }
 
-    /// The document's text as the server's replica holds it.
+    /// The document's text as the server's replica holds it, stored or not.
     async fn server_text(&self) -> String {
-        self.hub.texts(&self.id).await.unwrap().1
+        match self.hub.get(&self.id) {
+            Some(room) => room.texts().1,
+            None => String::new(),
+        }
+    }
+
+    /// The document's text as pages and downloads get it: only once it is stored.
+    async fn shown_text(&self) -> Option<String> {
+        tokio::time::timeout(Duration::from_millis(300), self.hub.texts(&self.id))
+            .await
+            .ok()
+            .map(|texts| texts.unwrap().1)
     }
 
     /// Waits (at most 20 s) until the server's replica holds `len` characters.
@@ -198,6 +209,8 @@ async fn later_changes_are_applied_while_earlier_ones_wait_for_the_disk() {
         0,
         "nothing is confirmed before it is stored"
     );
+    // Nor shown by a page or a download: they wait for the disk too.
+    assert_eq!(f.shown_text().await, None);
     assert!(f
         .store
         .load(&f.id)
@@ -216,6 +229,7 @@ async fn later_changes_are_applied_while_earlier_ones_wait_for_the_disk() {
     let stored = f.store.load(&f.id).unwrap().unwrap();
     let doc = stored.replica().unwrap();
     assert_eq!(tandem::protocol::texts_of(&doc).1, "abc");
+    assert_eq!(f.shown_text().await.as_deref(), Some("abc"));
     // Exactly one confirmation each: nothing more comes.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(f.saved_so_far(), 0);
@@ -294,4 +308,46 @@ async fn a_writer_faster_than_compaction_is_slowed_not_refused_for_the_size_limi
         saved += usize::from(is_saved(&message));
     }
     assert_eq!(f.server_text().await, "");
+}
+
+/// Large changes pause reading sooner: what one connection holds in flight is bounded in
+/// bytes too.
+#[tokio::test]
+async fn a_connection_of_large_changes_stops_being_read_at_the_byte_limit() {
+    let mut f = fixture();
+    let replica = tandem::protocol::new_doc();
+    let text = replica.get_or_insert_text(tandem::protocol::CONTENT);
+    let chunk = "q".repeat(64 * 1024);
+    let sent = 100;
+    let mut frame_bytes = 0;
+    for _ in 0..sent {
+        let update = {
+            let mut txn = replica.transact_mut();
+            let at = yrs::GetString::get_string(&text, &txn).len() as u32;
+            text.insert(&mut txn, at, &chunk);
+            txn.encode_update_v1()
+        };
+        let frame = Message::Sync(SyncMessage::Update(update)).encode_v1();
+        frame_bytes = frame.len();
+        f.to_server
+            .send(Ok(ServerMessage::Binary(frame.into())))
+            .await
+            .unwrap();
+    }
+    let read = MAX_UNCONFIRMED_BYTES.div_ceil(frame_bytes);
+    assert!(read < sent && read < MAX_UNCONFIRMED);
+    f.until_applied(read * chunk.len()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(f.server_text().await.len(), read * chunk.len());
+
+    f.open_gate();
+    let mut saved = 0;
+    while saved < sent {
+        let message = tokio::time::timeout(Duration::from_secs(20), f.from_server.recv())
+            .await
+            .expect("confirmations arrive")
+            .unwrap();
+        saved += usize::from(is_saved(&message));
+    }
+    assert_eq!(f.server_text().await.len(), sent * chunk.len());
 }

@@ -202,7 +202,7 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                 <a class="button" data-testid="download-html" href=download_html download="">
                     "Download .html"
                 </a>
-                <ShareDialog token=share_token ended/>
+                <ShareDialog token=share_token ended save/>
             </header>
             <EndedBanner ended/>
             <Show when=move || error.read().is_some()>

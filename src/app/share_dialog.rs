@@ -7,7 +7,7 @@
 //! `<dialog>`: the browser keeps the focus inside it, Escape closes it, and the focus goes back
 //! to the Share button.
 
-use super::live;
+use super::live::{self, SaveState};
 use super::share::{delete_document, reset_links, share_links, DocumentLinks};
 use crate::doc_id::DocId;
 use crate::reconnect::Ending;
@@ -24,8 +24,15 @@ enum Which {
 
 /// The Share button and its dialog, for the document the editor opened by the edit link
 /// `token`. Deleting sets `ended`, which the page shows (and which stops its session).
+/// `save` says whether this page's changes are stored: the edit link is not reset before
+/// they are, since the page then moves to the new link and the changes it still holds are kept
+/// (offline) under the old one.
 #[component]
-pub fn ShareDialog(token: DocId, ended: RwSignal<Option<Ending>>) -> impl IntoView {
+pub fn ShareDialog(
+    token: DocId,
+    ended: RwSignal<Option<Ending>>,
+    save: RwSignal<SaveState>,
+) -> impl IntoView {
     let dialog = NodeRef::<Dialog>::new();
     // The server's answer, once it has come; `origin` turns its paths into addresses.
     let links = RwSignal::new(None::<DocumentLinks>);
@@ -85,6 +92,13 @@ pub fn ShareDialog(token: DocId, ended: RwSignal<Option<Ending>>) -> impl IntoVi
     let reset = move |_| {
         let (edit, view) = (reset_edit.get_untracked(), reset_view.get_untracked());
         if !(edit || view) || busy.get_untracked() {
+            return;
+        }
+        if edit && save.get_untracked() != SaveState::Saved {
+            problem.set(Some(
+                "Your latest changes are still being saved. Reset the edit link once the page says Saved."
+                    .into(),
+            ));
             return;
         }
         busy.set(true);

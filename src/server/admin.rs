@@ -113,12 +113,13 @@ pub fn export(
         .resolve(&super::capability::token_hash(&token))?
         .ok_or_else(|| AdminError::NoDocument(token.clone()))?
         .doc;
+    // Errors name the link given, never the internal id.
     let stored = store
         .load(&id)?
-        .ok_or_else(|| AdminError::NoDocument(id.clone()))?;
+        .ok_or_else(|| AdminError::NoDocument(token.clone()))?;
     let doc = stored
         .replica()
-        .map_err(|e| AdminError::Unreadable(id.clone(), e))?;
+        .map_err(|e| AdminError::Unreadable(token.clone(), e))?;
     let (_, content) = crate::protocol::texts_of(&doc);
     let content = if terminal {
         content

@@ -69,6 +69,11 @@ struct Follower {
     links_changed: bool,
 }
 
+/// How often a followed document reads its links from the store whatever Redis says: an
+/// announcement of a reset or a deletion lost on the way (a full queue, a dropped message)
+/// still closes the connections that came by the old links, this much later at most.
+const LINKS_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Shortest time between two answers to "who is here" for one document.
 const ANSWER_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -89,10 +94,15 @@ pub async fn run(
         answer_due: false,
         links_changed: false,
     };
+    let mut links_due = Instant::now() + LINKS_RECHECK;
     loop {
         let Some(room) = room.upgrade() else { break };
         let gap_ends = follower.next_check();
         let read_store = tokio::select! {
+            _ = tokio::time::sleep_until(links_due) => {
+                follower.links_changed = true;
+                false
+            }
             message = inbound.recv() => match message {
                 None => break,
                 Some(message) => follower.handle(&room, message),
@@ -103,10 +113,12 @@ pub async fn run(
             }
             _ = room.failed().cancelled() => break,
         };
-        if std::mem::take(&mut follower.links_changed) {
-            recheck_links(&room, follower.cluster.store().clone()).await;
-        }
         let overflowed = overflowed.swap(false, Ordering::Relaxed);
+        // Messages dropped on a full queue may have said links were taken back.
+        if std::mem::take(&mut follower.links_changed) || overflowed {
+            recheck_links(&room, follower.cluster.store().clone()).await;
+            links_due = Instant::now() + LINKS_RECHECK;
+        }
         if read_store || overflowed || !follower.drain(&room).await {
             follower.catch_up(&room).await;
             follower.drain(&room).await;

@@ -193,12 +193,14 @@ impl Hub {
     /// otherwise. Never opens a room.
     pub async fn snapshot(&self, id: &DocId) -> Result<Snapshot, LoadError> {
         if let Some(room) = self.get(id).filter(|room| !room.failed().is_cancelled()) {
-            let (title, content) = room.texts();
-            return Ok(Snapshot {
-                title,
-                content,
-                update: room.full_update(),
-            });
+            // A room that fails meanwhile is read from the store instead.
+            if let Ok((title, content, update)) = room.settled_snapshot().await {
+                return Ok(Snapshot {
+                    title,
+                    content,
+                    update,
+                });
+            }
         }
         let loaded = self.read(id.clone()).await?;
         let (title, content) = protocol::texts_of(&loaded.doc);
@@ -217,7 +219,9 @@ impl Hub {
     /// otherwise, without encoding its state (for downloads). Never opens a room.
     pub async fn texts(&self, id: &DocId) -> Result<(String, String), LoadError> {
         if let Some(room) = self.get(id).filter(|room| !room.failed().is_cancelled()) {
-            return Ok(room.texts());
+            if let Ok(texts) = room.settled_texts().await {
+                return Ok(texts);
+            }
         }
         let loaded = self.read(id.clone()).await?;
         Ok(protocol::texts_of(&loaded.doc))

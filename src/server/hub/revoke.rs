@@ -56,13 +56,17 @@ impl Hub {
         doc: DocId,
         roles: Vec<Role>,
     ) -> Result<DocLinks, RevokeError> {
-        for (role, generation) in links.reset_async(doc.clone(), roles).await? {
-            let change = LinkChange::Reset { role, generation };
-            self.revoke(&doc, change);
-            if let Some(cluster) = &self.inner.cluster {
-                cluster.announce(&doc, change);
+        // One role at a time, each taken back as soon as it is reset: should the next one
+        // fail, the old link already reset opens nothing and keeps nobody connected.
+        for role in roles {
+            for (role, generation) in links.reset_async(doc.clone(), vec![role]).await? {
+                let change = LinkChange::Reset { role, generation };
+                self.revoke(&doc, change);
+                if let Some(cluster) = &self.inner.cluster {
+                    cluster.announce(&doc, change);
+                }
+                tracing::info!(doc = %doc_tag(&doc), role = role.as_str(), generation, "link reset");
             }
-            tracing::info!(doc = %doc_tag(&doc), role = role.as_str(), generation, "link reset");
         }
         Ok(links.of_async(doc).await?)
     }

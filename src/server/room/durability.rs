@@ -372,8 +372,13 @@ impl Room {
         loop {
             let start = {
                 let mut ledger = self.ledger();
-                if ledger.bytes_toward_limit() + bytes <= self.policy.max_doc_bytes
-                    || (ledger.tail_updates == 0 && ledger.unstored_bytes == 0)
+                let wanted = ledger.bytes_toward_limit() + bytes;
+                // Folding the tail frees at most the tail: when that cannot make room (the
+                // content itself fills the limit), the change is refused at once rather than
+                // setting off a compaction of a large document for nothing.
+                let foldable = ledger.tail_bytes + ledger.unstored_bytes;
+                if wanted <= self.policy.max_doc_bytes
+                    || wanted - self.policy.max_doc_bytes > foldable
                     || self.failed.is_cancelled()
                 {
                     return;

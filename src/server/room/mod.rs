@@ -404,6 +404,32 @@ impl Room {
             .encode_diff_v1(&StateVector::default())
     }
 
+    /// The title, the text and the whole document as one update, once all of it is stored:
+    /// a page or a download shows nothing a crash could still take back, as nothing broadcast
+    /// is (changes are applied before they are stored, and several may be in flight).
+    pub async fn settled_snapshot(&self) -> Result<(String, String, Vec<u8>), CloseReason> {
+        let (title, content, update, applied) = {
+            let state = self.lock();
+            let txn = state.doc.transact();
+            let (title, content) = protocol::read_texts(&txn);
+            let update = txn.encode_diff_v1(&StateVector::default());
+            (title, content, update, state.applied)
+        };
+        self.durable_at(applied).await?;
+        Ok((title, content, update))
+    }
+
+    /// [`Room::texts`], once all of it is stored (see [`Room::settled_snapshot`]).
+    pub async fn settled_texts(&self) -> Result<(String, String), CloseReason> {
+        let (texts, applied) = {
+            let state = self.lock();
+            let texts = protocol::read_texts(&state.doc.transact());
+            (texts, state.applied)
+        };
+        self.durable_at(applied).await?;
+        Ok(texts)
+    }
+
     async fn sync_step2_for(&self, sv: &StateVector) -> Result<Bytes, CloseReason> {
         let (answer, applied) = {
             let mut state = self.lock();

@@ -37,6 +37,9 @@ use tokio_util::sync::CancellationToken;
 /// beyond it. Deep enough for a client sending back to back to fill the journal's group
 /// commits; each costs a few hundred bytes while it waits.
 pub const MAX_UNCONFIRMED: usize = 256;
+/// ... and at most this many bytes of them (as received): a connection of large changes
+/// pauses sooner, so what one connection holds in flight stays small beside its message limit.
+pub const MAX_UNCONFIRMED_BYTES: usize = 4 * 1024 * 1024;
 /// How long one frame may take to leave before the peer is deemed not to be reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the server pings each connection.
@@ -231,10 +234,20 @@ pub async fn run<S: Connection>(
 
     // Changes accepted from this connection and on their way to disk, oldest first: each is
     // confirmed ("saved", to Tandem's page) once stored, in order, while reading goes on.
-    let mut unconfirmed = futures_util::stream::FuturesOrdered::<super::room::Durable>::new();
+    // Each resolves with the bytes it stands for, which count toward [`MAX_UNCONFIRMED_BYTES`].
+    let mut unconfirmed = futures_util::stream::FuturesOrdered::<
+        std::pin::Pin<
+            Box<dyn std::future::Future<Output = (Result<(), CloseReason>, usize)> + Send>,
+        >,
+    >::new();
+    let mut unconfirmed_bytes = 0usize;
     let reader = async {
         loop {
+            let paused =
+                unconfirmed.len() >= MAX_UNCONFIRMED || unconfirmed_bytes >= MAX_UNCONFIRMED_BYTES;
             let next = tokio::select! {
+                // Closing and taking a link back come before anything more is read.
+                biased;
                 _ = closing.cancelled() => break,
                 _ = room.failed().cancelled() => {
                     let failure = room.failure().unwrap_or_else(|| "the document failed".into());
@@ -258,6 +271,14 @@ pub async fn run<S: Connection>(
                     }
                 }
                 confirmed = unconfirmed.next(), if !unconfirmed.is_empty() => {
+                    let confirmed = confirmed.map(|(result, bytes)| {
+                        unconfirmed_bytes -= bytes;
+                        result
+                    });
+                    // Time spent not reading, waiting for the disk, is not the peer's silence.
+                    if paused {
+                        *heard.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+                    }
                     match confirmed {
                         Some(Ok(())) if settings.acks => {
                             if !enqueue(saved.clone()) {
@@ -283,7 +304,7 @@ pub async fn run<S: Connection>(
                     break;
                 }
                 // Reading waits while too many changes are on their way to disk.
-                next = stream.next(), if unconfirmed.len() < MAX_UNCONFIRMED => next,
+                next = stream.next(), if !paused => next,
             };
             *heard.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
             if matches!(next, Some(Ok(WsMessage::Binary(_) | WsMessage::Text(_))))
@@ -314,13 +335,15 @@ pub async fn run<S: Connection>(
                                 break;
                             }
                             if let Some(durable) = received.durable.take() {
-                                unconfirmed.push_back(durable);
+                                let bytes = frame.len();
+                                unconfirmed_bytes += bytes;
+                                unconfirmed
+                                    .push_back(Box::pin(async move { (durable.await, bytes) }));
                             }
-                            for frame in received.replies {
-                                if !enqueue(frame) {
-                                    tracing::info!(doc = %room.tag, conn, "reply queue full, closing");
-                                    decide(CloseReason::lagging("reply queue full"));
-                                }
+                            if !received.replies.into_iter().all(&enqueue) {
+                                tracing::info!(doc = %room.tag, conn, "reply queue full, closing");
+                                decide(CloseReason::lagging("reply queue full"));
+                                break;
                             }
                         }
                         Err(reason) => {
