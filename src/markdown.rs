@@ -11,53 +11,139 @@
 //! one nor tells it where the reader came from (the address of a document is its key), and
 //! search engines give it no credit.
 
-use pulldown_cmark::{html, CowStr, Event, LinkType, Options, Parser, Tag};
+use pulldown_cmark::{html, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
 use pulldown_cmark_escape::{escape_href, escape_html};
 
 /// The `rel` of every link in the preview.
 pub const LINK_REL: &str = "noopener noreferrer nofollow ugc";
 
+/// The Markdown the preview understands: CommonMark with tables, strikethrough, task lists
+/// and footnotes.
+const OPTIONS: Options = Options::ENABLE_TABLES
+    .union(Options::ENABLE_STRIKETHROUGH)
+    .union(Options::ENABLE_TASKLISTS)
+    .union(Options::ENABLE_FOOTNOTES);
+
 /// Renders Markdown source to HTML that is safe to insert into the page, with tickable task
 /// boxes (the editor's preview).
 pub fn render(source: &str) -> String {
-    render_with(source, true)
+    render_blocks(source, true).concat()
 }
 
 /// Renders Markdown source like [`render`], with task boxes that only show whether the task
 /// is done (the view page, where nothing may be changed).
 pub fn render_read_only(source: &str) -> String {
-    render_with(source, false)
+    render_blocks(source, false).concat()
 }
 
-fn render_with(source: &str, tickable: bool) -> String {
-    let options = Options::ENABLE_TABLES
-        | Options::ENABLE_STRIKETHROUGH
-        | Options::ENABLE_TASKLISTS
-        | Options::ENABLE_FOOTNOTES;
-    let mut tasks = Utf16Offsets::new(source);
-    let events = Parser::new_ext(source, options)
-        .into_offset_iter()
-        .map(move |(event, range)| match event {
-            Event::TaskListMarker(done) => {
-                let at = tasks.at(range.start);
-                Event::InlineHtml(task_box(tickable.then_some(at), done).into())
+/// The HTML of each top-level block of `source` (a paragraph, a heading, a whole list, a
+/// table…), in order; together they are [`render`]'s HTML (or [`render_read_only`]'s).
+///
+/// The browser's preview replaces only the blocks that changed since it last showed the
+/// document, so a block's HTML depends on nothing outside it but what Markdown itself shares
+/// across a document: link reference definitions and footnote numbers. That is why task boxes
+/// carry no position in the source (see [`task_markers`]).
+pub fn render_blocks(source: &str, tickable: bool) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut pending: Vec<Event<'_>> = Vec::new();
+    let mut depth = 0usize;
+    let mut footnotes = FootnoteNumbers::default();
+    let mut in_image = 0usize;
+    for event in Parser::new_ext(source, OPTIONS) {
+        let ends_block = match &event {
+            Event::Start(_) => {
+                depth += 1;
+                false
             }
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                depth == 0
+            }
+            _ => depth == 0,
+        };
+        match &event {
+            Event::Start(Tag::Image { .. }) => in_image += 1,
+            Event::End(TagEnd::Image) => in_image = in_image.saturating_sub(1),
+            _ => {}
+        }
+        pending.push(match event {
+            Event::TaskListMarker(done) => Event::InlineHtml(task_box(tickable, done).into()),
+            Event::FootnoteReference(name) => footnotes.reference(&name, in_image > 0),
+            Event::Start(Tag::FootnoteDefinition(name)) => footnotes.definition(&name),
             other => make_safe(other),
         });
-    let mut out = String::with_capacity(source.len() + source.len() / 2);
-    html::push_html(&mut out, events);
-    out
+        if ends_block {
+            let mut html = String::new();
+            html::push_html(&mut html, pending.drain(..));
+            blocks.push(html);
+        }
+    }
+    if !pending.is_empty() {
+        let mut html = String::new();
+        html::push_html(&mut html, pending.drain(..));
+        blocks.push(html);
+    }
+    blocks
 }
 
-/// The checkbox of a task list item. A tickable one carries where its `[ ]` starts in the
-/// source (in UTF-16 units, the unit of the source field), so that ticking it edits the source
-/// there; without that place it is disabled.
-fn task_box(at: Option<usize>, done: bool) -> String {
-    let checked = if done { " checked=\"\"" } else { "" };
-    match at {
-        Some(at) => format!("<input type=\"checkbox\" class=\"task\" data-task-at=\"{at}\" aria-label=\"Done\"{checked}/>"),
-        None => format!("<input type=\"checkbox\" class=\"task\" disabled=\"\" aria-label=\"Done\"{checked}/>"),
+/// Footnotes are numbered in the order they are first referred to, across the whole document,
+/// as pulldown-cmark's writer numbers them; written here because each block has a writer of
+/// its own.
+#[derive(Default)]
+struct FootnoteNumbers {
+    numbers: std::collections::HashMap<String, usize>,
+}
+
+impl FootnoteNumbers {
+    fn number(&mut self, name: &str) -> usize {
+        let next = self.numbers.len() + 1;
+        *self.numbers.entry(name.to_string()).or_insert(next)
     }
+
+    /// A reference: a linked superscript number, or just `[n]` inside an image's alt text.
+    fn reference(&mut self, name: &str, in_image: bool) -> Event<'static> {
+        let number = self.number(name);
+        if in_image {
+            return Event::Text(format!("[{number}]").into());
+        }
+        let mut html = String::from("<sup class=\"footnote-reference\"><a href=\"#");
+        let _ = escape_html(&mut html, name);
+        html.push_str(&format!("\">{number}</a></sup>"));
+        Event::InlineHtml(html.into())
+    }
+
+    /// The opening of a definition; pulldown-cmark's writer closes it.
+    fn definition(&mut self, name: &str) -> Event<'static> {
+        let mut html = String::from("<div class=\"footnote-definition\" id=\"");
+        let _ = escape_html(&mut html, name);
+        let number = self.number(name);
+        html.push_str(&format!(
+            "\"><sup class=\"footnote-definition-label\">{number}</sup>"
+        ));
+        Event::InlineHtml(html.into())
+    }
+}
+
+/// The checkbox of a task list item. A tickable one is the n-th `input.task` of the preview and
+/// stands for the n-th of [`task_markers`]; one that is not is disabled.
+fn task_box(tickable: bool, done: bool) -> &'static str {
+    match (tickable, done) {
+        (true, true) => "<input type=\"checkbox\" class=\"task\" aria-label=\"Done\" checked=\"\"/>",
+        (true, false) => "<input type=\"checkbox\" class=\"task\" aria-label=\"Done\"/>",
+        (false, true) => "<input type=\"checkbox\" class=\"task\" disabled=\"\" aria-label=\"Done\" checked=\"\"/>",
+        (false, false) => "<input type=\"checkbox\" class=\"task\" disabled=\"\" aria-label=\"Done\"/>",
+    }
+}
+
+/// Where each task's `[ ]` starts in `source`, in UTF-16 units (the unit of the source field),
+/// in the order the preview shows their boxes: ticking the n-th box edits the source there.
+pub fn task_markers(source: &str) -> Vec<u32> {
+    let mut offsets = Utf16Offsets::new(source);
+    Parser::new_ext(source, OPTIONS)
+        .into_offset_iter()
+        .filter(|(event, _)| matches!(event, Event::TaskListMarker(_)))
+        .map(|(_, range)| offsets.at(range.start) as u32)
+        .collect()
 }
 
 /// Converts byte offsets into `text`, asked in increasing order, to UTF-16 offsets in one pass.
@@ -164,27 +250,58 @@ fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{render, render_read_only};
+    use super::{render, render_blocks, render_read_only, task_markers};
 
     #[test]
-    fn read_only_task_boxes_are_disabled_and_say_no_place() {
+    fn read_only_task_boxes_are_disabled() {
         let html = render_read_only("- [ ] a\n- [x] b\n");
-        assert!(!html.contains("data-task-at"), "{html}");
         assert_eq!(html.matches(r#"disabled="""#).count(), 2, "{html}");
-        assert!(html.contains(r#"checked="""#), "{html}");
+        assert_eq!(html.matches(r#"checked="""#).count(), 1, "{html}");
     }
 
     #[test]
-    fn task_boxes_say_where_their_marker_is() {
-        let html = render("- [ ] one\n- [x] 😀 two\n- [ ] three");
-        assert!(html.contains(r#"data-task-at="2""#), "{html}");
-        assert!(
-            html.contains(r#"data-task-at="12" aria-label="Done" checked="""#),
-            "{html}"
-        );
+    fn task_markers_are_where_the_boxes_brackets_are_in_utf16_units() {
+        let source = "- [ ] one\n- [x] 😀 two\n- [ ] three";
         // Counted in UTF-16 units: the emoji is two of them (and four bytes).
-        assert!(html.contains(r#"data-task-at="25""#), "{html}");
+        assert_eq!(task_markers(source), vec![2, 12, 25]);
+        let html = render(source);
+        assert_eq!(html.matches(r#"class="task""#).count(), 3, "{html}");
         assert!(!html.contains("disabled"), "{html}");
+        // A task inside a quote counts like any other, in the order shown.
+        assert_eq!(task_markers("> - [ ] q\n\n- [x] r\n"), vec![4, 13]);
+    }
+
+    #[test]
+    fn blocks_are_the_whole_rendering_and_depend_only_on_themselves() {
+        let source =
+            "# T\n\npara *a*\n\n- x\n- y\n\n---\n\n| a |\n|---|\n| b |\n\n```\ncode\n```\n";
+        let blocks = render_blocks(source, true);
+        assert_eq!(blocks.len(), 6, "{blocks:?}");
+        assert_eq!(blocks.concat(), render(source));
+        // A change inside one block changes that block's HTML only.
+        let edited = render_blocks(&source.replace("para", "para more"), true);
+        let differing = blocks.iter().zip(&edited).filter(|(a, b)| a != b).count();
+        assert_eq!((edited.len(), differing), (6, 1));
+        // A block added in front leaves the others' HTML as it was, task boxes included.
+        let tasks = "- [ ] one\n\nend\n";
+        let before = render_blocks(tasks, true);
+        let after = render_blocks(&format!("new\n\n{tasks}"), true);
+        assert_eq!(&after[1..], &before[..]);
+    }
+
+    #[test]
+    fn footnotes_are_numbered_across_blocks_as_pulldown_cmark_numbers_them() {
+        let source = "a[^x] b[^y]\n\nc[^x]\n\n[^y]: why\n\n[^x]: ex\n\n![alt[^y]](/i.png)\n";
+        let mut expected = String::new();
+        let events = pulldown_cmark::Parser::new_ext(source, super::OPTIONS);
+        pulldown_cmark::html::push_html(&mut expected, events);
+        let ours = render(source);
+        assert_eq!(ours, expected);
+        assert!(ours.contains(r##"<a href="#x">1</a>"##), "{ours}");
+        assert!(
+            ours.contains(r#"id="y"><sup class="footnote-definition-label">2</sup>"#),
+            "{ours}"
+        );
     }
 
     #[test]

@@ -17,26 +17,168 @@ pub struct RemoteCaret {
     pub head: u32,
 }
 
-/// The overlay's HTML for `text` with `carets` drawn in it.
+/// A chunk of the layer ends after a blank line, or at the first line end past this many bytes.
+const CHUNK_BYTES: usize = 2048;
+
+/// The overlay's HTML for `text` with `carets` drawn in it, whole: [`overlay_chunks`] joined.
 pub fn overlay_html(text: &str, carets: &[RemoteCaret]) -> String {
-    let units: Vec<u16> = text.encode_utf16().collect();
-    let len = units.len() as u32;
-    let mut bounds: Vec<u32> = vec![0, len];
+    overlay_chunks(text, carets).concat()
+}
+
+/// The overlay's HTML for `text` with `carets` drawn in it, as one `<div>` per chunk of whole
+/// lines (see [`CHUNK_BYTES`]), for the page to replace only the chunks that changed (see
+/// `client::blocks`). A chunk ends at a line end, so the next begins on a new line just as the
+/// text does in the field, and the lines wrap the same. A chunk is split where the text is, not
+/// where someone's caret is: a chunk's HTML depends only on its own text and on the carets in
+/// it, so typing in one chunk leaves the others' HTML as it was.
+pub fn overlay_chunks(text: &str, carets: &[RemoteCaret]) -> Vec<String> {
+    Overlay::default().chunks(text, carets)
+}
+
+/// The overlay's chunks without carets as last drawn: drawing the next text reuses those whose
+/// text did not change, so a keystroke in a large document escapes and counts one chunk, not
+/// the whole text.
+#[derive(Default)]
+pub struct Overlay {
+    plain: Vec<PlainChunk>,
+}
+
+struct PlainChunk {
+    text: String,
+    /// Its length in UTF-16 units.
+    units: u32,
+    /// Its text escaped, without the `<div>` around it.
+    escaped: String,
+}
+
+impl PlainChunk {
+    fn new(text: &str) -> Self {
+        let mut escaped = String::with_capacity(text.len() + 16);
+        escape_into(&mut escaped, text);
+        PlainChunk {
+            text: text.to_string(),
+            units: crate::protocol::diff::utf16_len(text),
+            escaped,
+        }
+    }
+}
+
+impl Overlay {
+    /// [`overlay_chunks`], reusing what the last call drew.
+    pub fn chunks(&mut self, text: &str, carets: &[RemoteCaret]) -> Vec<String> {
+        let slices = chunks_of(text);
+        self.reuse(&slices);
+        let len: u32 = self.plain.iter().map(|c| c.units).sum();
+        let count = self.plain.len();
+        let mut out = Vec::with_capacity(count);
+        let mut start = 0u32;
+        for (index, chunk) in self.plain.iter().enumerate() {
+            let end = start + chunk.units;
+            let last = index + 1 == count;
+            let mut html = String::with_capacity(chunk.escaped.len() + 16);
+            html.push_str("<div>");
+            let touching: Vec<&RemoteCaret> = carets
+                .iter()
+                .filter(|c| {
+                    let (low, high) =
+                        (c.anchor.min(c.head).min(len), c.anchor.max(c.head).min(len));
+                    let head = c.head.min(len);
+                    (start <= head && (head < end || last)) || (low < end && start < high)
+                })
+                .collect();
+            if touching.is_empty() {
+                html.push_str(&chunk.escaped);
+            } else {
+                push_with_carets(&mut html, &chunk.text, start, &touching, len, last);
+            }
+            if last {
+                // A text ending in a newline shows an empty last line in the textarea; keep it here too.
+                html.push('\u{200b}');
+            }
+            html.push_str("</div>");
+            out.push(html);
+            start = end;
+        }
+        out
+    }
+
+    /// Makes `plain` the chunks of `slices`, keeping those at both ends whose text is unchanged.
+    fn reuse(&mut self, slices: &[&str]) {
+        let old = &self.plain;
+        let prefix = old
+            .iter()
+            .zip(slices)
+            .take_while(|(chunk, slice)| chunk.text == **slice)
+            .count();
+        let room = old.len().min(slices.len()) - prefix;
+        let suffix = old
+            .iter()
+            .rev()
+            .zip(slices.iter().rev())
+            .take(room)
+            .take_while(|(chunk, slice)| chunk.text == **slice)
+            .count();
+        let mut old = std::mem::take(&mut self.plain);
+        let tail = old.split_off(old.len() - suffix);
+        old.truncate(prefix);
+        let mut plain = old;
+        plain.extend(
+            slices[prefix..slices.len() - suffix]
+                .iter()
+                .map(|s| PlainChunk::new(s)),
+        );
+        plain.extend(tail);
+        self.plain = plain;
+    }
+}
+
+/// `text` cut into the layer's chunks (at least one, empty for an empty text).
+fn chunks_of(text: &str) -> Vec<&str> {
+    let mut chunks = Vec::with_capacity(text.len() / CHUNK_BYTES + 1);
+    let mut chunk_start = 0;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        at += line.len();
+        if line == "\n" || at - chunk_start >= CHUNK_BYTES && line.ends_with('\n') {
+            chunks.push(&text[chunk_start..at]);
+            chunk_start = at;
+        }
+    }
+    if chunk_start < text.len() || chunks.is_empty() {
+        chunks.push(&text[chunk_start..]);
+    }
+    chunks
+}
+
+/// `chunk` (which starts at UTF-16 offset `start` of a text `len` long) with the selections
+/// and caret bars of `carets` that fall in it.
+fn push_with_carets(
+    html: &mut String,
+    chunk: &str,
+    start: u32,
+    carets: &[&RemoteCaret],
+    len: u32,
+    last: bool,
+) {
+    let units: Vec<u16> = chunk.encode_utf16().collect();
+    let end = start + units.len() as u32;
+    let mut bounds: Vec<u32> = vec![start, end];
     for caret in carets {
-        bounds.push(caret.anchor.min(len));
-        bounds.push(caret.head.min(len));
+        for at in [caret.anchor.min(len), caret.head.min(len)] {
+            if start < at && at < end {
+                bounds.push(at);
+            }
+        }
     }
     bounds.sort_unstable();
     bounds.dedup();
-
-    let mut html = String::with_capacity(text.len() + 256 * carets.len());
     for window in bounds.windows(2) {
-        let (start, end) = (window[0], window[1]);
-        push_carets_at(&mut html, start, carets, len);
-        let active: Vec<&RemoteCaret> = carets
+        let (from, to) = (window[0], window[1]);
+        push_carets_at(html, from, carets, len);
+        let active: Vec<&&RemoteCaret> = carets
             .iter()
             .filter(|c| {
-                c.anchor.min(c.head).min(len) <= start && start < c.anchor.max(c.head).min(len)
+                c.anchor.min(c.head).min(len) <= from && from < c.anchor.max(c.head).min(len)
             })
             .collect();
         for caret in &active {
@@ -47,21 +189,18 @@ pub fn overlay_html(text: &str, carets: &[RemoteCaret]) -> String {
                 color_of(caret)
             ));
         }
-        escape_into(
-            &mut html,
-            &String::from_utf16_lossy(&units[start as usize..end as usize]),
-        );
+        let slice = &units[(from - start) as usize..(to - start) as usize];
+        escape_into(html, &String::from_utf16_lossy(slice));
         for _ in &active {
             html.push_str("</span>");
         }
     }
-    push_carets_at(&mut html, len, carets, len);
-    // A text ending in a newline shows an empty last line in the textarea; keep it here too.
-    html.push('\u{200b}');
-    html
+    if last {
+        push_carets_at(html, end, carets, len);
+    }
 }
 
-fn push_carets_at(html: &mut String, at: u32, carets: &[RemoteCaret], len: u32) {
+fn push_carets_at(html: &mut String, at: u32, carets: &[&RemoteCaret], len: u32) {
     for caret in carets.iter().filter(|c| c.head.min(len) == at) {
         html.push_str(&format!(
             r#"<span class="rcaret" data-client="{}" data-name="{}" data-offset="{}" style="--caret:{}"><span class="rlabel">{}</span></span>"#,
@@ -126,7 +265,7 @@ mod tests {
                 _ if !in_tag && in_label == 0 => out.push(c),
                 _ => {}
             }
-            if html[..=i].ends_with("</span></span>") && in_label > 0 {
+            if html[..i + c.len_utf8()].ends_with("</span></span>") && in_label > 0 {
                 in_label -= 1;
             }
         }
@@ -136,7 +275,7 @@ mod tests {
     #[test]
     fn the_text_itself_is_unchanged_and_escaped() {
         let html = overlay_html("a <b> & c\n", &[]);
-        assert_eq!(html, "a &lt;b&gt; &amp; c\n\u{200b}");
+        assert_eq!(html, "<div>a &lt;b&gt; &amp; c\n\u{200b}</div>");
     }
 
     #[test]
@@ -161,6 +300,70 @@ mod tests {
         let at3 = html.find(r#"data-offset="3""#).unwrap();
         let text_before: String = strip_tags(&html[..at3]);
         assert_eq!(text_before, "abc");
+    }
+
+    #[test]
+    fn chunks_end_at_blank_lines_and_line_ends_past_the_limit() {
+        assert_eq!(chunks_of(""), vec![""]);
+        assert_eq!(chunks_of("a\n\nb\nc"), vec!["a\n\n", "b\nc"]);
+        assert_eq!(chunks_of("a\n\n"), vec!["a\n\n"]);
+        let long = format!("{}\n{}", "x".repeat(CHUNK_BYTES), "y");
+        assert_eq!(chunks_of(&long).len(), 2);
+        let text = "one\n\ntwo three\n\nfour\n";
+        let chunks = overlay_chunks(text, &[]);
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(strip_tags(&chunks.concat()), format!("{text}\u{200b}"));
+    }
+
+    #[test]
+    fn a_selection_across_chunks_is_drawn_in_each_and_others_are_untouched() {
+        let text = "one\n\ntwo\n\nthree\n\nfour";
+        let plain = overlay_chunks(text, &[]);
+        // From "ne" in the first chunk to "th" in the third.
+        let drawn = overlay_chunks(text, &[caret(1, 1, 12)]);
+        assert_eq!(drawn.len(), 4);
+        assert!(drawn[0].contains(r#"class="rsel""#) && drawn[1].contains(r#"class="rsel""#));
+        assert!(drawn[2].contains(r#"data-offset="12""#), "{:?}", drawn[2]);
+        assert_eq!(drawn[3], plain[3]);
+        let selected: String = drawn
+            .iter()
+            .flat_map(|chunk| chunk.split(r#"<span class="rsel""#).skip(1))
+            .map(|rest| {
+                rest[rest.find('>').unwrap() + 1..]
+                    .split("</span>")
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(selected, "ne\n\ntwo\n\nth");
+        // A caret at the end of the text is drawn in the last chunk, at a chunk's start in that one.
+        assert!(overlay_chunks(text, &[caret(2, 21, 21)])[3].contains(r#"data-offset="21""#));
+        assert!(
+            overlay_chunks(text, &[caret(3, 5, 5)])[1].starts_with(r#"<div><span class="rcaret""#)
+        );
+    }
+
+    #[test]
+    fn drawing_again_gives_what_drawing_afresh_gives() {
+        let mut overlay = Overlay::default();
+        let texts = [
+            "one\n\ntwo\n\nthree",
+            "one\n\ntwo more\n\nthree",
+            "zero\n\none\n\ntwo more\n\nthree",
+            "zero\n\none\n\nthree",
+            "",
+            "😀\n\nx",
+        ];
+        for text in texts {
+            for carets in [vec![], vec![caret(1, 2, 9)], vec![caret(2, 99, 99)]] {
+                assert_eq!(
+                    overlay.chunks(text, &carets),
+                    overlay_chunks(text, &carets),
+                    "{text:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -66,7 +66,9 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
     let retry_in = RwSignal::new(None::<u32>);
     let me = RwSignal::new(User::default());
     let carets = NodeRef::<Div>::new();
-    let preview = Memo::new(move |_| markdown::render(&content.read()));
+    // The server's rendering; the session patches it as the source changes (see
+    // `client::session::display`), not a signal, so no keystroke renders the whole of it again.
+    let preview_html = markdown::render(&snapshot.content);
     let ended = RwSignal::new(None::<Ending>);
     let share_token = id.clone();
     // Split until the browser's remembered choice is read, after hydration.
@@ -231,7 +233,7 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                     ></textarea>
                     <div class="carets" node_ref=carets aria-hidden="true" data-testid="carets"></div>
                 </div>
-                <article class="preview" data-testid="preview" inner_html=move || preview.get()></article>
+                <article class="preview" data-testid="preview" inner_html=preview_html></article>
             </div>
         </div>
     }

@@ -62,7 +62,8 @@ fn Reading(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
     let peers = RwSignal::new(Vec::<PeerBadge>::new());
     let retry_in = RwSignal::new(None::<u32>);
     let ended = RwSignal::new(None::<Ending>);
-    let preview = Memo::new(move |_| markdown::render_read_only(&content.read()));
+    // Patched by the session as the document changes (see `client::session::display`).
+    let preview_html = markdown::render_read_only(&snapshot.content);
 
     let parts = SessionParts {
         id,
@@ -127,7 +128,7 @@ fn Reading(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                     {move || error.get().unwrap_or_default()}
                 </p>
             </Show>
-            <article class="preview reading" data-testid="preview" inner_html=move || preview.get()></article>
+            <article class="preview reading" data-testid="preview" inner_html=preview_html></article>
         </div>
     }
 }

@@ -69,6 +69,53 @@ impl FieldElement {
     }
 }
 
+/// Most bytes of someone else's change written into a focused field as an edit (see
+/// [`write_in_place`]); a larger one replaces the field's value.
+const IN_PLACE_MAX_BYTES: usize = 64 * 1024;
+
+/// Writes someone else's change into the field as the one edit that turns what it shows
+/// (`known`) into `value`, when the field has the focus. The browser then lays out only the
+/// lines around the change; given a new value instead, it lays out the whole text again, which
+/// takes Chromium a quarter of a second for a megabyte. The edit goes through the browser's
+/// `insertText` command, the only way to edit a field's text in place; its `input` event finds
+/// the session busy and is left alone (see `session::fields`), and its entry in the field's own
+/// undo history is never used (undo is the session's, see `crate::undo`). Returns whether the
+/// field now shows `value`; when not (no focus, a large change, no such command), the caller
+/// sets the value.
+fn write_in_place(element: &FieldElement, known: &str, value: &str) -> bool {
+    let Some(document) = element.element().owner_document() else {
+        return false;
+    };
+    let focused = document
+        .active_element()
+        .is_some_and(|active| active.is_same_node(Some(element.element())));
+    if !focused {
+        return false;
+    }
+    let Some(change) = diff::splice(known, value, None) else {
+        return true;
+    };
+    if change.insert.len() > IN_PLACE_MAX_BYTES || change.delete as usize > IN_PLACE_MAX_BYTES {
+        return false;
+    }
+    let Ok(document) = document.dyn_into::<web_sys::HtmlDocument>() else {
+        return false;
+    };
+    element.set_selection(change.start, change.start + change.delete, None);
+    let done = if change.insert.is_empty() {
+        document.exec_command("delete")
+    } else {
+        document.exec_command_with_show_ui_and_value("insertText", false, &change.insert)
+    };
+    if done != Ok(true) {
+        return false;
+    }
+    match element {
+        FieldElement::Area(area) => area.text_length() == diff::utf16_len(value),
+        FieldElement::Line(line) => line.value() == value,
+    }
+}
+
 /// Where the selection was, as positions that move with the text.
 pub struct Selection {
     start: StickyIndex,
@@ -181,7 +228,9 @@ impl TextField {
         }
         if let Some(element) = &self.element {
             let scroll = element.element().scroll_top();
-            element.set_value(&value);
+            if !write_in_place(element, &self.known, &value) {
+                element.set_value(&value);
+            }
             if let Some(selection) = selection {
                 let start = selection.start.get_offset(&txn).map(|o| o.index);
                 let end = selection.end.get_offset(&txn).map(|o| o.index);

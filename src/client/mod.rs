@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`binding`]: a text field bound to a yrs text; local edits become splices, remote
 //!   changes keep the caret where it was relative to the text.
+//! - [`blocks`]: an element shown as HTML blocks, patched where they changed (the preview
+//!   and the caret layer).
 //! - [`format`]: the formatting commands applied to the source field.
 //! - [`session`]: one open document: replica, fields, socket, reconnection.
 //! - [`recent`]: the documents this browser has opened, kept in local storage.
@@ -10,6 +12,7 @@
 //! - [`offline`]: each open document's state, kept in IndexedDB for offline edits.
 
 mod binding;
+mod blocks;
 mod format;
 mod identity;
 mod offline;

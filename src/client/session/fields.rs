@@ -20,7 +20,7 @@ pub(super) fn listen_presence(session: &Shared) -> Vec<EventListener> {
     // Re-measure the caret layer when the page changes size.
     let s = session.clone();
     listeners.push(EventListener::new(&window, "resize", move |_| {
-        s.borrow().render_carets()
+        s.borrow_mut().render_carets()
     }));
     listeners
 }
@@ -77,7 +77,11 @@ fn listen_caret(session: &Shared) -> Vec<EventListener> {
 /// Sends this person's presence soon, at most once per [`PRESENCE_THROTTLE_MS`].
 pub(super) fn presence_changed(session: &Shared) {
     let delay = {
-        let mut s = session.borrow_mut();
+        // Borrowed already: the session is writing someone's change into the field itself
+        // (see `TextField::refresh`), and publishes presence after that anyway.
+        let Ok(mut s) = session.try_borrow_mut() else {
+            return;
+        };
         if s.presence_pending {
             return;
         }
@@ -181,7 +185,13 @@ pub(super) fn listen(session: &Shared, field: Field) -> Vec<EventListener> {
             let Some(input) = event.dyn_ref::<web_sys::InputEvent>() else {
                 return;
             };
-            s.borrow_mut().flush_edits();
+            // The session's own writing into the field (see `TextField::refresh`): not this
+            // person's input.
+            let Ok(mut session) = s.try_borrow_mut() else {
+                return;
+            };
+            session.flush_edits();
+            drop(session);
             if let Some(direction) = undo::input_type(&input.input_type()) {
                 event.prevent_default();
                 s.borrow_mut().step(direction);
@@ -221,7 +231,11 @@ pub(super) fn listen(session: &Shared, field: Field) -> Vec<EventListener> {
 /// waiting ([`Session::flush_edits`]), so nothing works on stale text.
 fn edit_soon(session: &Shared, field: Field) {
     {
-        let mut s = session.borrow_mut();
+        // Borrowed already: this is the session writing someone else's change into the field
+        // (see `TextField::refresh`), which it takes in itself.
+        let Ok(mut s) = session.try_borrow_mut() else {
+            return;
+        };
         let pending = match field {
             Field::Content => &mut s.content_edit_pending,
             Field::Title => &mut s.title_edit_pending,
@@ -234,13 +248,17 @@ fn edit_soon(session: &Shared, field: Field) {
     wasm_bindgen_futures::spawn_local(async move { s.borrow_mut().flush_edits() });
 }
 
-/// Ticking a task's box in the preview edits the source: the box says where its `[ ]` is.
+/// Ticking a task's box in the preview edits the source: the n-th box of the preview is the
+/// n-th task of the source (see [`markdown::task_markers`]). A preview still waiting to catch up
+/// with the source is brought up to date first; a click on a box that this took away does
+/// nothing, since what it showed is gone.
 pub(super) fn listen_tasks(session: &Shared) -> Option<EventListener> {
     let preview = web_sys::window()
         .and_then(|w| w.document())
         .and_then(|d| d.query_selector("[data-testid=preview]").ok().flatten())?;
     let s = session.clone();
     let options = EventListenerOptions::enable_prevent_default();
+    let element = preview.clone();
     Some(EventListener::new_with_options(
         &preview,
         "click",
@@ -249,23 +267,40 @@ pub(super) fn listen_tasks(session: &Shared) -> Option<EventListener> {
             let Some(tick) = event
                 .target()
                 .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-            else {
-                return;
-            };
-            let Some(at) = tick
-                .get_attribute("data-task-at")
-                .and_then(|at| at.parse::<u32>().ok())
+                .filter(|t| t.class_list().contains("task"))
             else {
                 return;
             };
             // The box shows what the source says, once the change comes back through it.
             event.prevent_default();
             let mut session = s.borrow_mut();
+            session.flush_edits();
+            if session.display.preview_is_stale() {
+                session.show_source();
+            }
+            if !tick.is_connected() {
+                return;
+            }
+            let Some(nth) = nth_task(&element, &tick) else {
+                return;
+            };
+            let Some(&at) = markdown::task_markers(session.content.text()).get(nth) else {
+                return;
+            };
             if let Some(edited) = formatting::toggle_task(session.content.text(), at) {
                 session.apply_edited(edited);
             }
         },
     ))
+}
+
+/// Which of `preview`'s task boxes `tick` is, counting from 0.
+fn nth_task(preview: &web_sys::Element, tick: &web_sys::HtmlInputElement) -> Option<usize> {
+    let boxes = preview.query_selector_all("input.task").ok()?;
+    (0..boxes.length()).find_map(|i| {
+        let node = boxes.item(i)?;
+        node.is_same_node(Some(tick)).then_some(i as usize)
+    })
 }
 
 /// Whether the page runs on a Mac, where Cmd (not Ctrl) is the command key.

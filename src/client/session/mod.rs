@@ -11,6 +11,7 @@
 //! - [`editing`]: this person's own changes: typing, formatting, undo and redo, restore.
 //! - [`fields`]: the fields' and the caret's events.
 //! - [`presence`]: this person's presence, and the others' as the page shows them.
+//! - [`display`]: the preview, the counts and the caret layer following the source.
 //! - [`offline_copy`]: the document's copy in the browser, for offline edits.
 //!
 //! Everything runs on the page's single thread, so the session is an `Rc<RefCell<_>>` shared by
@@ -26,9 +27,10 @@
 use super::binding::{FieldElement, TextField};
 use super::{identity, offline, recent};
 use crate::acks::Acks;
-use crate::app::carets::{overlay_html, RemoteCaret};
+use crate::app::carets::RemoteCaret;
 use crate::app::live::{Access, PeerBadge, SaveState, SessionParts, Status};
 use crate::formatting::{self, Command};
+use crate::markdown;
 use crate::protocol::presence::{sticky_at, Cursor, PresenceState, RelativePosition, User};
 use crate::protocol::{self, CONTENT, TITLE};
 use crate::reconnect::{Ending, Heartbeat};
@@ -46,6 +48,7 @@ use yrs::updates::encoder::Encode;
 use yrs::{Assoc, ClientID, Doc, ReadTxn, Transact, Update};
 
 mod connection;
+mod display;
 mod editing;
 mod fields;
 mod offline_copy;
@@ -160,6 +163,8 @@ struct Session {
     history: History,
     /// The heartbeat the server asked for.
     heartbeat: Heartbeat,
+    /// The preview and the caret layer.
+    display: display::Display,
 }
 
 /// A socket and the handlers it calls, dropped together.
@@ -212,6 +217,7 @@ pub fn start(parts: SessionParts) {
     );
     let me = parts.me;
     let heartbeat = Heartbeat::every(parts.snapshot.heartbeat_ms);
+    let display = display::Display::new(&parts);
 
     let session = Rc::new(RefCell::new(Session {
         parts,
@@ -246,6 +252,7 @@ pub fn start(parts: SessionParts) {
         connect_started: false,
         history,
         heartbeat,
+        display,
     }));
     CURRENT.with(|current| *current.borrow_mut() = Rc::downgrade(&session));
     let mut listeners = Vec::new();
@@ -258,6 +265,7 @@ pub fn start(parts: SessionParts) {
         listeners.extend(listen_tasks(&session));
     }
     keep_watch(&session, listeners);
+    session.borrow_mut().adopt_preview_soon();
     // The header edits `me`; every change is remembered and published at once.
     me.set(identity::load());
     let s = session.clone();
@@ -389,8 +397,7 @@ impl Session {
     fn show_field(&mut self, field: Field) {
         match field {
             Field::Content => {
-                self.parts.content.set(self.content.text().to_string());
-                self.render_carets();
+                self.source_changed();
             }
             Field::Title => {
                 self.parts.title_text.set(self.title.text().to_string());

@@ -67,7 +67,7 @@ impl Session {
     }
 
     /// Updates the header's people and the caret layer from the awareness states.
-    pub(super) fn refresh_presence(&self) {
+    pub(super) fn refresh_presence(&mut self) {
         let me = self.awareness.client_id();
         let mut peers: Vec<PeerBadge> = self
             .awareness
@@ -101,10 +101,7 @@ impl Session {
     }
 
     /// Redraws the others' carets and selections over the source.
-    pub(super) fn render_carets(&self) {
-        let Some(layer) = self.parts.carets.get_untracked() else {
-            return;
-        };
+    pub(super) fn render_carets(&mut self) {
         let me = self.awareness.client_id();
         let txn = self.doc.transact();
         let carets: Vec<RemoteCaret> = self
@@ -130,22 +127,26 @@ impl Session {
                 })
             })
             .collect();
+        drop(txn);
+        let Some(layer) = self.display.carets.as_mut() else {
+            return;
+        };
         if carets.is_empty() {
-            layer.set_inner_html("");
+            layer.clear();
             return;
         }
         let Some(source) = self.content.element().map(|e| e.element()) else {
             return;
         };
-        let _ = layer.set_attribute(
-            "style",
-            &format!(
-                "width:{}px;height:{}px",
-                source.client_width(),
-                source.client_height()
-            ),
-        );
-        layer.set_inner_html(&overlay_html(self.content.text(), &carets));
-        layer.set_scroll_top(source.scroll_top());
+        // Given again only when it changed: setting it restyles the whole layer.
+        let size = (source.client_width(), source.client_height());
+        if self.display.layer_size != Some(size) {
+            self.display.layer_size = Some(size);
+            let _ = layer
+                .element()
+                .set_attribute("style", &format!("width:{}px;height:{}px", size.0, size.1));
+        }
+        layer.show(self.display.overlay.chunks(self.content.text(), &carets));
+        layer.element().set_scroll_top(source.scroll_top());
     }
 }
