@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 export MEMORY_SERVE_QUIET=1
+# Components return type-erased views: the wasm is 6 % smaller gzipped (fewer copies of
+# Leptos's generic view code). The server is built the same way, as the debug build is.
+export RUSTFLAGS="--cfg erase_components"
 cargo leptos build --release --frontend-only
 
 # The copy keeps the files that did not change untouched, so an unchanged front end does not

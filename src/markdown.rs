@@ -305,6 +305,15 @@ mod tests {
     }
 
     #[test]
+    fn footnote_names_are_text_wherever_they_are_written() {
+        let source = "a[^\"><script>x</script>] b\n\n[^\"><script>x</script>]: note\n";
+        for html in [render(source), render_blocks(source, false).concat()] {
+            assert!(!html.contains("<script"), "{html}");
+            assert!(html.contains("&quot;&gt;&lt;script&gt;"), "{html}");
+        }
+    }
+
+    #[test]
     fn renders_common_markdown() {
         let html = render("# Title\n\nSome *emphasis* and `code`.\n\n- a\n- b\n");
         assert!(html.contains("<h1>Title</h1>"));

@@ -229,3 +229,46 @@ async fn the_pages_heartbeat_is_answered_and_the_connection_stays() {
     stranger.send(Message::Custom(77, Vec::new())).await;
     assert_eq!(stranger.expect_close().await, 1003);
 }
+
+/// A crowd moving their carets at once: the others get the moves gathered into far fewer
+/// messages than moves (one per 50 ms window), and every person's newest state arrives. Sent
+/// one by one, the watcher would receive all 200.
+#[tokio::test]
+async fn a_crowd_moving_carets_is_sent_in_batches_with_everyones_newest_state() {
+    let server = TestServer::start().await;
+    let id = server.new_doc().await;
+    let mut watcher = Peer::join(&server, &id).await;
+    let mut movers = Vec::new();
+    for _ in 0..20 {
+        movers.push(Peer::join(&server, &id).await);
+    }
+    for round in 0..10 {
+        for (who, mover) in movers.iter_mut().enumerate() {
+            mover
+                .set_presence(&format!(r#"{{"who":{who},"round":{round}}}"#))
+                .await;
+        }
+    }
+    let ids: Vec<u64> = movers
+        .iter()
+        .map(|m| m.awareness.client_id().get())
+        .collect();
+    let messages = std::cell::Cell::new(0usize);
+    watcher
+        .pump_until("every mover's last state", |p, message| {
+            if let Some(Message::Awareness(_)) = message {
+                messages.set(messages.get() + 1);
+            }
+            ids.iter().all(|id| {
+                p.seen_presence
+                    .get(id)
+                    .is_some_and(|s| s.contains(r#""round":9"#))
+            })
+        })
+        .await;
+    assert!(
+        messages.get() < 100,
+        "{} awareness messages for 200 moves",
+        messages.get()
+    );
+}

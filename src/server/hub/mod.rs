@@ -256,6 +256,10 @@ impl Hub {
             self.inner.fanout_capacity,
         ));
         tokio::spawn(sweep_presence(Arc::downgrade(&room)));
+        tokio::spawn(super::room::send_presence_batches(
+            Arc::downgrade(&room),
+            room.presence_due(),
+        ));
         if let Some(cluster) = &self.inner.cluster {
             cluster.follow(&room);
         }

@@ -31,12 +31,14 @@ mod history;
 pub mod metered;
 pub mod pending;
 pub mod presence;
+mod presence_batch;
 pub mod remote;
 pub mod revocation;
 pub mod runs;
 pub mod shape;
 
 pub use presence::{Presence, PresenceLimits, PRESENCE_SWEEP, PRESENCE_TIMEOUT};
+pub use presence_batch::{send_presence_batches, PRESENCE_BATCH};
 pub use remote::{Relay, RemoteError};
 
 use super::error::CloseReason;
@@ -169,6 +171,11 @@ pub struct Room {
     advanced: tokio::sync::Notify,
     /// Links taken back while the room is open (see [`revocation`]).
     revoked: watch::Sender<revocation::Revoked>,
+    /// Presence gathered while it comes faster than one message per window (see
+    /// [`presence_batch`]); locked on its own, never with `state`.
+    presence_batch: Mutex<presence_batch::PresenceBatch>,
+    /// Wakes the room's batch task.
+    presence_due: Arc<tokio::sync::Notify>,
 }
 
 /// What the store holds of the document. Apart from [`State`], whose lock an update holds while
@@ -267,6 +274,8 @@ impl Room {
             relay: std::sync::OnceLock::new(),
             advanced: tokio::sync::Notify::new(),
             revoked: watch::Sender::new(revocation::Revoked::default()),
+            presence_batch: Mutex::default(),
+            presence_due: Arc::default(),
         }
     }
 

@@ -475,9 +475,7 @@ impl Room {
             accepted?
         };
         if !accepted.clients.is_empty() {
-            let frame = encode(Message::Awareness(accepted));
-            self.relay_presence(&frame);
-            self.publish(from, frame);
+            self.send_presence(from, accepted);
         }
         Ok(())
     }
@@ -505,6 +503,8 @@ impl Room {
                 .remove(presence.awareness_clients.iter().copied())
         };
         if !removal.clients.is_empty() {
+            // Their states still waiting go first, so the removal is the last word.
+            self.send_presence_batch();
             let frame = encode(Message::Awareness(removal));
             self.relay_presence(&frame);
             self.publish(from, frame);
@@ -545,7 +545,8 @@ impl Room {
                 .remove(expired.into_iter().map(|(client, _)| client))
         };
         // From no connection: everyone must hear it. Other instances ignore the removal of
-        // states they own, which expire there on their own.
+        // states they own, which expire there on their own. States still waiting go first.
+        self.send_presence_batch();
         let frame = encode(Message::Awareness(removal));
         self.relay_presence(&frame);
         self.publish(ConnId::MAX, frame);
