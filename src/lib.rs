@@ -24,6 +24,7 @@ pub mod doc_id;
 pub mod formatting;
 pub mod markdown;
 pub mod offline_limits;
+pub mod pieces;
 pub mod protocol;
 pub mod reconnect;
 pub mod undo;

@@ -69,6 +69,15 @@ fn fixture() -> Fixture {
 
 /// [`fixture`] with the room's policy adjusted, and storage held or not.
 fn fixture_with(adjust: impl FnOnce(&mut RoomPolicy), open: bool) -> Fixture {
+    fixture_with_queue(adjust, open, 4096)
+}
+
+/// [`fixture_with`], with a reply queue of `send_queue` frames.
+fn fixture_with_queue(
+    adjust: impl FnOnce(&mut RoomPolicy),
+    open: bool,
+    send_queue: usize,
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let gate = Arc::new((Mutex::new(open), Condvar::new()));
     let store: Arc<dyn DocStore> = Arc::new(GatedStore {
@@ -95,7 +104,7 @@ fn fixture_with(adjust: impl FnOnce(&mut RoomPolicy), open: bool) -> Fixture {
     let (to_server, incoming) = tokio::sync::mpsc::channel(4096);
     let (outgoing, from_server) = tokio::sync::mpsc::channel(4096);
     let settings = SessionSettings {
-        send_queue: 4096,
+        send_queue,
         send_queue_bytes: 1 << 24,
         acks: true,
         messages: limits.message_limiter(),
@@ -350,4 +359,38 @@ async fn a_connection_of_large_changes_stops_being_read_at_the_byte_limit() {
         saved += usize::from(is_saved(&message));
     }
     assert_eq!(f.server_text().await.len(), sent * chunk.len());
+}
+
+/// One commit can confirm far more changes than the reply queue holds: the confirmations wait
+/// their turn and all go out, in order, and the connection stays open. (They used to overflow
+/// the queue and close a fast writer with 1013.)
+#[tokio::test]
+async fn a_commit_confirming_more_changes_than_the_reply_queue_holds_closes_nobody() {
+    let mut f = fixture_with_queue(|_| {}, false, 4);
+    let replica = tandem::protocol::new_doc();
+    f.send_keystrokes(&replica, 200).await;
+    f.until_applied(200).await;
+    // All 200 wait for the disk; opening the gate confirms them in one or two commits.
+    f.open_gate();
+    let mut saved = 0;
+    for _ in 0..2000 {
+        saved += f.saved_so_far();
+        if saved >= 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(saved, 200);
+    // Still open: a later change is applied and confirmed too.
+    f.send_keystrokes(&replica, 1).await;
+    f.until_applied(201).await;
+    let mut more = 0;
+    for _ in 0..500 {
+        more += f.saved_so_far();
+        if more >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(more, 1);
 }

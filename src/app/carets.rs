@@ -17,16 +17,13 @@ pub struct RemoteCaret {
     pub head: u32,
 }
 
-/// A chunk of the layer ends after a blank line, or at the first line end past this many bytes.
-const CHUNK_BYTES: usize = 2048;
-
 /// The overlay's HTML for `text` with `carets` drawn in it, whole: [`overlay_chunks`] joined.
 pub fn overlay_html(text: &str, carets: &[RemoteCaret]) -> String {
     overlay_chunks(text, carets).concat()
 }
 
 /// The overlay's HTML for `text` with `carets` drawn in it, as one `<div>` per chunk of whole
-/// lines (see [`CHUNK_BYTES`]), for the page to replace only the chunks that changed (see
+/// lines (cut as [`crate::pieces`] says), for the page to replace only the chunks that changed (see
 /// `client::blocks`). A chunk ends at a line end, so the next begins on a new line just as the
 /// text does in the field, and the lines wrap the same. A chunk is split where the text is, not
 /// where someone's caret is: a chunk's HTML depends only on its own text and on the carets in
@@ -35,12 +32,25 @@ pub fn overlay_chunks(text: &str, carets: &[RemoteCaret]) -> Vec<String> {
     Overlay::default().chunks(text, carets)
 }
 
+/// [`overlay_chunks`] with chunks of at least `min` bytes, for tests on short texts.
+#[cfg(test)]
+fn overlay_chunks_of_at_least(min: usize, text: &str, carets: &[RemoteCaret]) -> Vec<String> {
+    Overlay::with_min(min).chunks(text, carets)
+}
+
 /// The overlay's chunks without carets as last drawn: drawing the next text reuses those whose
 /// text did not change, so a keystroke in a large document escapes and counts one chunk, not
 /// the whole text.
-#[derive(Default)]
 pub struct Overlay {
     plain: Vec<PlainChunk>,
+    /// The least bytes in a chunk (see [`crate::pieces`]).
+    min: usize,
+}
+
+impl Default for Overlay {
+    fn default() -> Self {
+        Overlay::with_min(crate::pieces::MIN_PIECE_BYTES)
+    }
 }
 
 struct PlainChunk {
@@ -64,9 +74,16 @@ impl PlainChunk {
 }
 
 impl Overlay {
+    fn with_min(min: usize) -> Self {
+        Overlay {
+            plain: Vec::new(),
+            min,
+        }
+    }
+
     /// [`overlay_chunks`], reusing what the last call drew.
     pub fn chunks(&mut self, text: &str, carets: &[RemoteCaret]) -> Vec<String> {
-        let slices = chunks_of(text);
+        let slices = chunks_of(text, self.min);
         self.reuse(&slices);
         let len: u32 = self.plain.iter().map(|c| c.units).sum();
         let count = self.plain.len();
@@ -132,14 +149,15 @@ impl Overlay {
     }
 }
 
-/// `text` cut into the layer's chunks (at least one, empty for an empty text).
-fn chunks_of(text: &str) -> Vec<&str> {
-    let mut chunks = Vec::with_capacity(text.len() / CHUNK_BYTES + 1);
+/// `text` cut into the layer's chunks of at least `min` bytes (at least one chunk, empty for
+/// an empty text).
+fn chunks_of(text: &str, min: usize) -> Vec<&str> {
+    let mut chunks = Vec::with_capacity(text.len() / min.max(1) + 1);
     let mut chunk_start = 0;
     let mut at = 0;
     for line in text.split_inclusive('\n') {
         at += line.len();
-        if line == "\n" || at - chunk_start >= CHUNK_BYTES && line.ends_with('\n') {
+        if line.ends_with('\n') && crate::pieces::ends_after(line, at - chunk_start, min) {
             chunks.push(&text[chunk_start..at]);
             chunk_start = at;
         }
@@ -303,14 +321,18 @@ mod tests {
     }
 
     #[test]
-    fn chunks_end_at_blank_lines_and_line_ends_past_the_limit() {
-        assert_eq!(chunks_of(""), vec![""]);
-        assert_eq!(chunks_of("a\n\nb\nc"), vec!["a\n\n", "b\nc"]);
-        assert_eq!(chunks_of("a\n\n"), vec!["a\n\n"]);
-        let long = format!("{}\n{}", "x".repeat(CHUNK_BYTES), "y");
-        assert_eq!(chunks_of(&long).len(), 2);
+    fn chunks_end_at_line_ends_and_are_never_tiny() {
+        assert_eq!(chunks_of("", 1), vec![""]);
+        // Neither "a\n" nor "b\n" is a line whose hash marks a cut; a blank line is.
+        assert_eq!(chunks_of("a\n\nb\nc", 1), vec!["a\n\n", "b\nc"]);
+        assert_eq!(chunks_of("a\n\n", 1), vec!["a\n\n"]);
+        // A million empty lines are a thousand chunks, not a million.
+        let blank = "\n".repeat(1_000_000);
+        let chunks = chunks_of(&blank, crate::pieces::MIN_PIECE_BYTES);
+        assert!(chunks.len() <= 1_000, "{}", chunks.len());
+        assert_eq!(chunks.concat(), blank);
         let text = "one\n\ntwo three\n\nfour\n";
-        let chunks = overlay_chunks(text, &[]);
+        let chunks = overlay_chunks_of_at_least(5, text, &[]);
         assert_eq!(chunks.len(), 3);
         assert_eq!(strip_tags(&chunks.concat()), format!("{text}\u{200b}"));
     }
@@ -318,9 +340,10 @@ mod tests {
     #[test]
     fn a_selection_across_chunks_is_drawn_in_each_and_others_are_untouched() {
         let text = "one\n\ntwo\n\nthree\n\nfour";
-        let plain = overlay_chunks(text, &[]);
+        let chunks = |carets: &[RemoteCaret]| overlay_chunks_of_at_least(5, text, carets);
+        let plain = chunks(&[]);
         // From "ne" in the first chunk to "th" in the third.
-        let drawn = overlay_chunks(text, &[caret(1, 1, 12)]);
+        let drawn = chunks(&[caret(1, 1, 12)]);
         assert_eq!(drawn.len(), 4);
         assert!(drawn[0].contains(r#"class="rsel""#) && drawn[1].contains(r#"class="rsel""#));
         assert!(drawn[2].contains(r#"data-offset="12""#), "{:?}", drawn[2]);
@@ -338,15 +361,13 @@ mod tests {
             .collect();
         assert_eq!(selected, "ne\n\ntwo\n\nth");
         // A caret at the end of the text is drawn in the last chunk, at a chunk's start in that one.
-        assert!(overlay_chunks(text, &[caret(2, 21, 21)])[3].contains(r#"data-offset="21""#));
-        assert!(
-            overlay_chunks(text, &[caret(3, 5, 5)])[1].starts_with(r#"<div><span class="rcaret""#)
-        );
+        assert!(chunks(&[caret(2, 21, 21)])[3].contains(r#"data-offset="21""#));
+        assert!(chunks(&[caret(3, 5, 5)])[1].starts_with(r#"<div><span class="rcaret""#));
     }
 
     #[test]
     fn drawing_again_gives_what_drawing_afresh_gives() {
-        let mut overlay = Overlay::default();
+        let mut overlay = Overlay::with_min(3);
         let texts = [
             "one\n\ntwo\n\nthree",
             "one\n\ntwo more\n\nthree",
@@ -359,7 +380,7 @@ mod tests {
             for carets in [vec![], vec![caret(1, 2, 9)], vec![caret(2, 99, 99)]] {
                 assert_eq!(
                     overlay.chunks(text, &carets),
-                    overlay_chunks(text, &carets),
+                    overlay_chunks_of_at_least(3, text, &carets),
                     "{text:?}"
                 );
             }

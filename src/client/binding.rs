@@ -71,7 +71,11 @@ impl FieldElement {
 
 /// Most bytes of someone else's change written into a focused field as an edit (see
 /// [`write_in_place`]); a larger one replaces the field's value.
-const IN_PLACE_MAX_BYTES: usize = 64 * 1024;
+const IN_PLACE_MAX_BYTES: usize = 4 * 1024;
+/// Each edit written in place is a step in the field's own undo history, which the browser
+/// keeps (Chromium up to a thousand steps) although Tandem never uses it. After this many bytes
+/// written in place, the next change replaces the value, which empties that history.
+const IN_PLACE_BUDGET_BYTES: usize = 256 * 1024;
 
 /// Writes someone else's change into the field as the one edit that turns what it shows
 /// (`known`) into `value`, when the field has the focus. The browser then lays out only the
@@ -82,7 +86,7 @@ const IN_PLACE_MAX_BYTES: usize = 64 * 1024;
 /// undo history is never used (undo is the session's, see `crate::undo`). Returns whether the
 /// field now shows `value`; when not (no focus, a large change, no such command), the caller
 /// sets the value.
-fn write_in_place(element: &FieldElement, known: &str, value: &str) -> bool {
+fn write_in_place(element: &FieldElement, known: &str, value: &str, written: &mut usize) -> bool {
     let Some(document) = element.element().owner_document() else {
         return false;
     };
@@ -95,9 +99,11 @@ fn write_in_place(element: &FieldElement, known: &str, value: &str) -> bool {
     let Some(change) = diff::splice(known, value, None) else {
         return true;
     };
-    if change.insert.len() > IN_PLACE_MAX_BYTES || change.delete as usize > IN_PLACE_MAX_BYTES {
+    let bytes = change.insert.len() + change.delete as usize;
+    if bytes > IN_PLACE_MAX_BYTES || *written + bytes > IN_PLACE_BUDGET_BYTES {
         return false;
     }
+    *written += bytes;
     let Ok(document) = document.dyn_into::<web_sys::HtmlDocument>() else {
         return false;
     };
@@ -128,6 +134,9 @@ pub struct TextField {
     element: Option<FieldElement>,
     text: TextRef,
     known: String,
+    /// Bytes of others' changes written in place since the value was last replaced (see
+    /// [`IN_PLACE_BUDGET_BYTES`]).
+    written_in_place: usize,
 }
 
 impl TextField {
@@ -142,6 +151,7 @@ impl TextField {
             element: Some(element),
             text,
             known,
+            written_in_place: 0,
         }
     }
 
@@ -154,6 +164,7 @@ impl TextField {
             element: None,
             text,
             known,
+            written_in_place: 0,
         }
     }
 
@@ -228,8 +239,9 @@ impl TextField {
         }
         if let Some(element) = &self.element {
             let scroll = element.element().scroll_top();
-            if !write_in_place(element, &self.known, &value) {
+            if !write_in_place(element, &self.known, &value, &mut self.written_in_place) {
                 element.set_value(&value);
+                self.written_in_place = 0;
             }
             if let Some(selection) = selection {
                 let start = selection.start.get_offset(&txn).map(|o| o.index);

@@ -3,8 +3,8 @@
 //!
 //! A keystroke must reach the screen within a frame whatever the document's size, so nothing
 //! here works on the whole document while someone types in a large one. The preview and the
-//! caret layer are patched block by block (see [`ShownBlocks`]), so the browser parses and
-//! lays out only what changed. Rendering the Markdown still reads the whole source, so in a
+//! caret layer are patched piece by piece (see [`ShownBlocks`] and [`crate::pieces`]), so the
+//! browser parses and lays out only what changed. Rendering the Markdown still reads the whole source, so in a
 //! document past [`SHOW_AT_ONCE_BYTES`] the preview waits for a pause in the changes (longer
 //! the larger the document), and is brought up to date at least every [`MAX_WAIT_MS`] while
 //! changes keep coming.
@@ -146,7 +146,9 @@ impl Session {
             }
             let tickable = session.editing();
             if let Some(preview) = &mut session.display.preview {
-                preview.adopt(markdown::render_blocks(session.content.text(), tickable));
+                let blocks = markdown::render_blocks(session.content.text(), tickable);
+                preview.adopt(crate::pieces::gather(blocks));
+                show_task_boxes_as_rendered(preview.element());
             }
         }));
     }
@@ -159,7 +161,26 @@ impl Session {
         self.parts.content.set(text.to_string());
         let tickable = self.editing();
         if let Some(preview) = &mut self.display.preview {
-            preview.show(markdown::render_blocks(text, tickable));
+            preview.show(crate::pieces::gather(markdown::render_blocks(
+                text, tickable,
+            )));
+        }
+    }
+}
+
+/// Puts every task box of `preview` back to what its HTML says. A box the reader ticked
+/// before the page was live changed nothing in the source; once the page keeps the server's
+/// rendering rather than drawing it again, the box would go on showing that tick.
+fn show_task_boxes_as_rendered(preview: &web_sys::Element) {
+    let Ok(boxes) = preview.query_selector_all("input.task") else {
+        return;
+    };
+    for i in 0..boxes.length() {
+        if let Some(input) = boxes
+            .item(i)
+            .and_then(|node| node.dyn_into::<web_sys::HtmlInputElement>().ok())
+        {
+            input.set_checked(input.has_attribute("checked"));
         }
     }
 }

@@ -249,9 +249,8 @@ fn edit_soon(session: &Shared, field: Field) {
 }
 
 /// Ticking a task's box in the preview edits the source: the n-th box of the preview is the
-/// n-th task of the source (see [`markdown::task_markers`]). A preview still waiting to catch up
-/// with the source is brought up to date first; a click on a box that this took away does
-/// nothing, since what it showed is gone.
+/// n-th task of the source (see [`markdown::task_markers`]). A click on a preview still waiting
+/// to catch up with the source only brings it up to date.
 pub(super) fn listen_tasks(session: &Shared) -> Option<EventListener> {
     let preview = web_sys::window()
         .and_then(|w| w.document())
@@ -275,8 +274,12 @@ pub(super) fn listen_tasks(session: &Shared) -> Option<EventListener> {
             event.prevent_default();
             let mut session = s.borrow_mut();
             session.flush_edits();
+            // A preview behind the source may show a box whose place has changed (identical
+            // lists side by side, one of them deleted): it is brought up to date and the click
+            // does nothing; the reader clicks what is shown now.
             if session.display.preview_is_stale() {
                 session.show_source();
+                return;
             }
             if !tick.is_connected() {
                 return;

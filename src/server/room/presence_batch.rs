@@ -8,10 +8,11 @@
 //! frame per window with every move in it. The first message after a quiet window goes out at
 //! once: a lone person's caret is not held back at all, a crowd's by at most one window.
 //!
-//! A batch holds at most one state per client, and only states the registry accepted, so it
-//! is bounded by the room's presence limit (1,024 states). Removals (someone leaving, silent
-//! presence expiring) send what is waiting first, so nobody's departure is followed by an
-//! older state of theirs.
+//! A batch holds the newest of the states the registry accepted within one window, one per
+//! client id: never more than the messages it replaces, and at most the room's 1,024 states
+//! plus the removals accepted in that window. Removals (someone leaving, silent presence
+//! expiring) send what is waiting first, so nobody's departure is followed by an older state
+//! of theirs.
 
 use super::{encode, ConnId, Room};
 use std::collections::HashMap;

@@ -241,10 +241,14 @@ pub async fn run<S: Connection>(
         >,
     >::new();
     let mut unconfirmed_bytes = 0usize;
+    // Confirmations due that the reply queue had no room for: a commit can confirm many
+    // changes at once, more than the queue holds. They wait here (counted against
+    // [`MAX_UNCONFIRMED`], so reading pauses while they do) and go out as the queue drains.
+    let mut owed_acks = 0usize;
     let reader = async {
         loop {
-            let paused =
-                unconfirmed.len() >= MAX_UNCONFIRMED || unconfirmed_bytes >= MAX_UNCONFIRMED_BYTES;
+            let paused = unconfirmed.len() + owed_acks >= MAX_UNCONFIRMED
+                || unconfirmed_bytes >= MAX_UNCONFIRMED_BYTES;
             let next = tokio::select! {
                 // Closing and taking a link back come before anything more is read.
                 biased;
@@ -281,10 +285,8 @@ pub async fn run<S: Connection>(
                     }
                     match confirmed {
                         Some(Ok(())) if settings.acks => {
-                            if !enqueue(saved.clone()) {
-                                tracing::info!(doc = %room.tag, conn, "reply queue full, closing");
-                                decide(CloseReason::lagging("reply queue full"));
-                                break;
+                            if owed_acks > 0 || !enqueue(saved.clone()) {
+                                owed_acks += 1;
                             }
                         }
                         Some(Ok(())) | None => {}
@@ -302,6 +304,15 @@ pub async fn run<S: Connection>(
                         "an update depends on changes this document never received".into(),
                     ));
                     break;
+                }
+                // A confirmation owed goes out as soon as the reply queue has room.
+                permit = replies.reserve(), if owed_acks > 0 => {
+                    if let Ok(permit) = permit {
+                        queued_bytes.fetch_add(saved.len(), std::sync::atomic::Ordering::Relaxed);
+                        permit.send(saved.clone());
+                        owed_acks -= 1;
+                    }
+                    continue;
                 }
                 // Reading waits while too many changes are on their way to disk.
                 next = stream.next(), if !paused => next,
