@@ -195,7 +195,7 @@ impl AppState {
                 store.clone(),
                 journal,
                 policy,
-                config.send_queue * 2,
+                fanout_capacity(config.send_queue),
                 cluster,
             ),
             config: Arc::new(config),
@@ -406,4 +406,13 @@ async fn bad_doc_id_is_400(request: Request, next: Next) -> Response {
         *response.status_mut() = StatusCode::BAD_REQUEST;
     }
     response.into_response()
+}
+
+/// Frames a document's broadcast ring holds: twice a connection's send queue, and never fewer
+/// than twice the changes one connection may have on their way to disk. A commit can confirm a
+/// fast writer's whole allowance at once, and its changes then enter the ring together; each
+/// connection takes its own changes off the ring too (and skips them), so a smaller ring would
+/// close that writer for falling behind on its own changes.
+fn fanout_capacity(send_queue: usize) -> usize {
+    (send_queue * 2).max(2 * session::MAX_UNCONFIRMED)
 }

@@ -37,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 /// beyond it. Deep enough for a client sending back to back to fill the journal's group
 /// commits; each costs a few hundred bytes while it waits.
 pub const MAX_UNCONFIRMED: usize = 256;
+/// Frames read in a row before the connection's task lets its writer run (see `run`).
+const READS_BETWEEN_YIELDS: usize = 8;
 /// ... and at most this many bytes of them (as received): a connection of large changes
 /// pauses sooner, so what one connection holds in flight stays small beside its message limit.
 pub const MAX_UNCONFIRMED_BYTES: usize = 4 * 1024 * 1024;
@@ -245,6 +247,7 @@ pub async fn run<S: Connection>(
     // changes at once, more than the queue holds. They wait here (counted against
     // [`MAX_UNCONFIRMED`], so reading pauses while they do) and go out as the queue drains.
     let mut owed_acks = 0usize;
+    let mut read_in_a_row = 0usize;
     let reader = async {
         loop {
             let paused = unconfirmed.len() + owed_acks >= MAX_UNCONFIRMED
@@ -318,6 +321,15 @@ pub async fn run<S: Connection>(
                 next = stream.next(), if !paused => next,
             };
             *heard.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+            // The writer below shares this task: while frames keep arriving, reading never
+            // waits, and the writer would not take this connection's share of the room's ring
+            // (its own changes among them) until the ring overflowed and closed it for falling
+            // behind. Every few frames the task yields, so the writer runs too.
+            read_in_a_row += 1;
+            if read_in_a_row >= READS_BETWEEN_YIELDS {
+                read_in_a_row = 0;
+                tokio::task::yield_now().await;
+            }
             if matches!(next, Some(Ok(WsMessage::Binary(_) | WsMessage::Text(_))))
                 && settings.messages.check().is_err()
             {
