@@ -230,7 +230,13 @@ pub struct Now {
 }
 
 /// Renders every metric, with the state counts as of `now`.
+///
+/// The recorder is the process's: two servers in one process (the tests run many) scraping at
+/// once would each set the gauges and could render the other's values, so setting and
+/// rendering happen under one lock.
 pub fn render(now: Now) -> String {
+    static RENDERING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = RENDERING.lock().unwrap_or_else(|p| p.into_inner());
     let handle = handle();
     metrics::gauge!(CONNECTIONS).set(now.connections as f64);
     metrics::gauge!(DOCUMENTS).set(now.documents as f64);
