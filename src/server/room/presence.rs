@@ -487,6 +487,10 @@ impl Room {
 
     /// Removes the awareness states a departing connection introduced and tells the others.
     pub fn leave(&self, from: ConnId, presence: &Presence) {
+        // Whatever waits for its batch goes now, the departing connection's last word among
+        // it (a page that leaves says so first): if this was the room's last connection, the
+        // room and its batch task go with it, and the batch would never be sent.
+        self.send_presence_batch();
         let removal = {
             let mut state = self.lock();
             state.pending.forget(from);
@@ -503,8 +507,6 @@ impl Room {
                 .remove(presence.awareness_clients.iter().copied())
         };
         if !removal.clients.is_empty() {
-            // Their states still waiting go first, so the removal is the last word.
-            self.send_presence_batch();
             let frame = encode(Message::Awareness(removal));
             self.relay_presence(&frame);
             self.publish(from, frame);
