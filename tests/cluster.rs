@@ -956,3 +956,35 @@ async fn a_reset_nobody_hears_of_closes_the_old_link_at_the_next_recheck() {
         .await;
     assert_eq!(closed, Err(4001));
 }
+
+/// A page that leaves withdraws its presence and closes at once, its withdrawal within the
+/// presence batch's window: the other instance hears it within seconds, not at the presence
+/// timeout, although the page was the document's last connection on its own instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_withdrawal_held_for_the_batch_reaches_the_other_instance_when_the_last_page_leaves() {
+    let cluster = Cluster::start();
+    let (a, b) = (cluster.instance().await, cluster.instance().await);
+    let id = a.new_doc().await;
+    let mut on_b = Peer::join_as(&b, &id, Some(202)).await;
+    let mut on_a = Peer::join_as(&a, &id, Some(101)).await;
+    on_a.set_presence(r#"{"user":{"name":"Leaving"}}"#).await;
+    on_b.pump_until("A's presence on B", |p, _| {
+        p.seen_presence
+            .get(&101)
+            .is_some_and(|s| s.contains("Leaving"))
+    })
+    .await;
+    // Within the same batch window: the withdrawal waits for the batch, then the page goes.
+    on_a.set_presence(r#"{"user":{"name":"Leaving now"}}"#)
+        .await;
+    on_a.awareness.clean_local_state();
+    let withdrawal = on_a.awareness.update().unwrap();
+    on_a.send(Message::Awareness(withdrawal)).await;
+    let _ = on_a.ws.close(None).await;
+    drop(on_a);
+    // Well before any presence timeout (30 s) could remove it instead.
+    on_b.pump_within(Duration::from_secs(5), "A's presence gone on B", |p, _| {
+        p.seen_presence.get(&101).is_some_and(|s| s == "null")
+    })
+    .await;
+}
