@@ -189,6 +189,18 @@ impl Fixture {
         opened.notify_all();
     }
 
+    /// Waits (at most 20 s for each) until `count` more confirmations have come.
+    async fn until_saved(&mut self, count: usize) {
+        let mut saved = 0;
+        while saved < count {
+            let message = tokio::time::timeout(Duration::from_secs(20), self.from_server.recv())
+                .await
+                .expect("confirmations arrive")
+                .unwrap();
+            saved += usize::from(is_saved(&message));
+        }
+    }
+
     /// "Saved" confirmations among what the server has sent so far.
     fn saved_so_far(&mut self) -> usize {
         let mut saved = 0;
@@ -227,14 +239,7 @@ async fn later_changes_are_applied_while_earlier_ones_wait_for_the_disk() {
         .is_none_or(|d| d.updates.is_empty()));
 
     f.open_gate();
-    let mut saved = 0;
-    while saved < 3 {
-        let message = tokio::time::timeout(Duration::from_secs(20), f.from_server.recv())
-            .await
-            .expect("confirmations arrive")
-            .unwrap();
-        saved += usize::from(is_saved(&message));
-    }
+    f.until_saved(3).await;
     let stored = f.store.load(&f.id).unwrap().unwrap();
     let doc = stored.replica().unwrap();
     assert_eq!(tandem::protocol::texts_of(&doc).1, "abc");
@@ -372,25 +377,11 @@ async fn a_commit_confirming_more_changes_than_the_reply_queue_holds_closes_nobo
     f.until_applied(200).await;
     // All 200 wait for the disk; opening the gate confirms them in one or two commits.
     f.open_gate();
-    let mut saved = 0;
-    for _ in 0..2000 {
-        saved += f.saved_so_far();
-        if saved >= 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(saved, 200);
+    f.until_saved(200).await;
+    assert_eq!(f.saved_so_far(), 0, "one confirmation each, no more");
     // Still open: a later change is applied and confirmed too.
     f.send_keystrokes(&replica, 1).await;
     f.until_applied(201).await;
-    let mut more = 0;
-    for _ in 0..500 {
-        more += f.saved_so_far();
-        if more >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(more, 1);
+    f.until_saved(1).await;
+    assert_eq!(f.saved_so_far(), 0, "one confirmation each, no more");
 }

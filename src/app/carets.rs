@@ -17,8 +17,10 @@ pub struct RemoteCaret {
     pub head: u32,
 }
 
-/// The overlay's HTML for `text` with `carets` drawn in it, whole: [`overlay_chunks`] joined.
-pub fn overlay_html(text: &str, carets: &[RemoteCaret]) -> String {
+/// The overlay's HTML for `text` with `carets` drawn in it, whole: [`overlay_chunks`] joined
+/// (the page draws it in chunks; the tests read it whole).
+#[cfg(test)]
+fn overlay_html(text: &str, carets: &[RemoteCaret]) -> String {
     overlay_chunks(text, carets).concat()
 }
 

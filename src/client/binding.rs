@@ -14,11 +14,6 @@ use wasm_bindgen::JsCast;
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yrs::{Assoc, Doc, GetString, IndexedSequence, StickyIndex, Text, TextRef, Transact};
 
-/// Length of `s` in UTF-16 units, the unit of field selections and of the texts' offsets.
-fn utf16_len(s: &str) -> u32 {
-    s.encode_utf16().count() as u32
-}
-
 /// A `<textarea>` or an `<input>`: the same value and selection API under two types.
 pub enum FieldElement {
     Area(HtmlTextAreaElement),
@@ -312,7 +307,7 @@ impl TextField {
         if let Some(element) = &self.element {
             let scroll = element.element().scroll_top();
             element.set_value(&value);
-            let caret = change.start + utf16_len(&change.insert);
+            let caret = change.start + diff::utf16_len(&change.insert);
             element.set_selection(caret, caret, None);
             element.element().set_scroll_top(scroll);
         }
