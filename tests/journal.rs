@@ -150,7 +150,7 @@ async fn append(
         .expect("the journal is running")
         .append(
             update(doc, data),
-            Box::new(move |outcome| {
+            Box::new(move |outcome, _| {
                 let _ = done.send(outcome);
             }),
         );
@@ -246,7 +246,7 @@ async fn a_completion_that_panics_does_not_stop_the_journal() {
 
     journal.reserve().await.unwrap().append(
         update(&doc, "stored, then its room fails"),
-        Box::new(|_| panic!("a room's completion fails")),
+        Box::new(|_, _| panic!("a room's completion fails")),
     );
     let next = outcome(append(&journal, &doc, "next").await).await;
     assert!(next.is_ok(), "{next:?}");
@@ -332,4 +332,67 @@ async fn is_alive_tells_when_a_journal_thread_has_died() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert!(journal.reserve().await.is_none(), "nothing more is queued");
+}
+
+#[tokio::test]
+async fn work_left_by_a_commits_completions_runs_once_all_of_them_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let (held, mut control) = gate();
+    let store = ScriptedStore::open(
+        dir.path(),
+        Script {
+            hold_first_append: Some(held),
+            ..Script::default()
+        },
+    );
+    let journal = Journal::start(store.clone(), 16);
+    let doc = random_id();
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (done, finished) = oneshot::channel();
+    let mut done = Some(done);
+    // The first commit holds the store; the next three updates queue behind it and are
+    // committed together.
+    for i in 0..4 {
+        if i == 1 {
+            control.wait_entered().await;
+        }
+        let (log, done) = (log.clone(), if i == 3 { done.take() } else { None });
+        journal.reserve().await.unwrap().append(
+            update(&doc, &format!("update {i}")),
+            Box::new(move |outcome, after| {
+                assert!(outcome.is_ok());
+                log.lock().unwrap().push(format!("completed {i}"));
+                if i == 2 {
+                    after.then(|| panic!("a room's work after the commit fails"));
+                }
+                let log = log.clone();
+                after.then(move || {
+                    log.lock().unwrap().push(format!("after {i}"));
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                });
+            }),
+        );
+    }
+    control.open();
+    tokio::time::timeout(PATIENCE, finished)
+        .await
+        .expect("the last update's after-commit work runs")
+        .unwrap();
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "completed 0",
+            "after 0",
+            "completed 1",
+            "completed 2",
+            "completed 3",
+            "after 1",
+            "after 2",
+            "after 3",
+        ],
+        "each commit's work runs after all of its completions, past one that panics"
+    );
+    assert!(journal.is_alive());
 }

@@ -31,8 +31,8 @@ fn resident_kib() -> u64 {
         .unwrap()
 }
 
-/// A client that never reads while another writes fast is closed once its bounded queue is
-/// full, and the server's memory stays flat.
+/// A client that never reads while another writes fast is cut off, and the server's memory
+/// stays flat meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_and_memory_stays_bounded() {
     let server = TestServer::start_with(|c| c.send_queue = 8).await;
@@ -67,10 +67,14 @@ async fn a_client_that_stops_reading_is_closed_and_memory_stays_bounded() {
         "resident memory grew by {growth_mib} MiB for 24 MiB of traffic"
     );
 
-    let code = tokio::time::timeout(Duration::from_secs(60), sleeper.expect_close())
-        .await
-        .expect("closed in time");
-    assert_eq!(code, 1013);
+    // Still not reading, it is cut off: at once with 1013 if the room's ring lapped it, or
+    // once a write has waited 10 s for its full socket (the close frame then stuck behind what
+    // it never read). Either way the server lets go of it.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    match sleeper.expect_end().await {
+        None | Some(1013) => {}
+        Some(other) => panic!("closed with {other}, not 1013"),
+    }
 }
 
 #[tokio::test]

@@ -46,8 +46,33 @@ const MAX_BATCH: usize = 512;
 const COMPACTION_QUEUE: usize = 64;
 
 /// Called on the journal thread once an update's fate is known: its log position, or why it
-/// could not be stored.
-pub type Completion = Box<dyn FnOnce(Result<i64, StoreError>) + Send>;
+/// could not be stored. What should happen once the whole commit is done goes in the
+/// [`AfterCommit`].
+pub type Completion = Box<dyn FnOnce(Result<i64, StoreError>, &mut AfterCommit) + Send>;
+
+/// Work left by a commit's completions for when all of them have run: a room publishes the
+/// commit's changes together (see `room::fanout`). Holds at most one task per completion.
+#[derive(Default)]
+pub struct AfterCommit(Vec<Box<dyn FnOnce() + Send>>);
+
+impl AfterCommit {
+    /// Runs `work` once every completion of this commit has.
+    pub fn then(&mut self, work: impl FnOnce() + Send + 'static) {
+        self.0.push(Box::new(work));
+    }
+
+    /// Runs what was left, each task on its own: a panic in one is logged and the rest run.
+    fn run(self) {
+        for work in self.0 {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(work)) {
+                tracing::error!(
+                    panic = panic_message(&*payload),
+                    "work after a commit panicked; the journal carries on"
+                );
+            }
+        }
+    }
+}
 
 enum Job {
     Append(NewUpdate, Completion),
@@ -274,13 +299,14 @@ fn commit(store: &dyn DocStore, batch: &mut Batch) {
         return;
     }
     let started = std::time::Instant::now();
+    let mut after = AfterCommit::default();
     let result = guarded("append", || store.append(&batch.updates));
     ::metrics::histogram!(super::metrics::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
     match result {
         Ok(seqs) => {
             ::metrics::counter!(super::metrics::UPDATES_STORED).increment(seqs.len() as u64);
             for (completion, seq) in batch.completions.drain(..).zip(seqs) {
-                complete(completion, Ok(seq));
+                complete(completion, Ok(seq), &mut after);
             }
         }
         // One update may be what the store refused (a document over a limit); a store that is
@@ -296,20 +322,21 @@ fn commit(store: &dyn DocStore, batch: &mut Batch) {
                 if result.is_ok() {
                     ::metrics::counter!(super::metrics::UPDATES_STORED).increment(1);
                 }
-                complete(completion, result);
+                complete(completion, result, &mut after);
             }
         }
         Err(error) => {
             let mut completions = batch.completions.drain(..);
             let last = completions.next_back();
             for completion in completions {
-                complete(completion, Err(error.shared()));
+                complete(completion, Err(error.shared()), &mut after);
             }
             if let Some(completion) = last {
-                complete(completion, Err(error));
+                complete(completion, Err(error), &mut after);
             }
         }
     }
+    after.run();
     batch.updates.clear();
     // Only if a store returned fewer positions than updates: those updates' completions are
     // dropped uncalled, which their rooms see as storage having stopped.
@@ -332,8 +359,8 @@ fn guarded<T>(
 }
 
 /// Runs a room's completion; a panic inside it is logged and goes no further.
-fn complete(completion: Completion, result: Result<i64, StoreError>) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || completion(result))) {
+fn complete(completion: Completion, result: Result<i64, StoreError>, after: &mut AfterCommit) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || completion(result, after))) {
         tracing::error!(
             panic = panic_message(&*payload),
             "an update's completion panicked; the journal carries on"

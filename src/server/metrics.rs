@@ -147,16 +147,55 @@ pub fn received(frame: &[u8]) {
     metrics::counter!(BYTES_IN, "kind" => kind).increment(frame.len() as u64);
 }
 
-/// Counts a message sent to the connection that asked (`reply`) or to the others
-/// (`broadcast`).
-pub fn sent(path: &'static str, bytes: usize) {
-    sent_many(path, 1, bytes as u64);
+/// Where a message sent went: to the connection that asked, or to the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    Reply,
+    Broadcast,
+}
+
+/// The sent-message counters, looked up once: every batch written to every connection counts
+/// itself, and looking a labelled counter up hashes its labels and takes the registry's lock.
+struct SentCounters {
+    messages: [metrics::Counter; 2],
+    bytes: [metrics::Counter; 2],
+}
+
+fn sent_counters() -> &'static SentCounters {
+    static COUNTERS: OnceLock<SentCounters> = OnceLock::new();
+    COUNTERS.get_or_init(|| {
+        // Counters taken before the recorder is installed would count nowhere, for good.
+        handle();
+        let path = |p: &'static str| {
+            (
+                metrics::counter!(MESSAGES_OUT, "path" => p),
+                metrics::counter!(BYTES_OUT, "path" => p),
+            )
+        };
+        let (reply, broadcast) = (path("reply"), path("broadcast"));
+        SentCounters {
+            messages: [reply.0, broadcast.0],
+            bytes: [reply.1, broadcast.1],
+        }
+    })
 }
 
 /// Counts `messages` messages of `bytes` bytes in all sent together on one path.
-pub fn sent_many(path: &'static str, messages: u64, bytes: u64) {
-    metrics::counter!(MESSAGES_OUT, "path" => path).increment(messages);
-    metrics::counter!(BYTES_OUT, "path" => path).increment(bytes);
+pub fn sent_many(path: Path, messages: u64, bytes: u64) {
+    let counters = sent_counters();
+    counters.messages[path as usize].increment(messages);
+    counters.bytes[path as usize].increment(bytes);
+}
+
+/// Records how long a change waited between its broadcast and leaving for one connection.
+pub fn fanout_delay(delay: std::time::Duration) {
+    static HISTOGRAM: OnceLock<metrics::Histogram> = OnceLock::new();
+    HISTOGRAM
+        .get_or_init(|| {
+            handle();
+            metrics::histogram!(FANOUT_SECONDS)
+        })
+        .record(delay.as_secs_f64());
 }
 
 /// Counts a close the server decided, by its code (one of the few the server sends).

@@ -408,11 +408,10 @@ async fn bad_doc_id_is_400(request: Request, next: Next) -> Response {
     response.into_response()
 }
 
-/// Frames a document's broadcast ring holds: twice a connection's send queue, and never fewer
-/// than twice the changes one connection may have on their way to disk. A commit can confirm a
-/// fast writer's whole allowance at once, and its changes then enter the ring together; each
-/// connection takes its own changes off the ring too (and skips them), so a smaller ring would
-/// close that writer for falling behind on its own changes.
+/// Entries a document's broadcast ring holds: twice a connection's send queue, and at least
+/// twice the changes one connection may have on their way to disk. An entry is one frame of
+/// presence or one commit's changes to the document (see `room::fanout`), at most the
+/// journal's batch of 512.
 fn fanout_capacity(send_queue: usize) -> usize {
     (send_queue * 2).max(2 * session::MAX_UNCONFIRMED)
 }

@@ -16,6 +16,7 @@ use super::shape;
 use super::{ConnId, Durable, Presence, Room, State};
 use crate::protocol::{self, wire};
 use crate::server::error::CloseReason;
+use crate::server::journal::AfterCommit;
 use crate::server::storage::{Compaction, DocStore, NewUpdate, StoreError};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -141,8 +142,8 @@ impl Room {
                             data: delta,
                             title,
                         },
-                        Box::new(move |result| {
-                            room.committed(sequence, publish_as, frame, result, done)
+                        Box::new(move |result, after| {
+                            room.committed(sequence, publish_as, frame, result, done, after)
                         }),
                     );
                     (sequence, Some(stored))
@@ -304,6 +305,7 @@ impl Room {
         frame: Bytes,
         result: Result<i64, StoreError>,
         done: oneshot::Sender<Result<(), StoreError>>,
+        after: &mut AfterCommit,
     ) {
         match result {
             Ok(seq) => {
@@ -320,8 +322,8 @@ impl Room {
                     advanced
                 });
                 self.relay_stored(seq, &frame);
-                self.publish(from, frame);
-                let _ = done.send(Ok(()));
+                // Sent to the others, and confirmed to the sender, with the rest of the commit.
+                self.stage(from, frame, done, after);
             }
             Err(error) => {
                 {

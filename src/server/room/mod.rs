@@ -27,6 +27,7 @@
 
 pub mod authors;
 mod durability;
+mod fanout;
 mod history;
 pub mod metered;
 pub mod pending;
@@ -37,6 +38,7 @@ pub mod revocation;
 pub mod runs;
 pub mod shape;
 
+pub use fanout::Broadcast;
 pub use presence::{Presence, PresenceLimits, PRESENCE_SWEEP, PRESENCE_TIMEOUT};
 pub use presence_batch::{send_presence_batches, PRESENCE_BATCH};
 pub use remote::{Relay, RemoteError};
@@ -55,22 +57,6 @@ use yrs::{Doc, ReadTxn, StateVector, Transact};
 
 /// Identifies a connection within the process, so a broadcast can skip its own sender.
 pub type ConnId = u64;
-
-/// A frame published to every connection of a room except `from`.
-#[derive(Clone, Debug)]
-pub struct Broadcast {
-    pub from: ConnId,
-    pub frame: Bytes,
-    /// When it was published, for the fan-out latency metric.
-    pub at: std::time::Instant,
-}
-
-impl Broadcast {
-    /// When it was published, if it carries a change (the fan-out delay is measured on those).
-    pub fn change_at(&self) -> Option<std::time::Instant> {
-        matches!(self.frame.as_ref(), [0, 2, ..]).then_some(self.at)
-    }
-}
 
 /// When the stored log of a document is merged into its snapshot, and how large a document
 /// may grow.
@@ -176,6 +162,8 @@ pub struct Room {
     presence_batch: Mutex<presence_batch::PresenceBatch>,
     /// Wakes the room's batch task.
     presence_due: Arc<tokio::sync::Notify>,
+    /// Changes of the commit in progress, published together when it ends (see [`fanout`]).
+    staged: Mutex<fanout::Staged>,
 }
 
 /// What the store holds of the document. Apart from [`State`], whose lock an update holds while
@@ -276,6 +264,7 @@ impl Room {
             revoked: watch::Sender::new(revocation::Revoked::default()),
             presence_batch: Mutex::default(),
             presence_due: Arc::default(),
+            staged: Mutex::default(),
         }
     }
 
@@ -460,15 +449,6 @@ impl Room {
         // The answer may contain changes still on their way to disk: wait for them.
         self.durable_at(applied).await?;
         Ok(answer)
-    }
-
-    fn publish(&self, from: ConnId, frame: Bytes) {
-        // An error only means nobody is subscribed, which is fine.
-        let _ = self.updates.send(Broadcast {
-            from,
-            frame,
-            at: std::time::Instant::now(),
-        });
     }
 
     /// The replica and its bookkeeping. An update holds this while it integrates, up to the

@@ -57,7 +57,7 @@ async fn an_update_is_stored_before_it_is_broadcast() {
         .unwrap();
     assert!(received.stored);
     // By the time the broadcast is visible, the store has the update.
-    assert_eq!(rx.try_recv().unwrap().from, 1);
+    assert_eq!(rx.try_recv().unwrap().frames[0].0, 1);
     let stored = f.store.load(&f.room.id).unwrap().unwrap();
     assert_eq!(stored.updates.len(), 1);
     assert_eq!(f.room.texts().1, "hello");
@@ -293,7 +293,7 @@ async fn silent_presence_expires_after_30_seconds_and_renewed_presence_stays() {
     // Past 30 s: the silent one is removed, and the removal is broadcast.
     tokio::time::sleep(std::time::Duration::from_secs(8)).await;
     let removal = rx.try_recv().expect("a removal was broadcast");
-    assert_eq!(removal_clients_sorted(&removal.frame), vec![11]);
+    assert_eq!(removal_clients_sorted(&removal.frames[0].1), vec![11]);
     let everyone = f.room.everyone_present().expect("someone is present");
     let Message::Awareness(present) = Message::decode_v1(&everyone).unwrap() else {
         panic!("an awareness message");
@@ -304,7 +304,7 @@ async fn silent_presence_expires_after_30_seconds_and_renewed_presence_stays() {
     // Without renewal, the other goes too, 30 s after its last word.
     tokio::time::sleep(std::time::Duration::from_secs(20)).await;
     let removal = rx.try_recv().expect("a second removal");
-    assert_eq!(removal_clients_sorted(&removal.frame), vec![22]);
+    assert_eq!(removal_clients_sorted(&removal.frames[0].1), vec![22]);
     sweeper.abort();
     batches.abort();
 }

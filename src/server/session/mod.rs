@@ -249,14 +249,19 @@ pub async fn run<S: Connection>(
     let mut owed_acks = 0usize;
     let mut read_in_a_row = 0usize;
     let reader = async {
+        // Made once: each costs a lock to make and to drop, and the loop turns once per frame.
+        let closed = closing.cancelled();
+        let failed = room.failed().cancelled();
+        let expelled = expelled.cancelled();
+        tokio::pin!(closed, failed, expelled);
         loop {
             let paused = unconfirmed.len() + owed_acks >= MAX_UNCONFIRMED
                 || unconfirmed_bytes >= MAX_UNCONFIRMED_BYTES;
             let next = tokio::select! {
                 // Closing and taking a link back come before anything more is read.
                 biased;
-                _ = closing.cancelled() => break,
-                _ = room.failed().cancelled() => {
+                _ = &mut closed => break,
+                _ = &mut failed => {
                     let failure = room.failure().unwrap_or_else(|| "the document failed".into());
                     decide(CloseReason::internal(failure));
                     break;
@@ -301,7 +306,7 @@ pub async fn run<S: Connection>(
                     }
                     continue;
                 }
-                _ = expelled.cancelled() => {
+                _ = &mut expelled => {
                     tracing::info!(doc = %room.tag, conn, "update waited too long for what it depends on, closing");
                     decide(CloseReason::invalid(
                         "an update depends on changes this document never received".into(),
@@ -402,12 +407,14 @@ pub async fn run<S: Connection>(
     let writer = async {
         let mut pings =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let closed = closing.cancelled();
+        tokio::pin!(closed);
         loop {
             // The first frame ready, then whatever else is ready with it.
             let mut batch = Batch::default();
             tokio::select! {
                 biased;
-                _ = closing.cancelled() => break,
+                _ = &mut closed => break,
                 _ = pings.tick() => {
                     let silent_for = heard.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
                     if silent_for >= SILENCE_LIMIT {
@@ -428,10 +435,11 @@ pub async fn run<S: Connection>(
                     None => break,
                 },
                 update = updates.recv() => match update {
-                    Ok(update) if update.from == conn => continue,
                     Ok(update) => {
                         let at = update.change_at();
-                        batch.push_broadcast(update.frame, at);
+                        for frame in update.for_conn(conn) {
+                            batch.push_broadcast(frame.clone(), at);
+                        }
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::info!(doc = %room.tag, conn, missed, "connection fell behind, closing");
@@ -449,10 +457,11 @@ pub async fn run<S: Connection>(
             let mut lagged = None;
             while !batch.is_full() {
                 match updates.try_recv() {
-                    Ok(update) if update.from == conn => {}
                     Ok(update) => {
                         let at = update.change_at();
-                        batch.push_broadcast(update.frame, at);
+                        for frame in update.for_conn(conn) {
+                            batch.push_broadcast(frame.clone(), at);
+                        }
                     }
                     Err(broadcast::error::TryRecvError::Lagged(missed)) => {
                         lagged = Some(missed);
@@ -460,6 +469,10 @@ pub async fn run<S: Connection>(
                     }
                     Err(_) => break,
                 }
+            }
+            // Only this connection's own changes came: nothing to write.
+            if batch.is_empty() && lagged.is_none() {
+                continue;
             }
             match tokio::time::timeout(SEND_TIMEOUT, batch.write(&mut sink)).await {
                 Ok(Ok(())) => {}
@@ -484,11 +497,15 @@ pub async fn run<S: Connection>(
             Some(reason) => send_close(&mut sink, reason).await,
             None => true,
         };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+        // A close that could not go out (the peer stopped reading) is not followed by one
+        // without a reason: the connection is dropped, and the peer sees it cut off.
+        if delivered {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+        }
         delivered
     };
 
-    let ((), delivered) = tokio::join!(reader, writer);
+    let delivered = both_halves(reader, writer).await;
     room.leave(conn, &presence);
     drop(member);
     // Still counted against its address while it lingers.
@@ -499,6 +516,28 @@ pub async fn run<S: Connection>(
     }
     tracing::debug!(doc = %room.tag, conn, "connection closed");
     drop(settings);
+}
+
+/// Runs the connection's reader and writer until both end, and returns what the writer did.
+///
+/// Each half is polled only when something it waits on woke it. Joined the plain way, every
+/// frame the room broadcast would also poll the reader's wait (its socket and the cancellation
+/// tokens it watches, each behind a lock), which in a busy room cost as much as the write.
+async fn both_halves(
+    reader: impl std::future::Future<Output = ()>,
+    writer: impl std::future::Future<Output = bool>,
+) -> bool {
+    use futures_util::future::{Either, FutureExt};
+    let mut halves = futures_util::stream::FuturesUnordered::new();
+    halves.push(Either::Left(reader.map(|()| None)));
+    halves.push(Either::Right(writer.map(Some)));
+    let mut delivered = false;
+    while let Some(ended) = halves.next().await {
+        if let Some(writer_delivered) = ended {
+            delivered = writer_delivered;
+        }
+    }
+    delivered
 }
 
 /// What tungstenite's refusal of the input means for the client: `None` when the connection

@@ -64,6 +64,11 @@ impl Batch {
         self.frames.push(frame);
     }
 
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
     /// No more frames should join this batch.
     pub fn is_full(&self) -> bool {
         self.frames.len() >= BATCH_FRAMES || self.bytes >= BATCH_BYTES
@@ -86,13 +91,17 @@ impl Batch {
         }
         sink.flush().await?;
         if self.replies.0 > 0 {
-            metrics::sent_many("reply", self.replies.0, self.replies.1);
+            metrics::sent_many(metrics::Path::Reply, self.replies.0, self.replies.1);
         }
         if self.broadcasts.0 > 0 {
-            metrics::sent_many("broadcast", self.broadcasts.0, self.broadcasts.1);
+            metrics::sent_many(
+                metrics::Path::Broadcast,
+                self.broadcasts.0,
+                self.broadcasts.1,
+            );
         }
         if let Some(at) = self.oldest_change {
-            ::metrics::histogram!(metrics::FANOUT_SECONDS).record(at.elapsed().as_secs_f64());
+            metrics::fanout_delay(at.elapsed());
         }
         Ok(())
     }
