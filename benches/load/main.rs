@@ -14,14 +14,17 @@
 //! - durable writes (Tandem only): one connection sending back to back, confirmed as stored;
 //! - 10,000 idle connections over 100 documents: how fast they open, memory each;
 //! - 50 people opening a 5 MB document at once;
-//! - 500 people moving their carets once a second.
+//! - 500 people moving their carets once a second;
+//! - (Tandem only, when valgrind is installed) instructions per delivery and per update
+//!   applied, counted by callgrind (see `counts`).
 //!
 //! The load generator shares the machine with the server: its work is included. Figures come
 //! from /proc of the server process. Every loop is bounded and servers are stopped at the end.
 //! Environment: `LOAD_SERVERS=tandem,y-websocket`, `LOAD_ONLY=fanout,latency,durable,idle,
-//! joins,presence` (all by default), `LOAD_SECONDS=5`, `LOAD_WINDOW=64`.
+//! joins,presence,counts` (all by default), `LOAD_SECONDS=5`, `LOAD_WINDOW=64`.
 
 mod client;
+mod counts;
 mod fanout;
 mod idle;
 mod join_storm;
@@ -191,6 +194,22 @@ async fn run(target: &Target, table: &mut Table) {
             format!("{:.2} s", j.cpu.as_secs_f64()),
         );
         let _ = j.document_bytes;
+    }
+    if wanted("counts") && kind == Kind::Tandem {
+        let (updates, readers) = (setting("LOAD_COUNT_UPDATES", 100), 10);
+        println!("counts: {updates} keystrokes to {readers} readers under callgrind, two runs");
+        if let Some(c) = counts::counts(updates, readers).await {
+            table.put(
+                "instructions per delivery (callgrind)",
+                kind,
+                thousands(c.per_delivery),
+            );
+            table.put(
+                "instructions per update applied and stored (callgrind)",
+                kind,
+                thousands(c.per_update),
+            );
+        }
     }
     if wanted("presence") {
         let people = setting("LOAD_PRESENCE", 500) as usize;

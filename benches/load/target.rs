@@ -34,8 +34,22 @@ pub struct Target {
 impl Target {
     /// Tandem with its limits for one address raised: the whole load comes from loopback.
     pub fn tandem() -> Target {
+        Target::tandem_under(&[])
+    }
+
+    /// Tandem run by `wrapper` (a tool and its arguments, before the executable), if any.
+    pub fn tandem_under(wrapper: &[String]) -> Target {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        let bin = env!("CARGO_BIN_EXE_tandem");
+        let mut command = match wrapper.split_first() {
+            Some((tool, args)) => {
+                let mut command = Command::new(tool);
+                command.args(args).arg(bin);
+                command
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .args(["--addr", "127.0.0.1:0"])
             .args(["--max-connections", "30000"])
             .args(["--max-connections-per-address", "30000"])
@@ -148,6 +162,24 @@ impl Target {
             .collect();
         let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
         Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+    }
+}
+
+impl Target {
+    /// Stops the server as an operator would (SIGTERM) and waits for it to exit.
+    pub fn stop(mut self) {
+        use rustix::process::{kill_process, Pid, Signal};
+        if let Some(pid) = Pid::from_raw(self.child.id() as i32) {
+            let _ = kill_process(pid, Signal::TERM);
+        }
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(120) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        println!("the server did not stop within 120 s of SIGTERM; killed");
     }
 }
 
