@@ -449,6 +449,12 @@ pub async fn run<S: Connection>(
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
             };
+            // Woken by the room's first change of a round: every other connection of the room
+            // was woken with it, and the next changes arrive while they take theirs. Letting
+            // them run first gathers those into this write.
+            if batch.has_broadcast() {
+                tokio::task::yield_now().await;
+            }
             while !batch.is_full() {
                 let Ok(frame) = queued.try_recv() else { break };
                 queued_bytes.fetch_sub(frame.len(), std::sync::atomic::Ordering::Relaxed);

@@ -64,6 +64,11 @@ impl Batch {
         self.frames.push(frame);
     }
 
+    /// Holds a frame the room broadcast.
+    pub fn has_broadcast(&self) -> bool {
+        self.broadcasts.0 > 0
+    }
+
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
