@@ -295,3 +295,30 @@ async fn refusing_a_64_mib_message_costs_the_server_little_memory() {
         "peak resident memory grew by {peak_grew_mib} MiB"
     );
 }
+
+/// A client that stops reading while each change is a commit of its own is lapped by the
+/// room's ring, and closed with 1013 after what it had not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_the_ring_laps_is_closed_with_1013() {
+    let server = TestServer::start_with(|c| c.send_queue = 8).await;
+    let id = server.new_doc().await;
+    let mut writer = Peer::join(&server, &id).await;
+    let mut sleeper = Peer::join(&server, &id).await; // never reads until the end
+                                                      // Sees each change before the next is sent, so each is committed, and enters the ring,
+                                                      // on its own: 768 entries, past the ring's 512, once the sleeper's socket is full.
+    let mut watcher = Peer::join(&server, &id).await;
+    let chunk = "x".repeat(64 * 1024);
+    for _ in 0..384u32 {
+        writer.insert(0, &chunk).await;
+        watcher.wait_for_text(&chunk).await;
+        let delete = writer.edit(0, chunk.len() as u32, "");
+        writer
+            .send(Message::Sync(yrs::sync::SyncMessage::Update(delete)))
+            .await;
+        watcher.wait_for_text("").await;
+        while let Ok(Some(Ok(_))) =
+            tokio::time::timeout(Duration::from_millis(1), writer.ws.next()).await
+        {}
+    }
+    assert_eq!(sleeper.expect_close().await, 1013);
+}

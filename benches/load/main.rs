@@ -21,7 +21,8 @@
 //! The load generator shares the machine with the server: its work is included. Figures come
 //! from /proc of the server process. Every loop is bounded and servers are stopped at the end.
 //! Environment: `LOAD_SERVERS=tandem,y-websocket`, `LOAD_ONLY=fanout,latency,durable,idle,
-//! joins,presence,counts` (all by default), `LOAD_SECONDS=5`, `LOAD_WINDOW=64`.
+//! joins,presence,counts` (all by default), `LOAD_SECONDS=5`, `LOAD_WINDOW=64`,
+//! `LOAD_WRAPPER` (a tool to run Tandem under, such as `valgrind --tool=massif`).
 
 mod client;
 mod counts;
@@ -97,15 +98,30 @@ fn thousands(n: f64) -> String {
     out
 }
 
-async fn run(target: &Target, table: &mut Table) {
-    let kind = target.kind;
+/// A fresh server of `kind` for each scenario, so that none inherits another's memory.
+fn start(kind: Kind) -> Target {
+    match kind {
+        Kind::Tandem => match std::env::var("LOAD_WRAPPER") {
+            Ok(wrapper) => Target::tandem_under(
+                &wrapper
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect::<Vec<_>>(),
+            ),
+            Err(_) => Target::tandem(),
+        },
+        Kind::YWebsocket => Target::y_websocket().expect("y-websocket started before"),
+    }
+}
+
+async fn run(kind: Kind, table: &mut Table) {
     let seconds = setting("LOAD_SECONDS", 5);
     let window = setting("LOAD_WINDOW", 64);
-    println!("\n=== {} at {}", kind.name(), target.addr);
+    println!("\n=== {}", kind.name());
     if wanted("fanout") {
         for readers in [1000, 100] {
             println!("fan-out: 1 writer as fast as acknowledged, {readers} readers, {seconds} s");
-            let f = fanout::throughput(target, readers, window, seconds).await;
+            let f = fanout::throughput(&start(kind), readers, window, seconds).await;
             let row = format!("1 writer as fast as acknowledged, {readers} readers");
             table.put(
                 &format!("{row}: deliveries/s"),
@@ -127,7 +143,7 @@ async fn run(target: &Target, table: &mut Table) {
     if wanted("latency") {
         let readers = setting("LOAD_LATENCY_READERS", 5000) as usize;
         println!("latency: 1 writer at 50 updates/s, {readers} readers, {seconds} s");
-        let l = fanout::latency(target, readers, 50, seconds.max(2)).await;
+        let l = fanout::latency(&start(kind), readers, 50, seconds.max(2)).await;
         let row = format!("1 writer at 50 updates/s, {readers} readers");
         table.put(&format!("{row}: latency p50"), kind, ms(l.p50));
         table.put(
@@ -152,7 +168,7 @@ async fn run(target: &Target, table: &mut Table) {
     }
     if wanted("durable") && kind == Kind::Tandem {
         println!("durable writes: one connection back to back, {seconds} s");
-        let rate = fanout::durable_writes(target, 4096, seconds).await;
+        let rate = fanout::durable_writes(&start(kind), 4096, seconds).await;
         table.put(
             "1 connection back to back: durable updates/s",
             kind,
@@ -162,7 +178,7 @@ async fn run(target: &Target, table: &mut Table) {
     if wanted("idle") {
         let count = setting("LOAD_IDLE", 10_000) as usize;
         println!("idle: {count} connections over 100 documents");
-        let i = idle::idle(target, count, 100, 128).await;
+        let i = idle::idle(&start(kind), count, 100, 128).await;
         table.put(
             &format!("{count} idle connections: memory per connection"),
             kind,
@@ -176,7 +192,7 @@ async fn run(target: &Target, table: &mut Table) {
     }
     if wanted("joins") {
         println!("joins: 50 people opening a 5 MB document at once");
-        let j = join_storm::join_storm(target, 5, 50).await;
+        let j = join_storm::join_storm(&start(kind), 5, 50).await;
         let row = "50 people opening a 5 MB document at once";
         table.put(
             &format!("{row}: holding it, p50 / max"),
@@ -214,7 +230,7 @@ async fn run(target: &Target, table: &mut Table) {
     if wanted("presence") {
         let people = setting("LOAD_PRESENCE", 500) as usize;
         println!("presence: {people} people moving carets once a second");
-        let p = presence::carets(target, people, seconds.max(4) + 2).await;
+        let p = presence::carets(&start(kind), people, seconds.max(4) + 2).await;
         let row = format!("{people} people moving carets once a second");
         table.put(
             &format!("{row}: server CPU"),
@@ -235,14 +251,15 @@ async fn main() {
     let mut table = Table::default();
     let mut kinds = Vec::new();
     for name in servers.split(',').map(str::trim) {
-        let target = match name {
-            "tandem" => Some(Target::tandem()),
-            "y-websocket" => Target::y_websocket(),
+        let kind = match name {
+            "tandem" => Some(Kind::Tandem),
+            // Installed (if need be) and tried once here; skipped, with why, if it cannot run.
+            "y-websocket" => Target::y_websocket().map(|probe| probe.kind),
             other => panic!("unknown server {other}; tandem or y-websocket"),
         };
-        if let Some(target) = target {
-            kinds.push(target.kind);
-            run(&target, &mut table).await;
+        if let Some(kind) = kind {
+            kinds.push(kind);
+            run(kind, &mut table).await;
         }
     }
     table.print(&kinds);

@@ -166,27 +166,37 @@ impl Target {
 }
 
 impl Target {
-    /// Stops the server as an operator would (SIGTERM) and waits for it to exit.
-    pub fn stop(mut self) {
+    /// Stops the server as an operator would (SIGTERM) and waits up to `patience` for it to
+    /// exit (a server under valgrind writes its figures then); true if it did.
+    fn terminate(&mut self, patience: Duration) -> bool {
         use rustix::process::{kill_process, Pid, Signal};
         if let Some(pid) = Pid::from_raw(self.child.id() as i32) {
             let _ = kill_process(pid, Signal::TERM);
         }
         let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(120) {
+        while started.elapsed() < patience {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        println!("the server did not stop within 120 s of SIGTERM; killed");
+        false
+    }
+
+    /// Stops the server gracefully, waiting as long as a server under valgrind may need.
+    pub fn stop(mut self) {
+        if !self.terminate(Duration::from_secs(120)) {
+            println!("the server did not stop within 120 s of SIGTERM; killed");
+        }
     }
 }
 
 impl Drop for Target {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if !self.terminate(Duration::from_secs(30)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -55,6 +55,14 @@ pub type Completion = Box<dyn FnOnce(Result<i64, StoreError>, &mut AfterCommit) 
 #[derive(Default)]
 pub struct AfterCommit(Vec<Box<dyn FnOnce() + Send>>);
 
+/// Left behind by a commit cut short (the journal's thread unwinding), the work still runs:
+/// what it publishes and confirms was stored, and its senders would otherwise wait for good.
+impl Drop for AfterCommit {
+    fn drop(&mut self) {
+        self.run();
+    }
+}
+
 impl AfterCommit {
     /// Runs `work` once every completion of this commit has.
     pub fn then(&mut self, work: impl FnOnce() + Send + 'static) {
@@ -62,8 +70,8 @@ impl AfterCommit {
     }
 
     /// Runs what was left, each task on its own: a panic in one is logged and the rest run.
-    fn run(self) {
-        for work in self.0 {
+    fn run(&mut self) {
+        for work in std::mem::take(&mut self.0) {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(work)) {
                 tracing::error!(
                     panic = panic_message(&*payload),

@@ -373,21 +373,6 @@ impl Peer {
         .await;
     }
 
-    /// Reads until the connection ends: the close code, or `None` if it ended without one.
-    #[allow(dead_code)]
-    pub async fn expect_end(&mut self) -> Option<u16> {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            match tokio::time::timeout_at(deadline, self.ws.next()).await {
-                Err(_) => panic!("the connection is still open"),
-                Ok(Some(Ok(WsMessage::Close(Some(frame))))) => return Some(frame.code.into()),
-                Ok(Some(Ok(WsMessage::Close(None)))) => return Some(CloseCode::Status.into()),
-                Ok(Some(Ok(_))) => continue,
-                Ok(Some(Err(_)) | None) => return None,
-            }
-        }
-    }
-
     /// Reads until the server closes the connection; returns the close code.
     pub async fn expect_close(&mut self) -> u16 {
         let deadline = tokio::time::Instant::now() + PATIENCE;

@@ -316,14 +316,9 @@ impl Room {
                     self.mark_stored(&mut ledger, seq);
                 }
                 self.count_logged(seq, frame.len());
-                self.durable.send_if_modified(|durable| {
-                    let advanced = sequence > *durable;
-                    *durable = (*durable).max(sequence);
-                    advanced
-                });
-                self.relay_stored(seq, &frame);
-                // Sent to the others, and confirmed to the sender, with the rest of the commit.
-                self.stage(from, frame, done, after);
+                // Sent to the others, then known as durable (to joiners, the sender and the
+                // other instances), with the rest of the commit.
+                self.stage((from, frame), (seq, sequence), done, after);
             }
             Err(error) => {
                 {

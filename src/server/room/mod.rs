@@ -268,6 +268,11 @@ impl Room {
         }
     }
 
+    /// Connections taking the room's broadcasts.
+    pub fn readers(&self) -> usize {
+        self.updates.receiver_count()
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Broadcast> {
         self.updates.subscribe()
     }

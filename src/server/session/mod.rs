@@ -27,7 +27,7 @@ use bytes::Bytes;
 use futures_util::Sink;
 use futures_util::{SinkExt, StreamExt};
 use outbox::Batch;
-pub use outbox::WRITE_BUFFER_BYTES;
+pub use outbox::{BATCH_BYTES, BATCH_FRAMES, WRITE_BUFFER_BYTES};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -436,9 +436,8 @@ pub async fn run<S: Connection>(
                 },
                 update = updates.recv() => match update {
                     Ok(update) => {
-                        let at = update.change_at();
                         for frame in update.for_conn(conn) {
-                            batch.push_broadcast(frame.clone(), at);
+                            batch.push_broadcast(frame.clone(), update.change_at);
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -464,9 +463,8 @@ pub async fn run<S: Connection>(
             while !batch.is_full() {
                 match updates.try_recv() {
                     Ok(update) => {
-                        let at = update.change_at();
                         for frame in update.for_conn(conn) {
-                            batch.push_broadcast(frame.clone(), at);
+                            batch.push_broadcast(frame.clone(), update.change_at);
                         }
                     }
                     Err(broadcast::error::TryRecvError::Lagged(missed)) => {
@@ -511,7 +509,11 @@ pub async fn run<S: Connection>(
         delivered
     };
 
-    let delivered = both_halves(reader, writer).await;
+    // Each half is polled only when something it waits on woke it. Joined the plain way,
+    // every frame the room broadcast would also poll the reader's wait (its socket and the
+    // cancellation tokens it watches, each behind a lock), which in a busy room cost as much
+    // as the write. Both stay inside this task: no allocation of their own.
+    let ((), delivered) = futures_concurrency::future::Join::join((reader, writer)).await;
     room.leave(conn, &presence);
     drop(member);
     // Still counted against its address while it lingers.
@@ -522,28 +524,6 @@ pub async fn run<S: Connection>(
     }
     tracing::debug!(doc = %room.tag, conn, "connection closed");
     drop(settings);
-}
-
-/// Runs the connection's reader and writer until both end, and returns what the writer did.
-///
-/// Each half is polled only when something it waits on woke it. Joined the plain way, every
-/// frame the room broadcast would also poll the reader's wait (its socket and the cancellation
-/// tokens it watches, each behind a lock), which in a busy room cost as much as the write.
-async fn both_halves(
-    reader: impl std::future::Future<Output = ()>,
-    writer: impl std::future::Future<Output = bool>,
-) -> bool {
-    use futures_util::future::{Either, FutureExt};
-    let mut halves = futures_util::stream::FuturesUnordered::new();
-    halves.push(Either::Left(reader.map(|()| None)));
-    halves.push(Either::Right(writer.map(Some)));
-    let mut delivered = false;
-    while let Some(ended) = halves.next().await {
-        if let Some(writer_delivered) = ended {
-            delivered = writer_delivered;
-        }
-    }
-    delivered
 }
 
 /// What tungstenite's refusal of the input means for the client: `None` when the connection
