@@ -438,9 +438,7 @@ pub async fn run<S: Connection>(
                 },
                 update = updates.recv() => match update {
                     Ok(update) => {
-                        for frame in update.for_conn(conn) {
-                            batch.push_broadcast(frame.clone(), update.change_at);
-                        }
+                        batch.push_entry(&update, conn);
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::info!(doc = %room.tag, conn, missed, "connection fell behind, closing");
@@ -465,9 +463,7 @@ pub async fn run<S: Connection>(
             while !batch.is_full() {
                 match updates.try_recv() {
                     Ok(update) => {
-                        for frame in update.for_conn(conn) {
-                            batch.push_broadcast(frame.clone(), update.change_at);
-                        }
+                        batch.push_entry(&update, conn);
                     }
                     Err(broadcast::error::TryRecvError::Lagged(missed)) => {
                         lagged = Some(missed);

@@ -13,6 +13,7 @@
 //! once share the one encoded answer rather than each holding their own.
 
 use super::super::metrics;
+use super::super::room::{Broadcast, ConnId};
 use super::super::socket::{Error as WsError, Message as WsMessage};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt};
@@ -48,9 +49,17 @@ impl Batch {
         self.push(frame);
     }
 
+    /// The frames of one entry of the room's ring that are for connection `conn` (all but its
+    /// own).
+    pub fn push_entry(&mut self, entry: &Broadcast, conn: ConnId) {
+        for frame in entry.for_conn(conn) {
+            self.push_broadcast(frame.clone(), entry.change_at);
+        }
+    }
+
     /// A frame broadcast by the room; `published` when it carries a change, for the fan-out
     /// delay histogram.
-    pub fn push_broadcast(&mut self, frame: Bytes, published: Option<Instant>) {
+    fn push_broadcast(&mut self, frame: Bytes, published: Option<Instant>) {
         self.broadcasts.0 += 1;
         self.broadcasts.1 += frame.len() as u64;
         if self.oldest_change.is_none() {
