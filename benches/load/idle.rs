@@ -1,6 +1,6 @@
 //! Many idle connections: how fast they open, and what each costs the server in memory.
 
-use crate::client;
+use crate::reader;
 use crate::target::Target;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
@@ -11,37 +11,44 @@ pub struct Idle {
     pub per_second: f64,
     /// Resident memory above the server's before, per connection, once they are idle.
     pub kib_each: f64,
+    /// The server's CPU time (user and system) per connection opened.
+    pub cpu_each: Duration,
 }
 
 /// `count` connections, spread evenly over `docs` documents.
 pub async fn idle(target: &Target, count: usize, docs: usize, concurrency: usize) -> Idle {
     let names: Vec<String> = (0..docs).map(|_| target.new_doc()).collect();
     // Each document opened once first: what is measured is connections, not documents.
+    // Joined by lean readers (see `reader`): a WebSocket client library and a replica per
+    // connection would spend the shared cores on the load generator, not the server.
     let mut open = Vec::with_capacity(count);
     for name in &names {
-        open.push(client::join(&target.url(name, false)).await.0);
+        open.push(reader::join(&target.addr, &target.path(name)).await);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = target.rss_kib();
+    let cpu_before = target.cpu();
     let started = Instant::now();
     let mut joining = FuturesUnordered::new();
     for i in docs..count {
         if joining.len() >= concurrency {
             open.push(joining.next().await.unwrap());
         }
-        let url = target.url(&names[i % docs], false);
-        joining.push(async move { client::join(&url).await.0 });
+        let (addr, path) = (target.addr.clone(), target.path(&names[i % docs]));
+        joining.push(async move { reader::join(&addr, &path).await });
     }
     while let Some(ws) = joining.next().await {
         open.push(ws);
     }
     let opened = count - docs;
     let per_second = opened as f64 / started.elapsed().as_secs_f64();
+    let cpu_each = (target.cpu() - cpu_before) / opened as u32;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = target.rss_kib();
     drop(open);
     Idle {
         per_second,
         kib_each: after.saturating_sub(before) as f64 / opened as f64,
+        cpu_each,
     }
 }

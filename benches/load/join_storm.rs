@@ -2,13 +2,16 @@
 //! server's peak memory meanwhile.
 
 use crate::client;
+use crate::reader;
 use crate::target::Target;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use yrs::updates::decoder::Decode;
+use yrs::encoding::read::Cursor;
+use yrs::sync::{Message, MessageReader, SyncMessage};
+use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::{GetString, Transact};
 
 pub struct JoinStorm {
@@ -70,14 +73,17 @@ pub async fn join_storm(target: &Target, megabytes: usize, joiners: usize) -> Jo
             }
         })
     };
-    let url = target.url(&doc, false);
+    // Joined by lean readers (see `reader`), each reading the answer straight into one buffer
+    // of its size: a WebSocket client library copies 5 MB several times per joiner, and on
+    // the two shared cores that copying, not the server, set the times.
+    let (addr, path) = (target.addr.clone(), target.path(&doc));
     let started = Instant::now();
     let joins: Vec<_> = (0..joiners)
         .map(|_| {
-            let url = url.clone();
+            let (addr, path) = (addr.clone(), path.clone());
             tokio::spawn(async move {
-                let (ws, update) = client::join_raw(&url).await;
-                (started.elapsed(), ws, update)
+                let (stream, frame) = reader::join_keeping(&addr, &path).await;
+                (started.elapsed(), stream, frame)
             })
         })
         .collect();
@@ -90,12 +96,17 @@ pub async fn join_storm(target: &Target, megabytes: usize, joiners: usize) -> Jo
     let mut times = Vec::with_capacity(joiners);
     let mut held = Vec::with_capacity(joiners);
     // Checked once all are in: decoding here is the load generator's work, not the server's.
-    for (took, ws, update) in received {
+    for (took, ws, frame) in received {
         let replica = tandem::protocol::new_doc();
-        replica
-            .transact_mut()
-            .apply_update(yrs::Update::decode_v1(&update).unwrap())
-            .unwrap();
+        let mut decoder = DecoderV1::new(Cursor::new(&frame));
+        for message in MessageReader::new(&mut decoder) {
+            if let Ok(Message::Sync(SyncMessage::SyncStep2(update))) = message {
+                replica
+                    .transact_mut()
+                    .apply_update(yrs::Update::decode_v1(&update).unwrap())
+                    .unwrap();
+            }
+        }
         let len = replica
             .get_or_insert_text(tandem::protocol::CONTENT)
             .get_string(&replica.transact())

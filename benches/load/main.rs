@@ -12,13 +12,16 @@
 //!   acknowledged when a reader has them) and 1,000 readers, then 100 readers;
 //! - latency: one writer at 50 updates a second and 5,000 readers;
 //! - durable writes (Tandem only): one connection sending back to back, confirmed as stored;
-//! - 10,000 idle connections over 100 documents: how fast they open, memory each;
-//! - 50 people opening a 5 MB document at once;
+//! - 10,000 idle connections over 100 documents: how fast they open, memory and server CPU
+//!   each;
+//! - 50 people (`LOAD_JOINERS`) opening a 5 MB document at once;
 //! - 500 people moving their carets once a second;
 //! - (Tandem only, when valgrind is installed) instructions per delivery and per update
 //!   applied, counted by callgrind (see `counts`).
 //!
-//! The load generator shares the machine with the server: its work is included. Figures come
+//! The load generator shares the machine with the server: its work is included, so it is kept
+//! lean where it can be (the idle, join and fan-out loads speak WebSocket over plain TCP, see
+//! `reader`). Figures come
 //! from /proc of the server process. Every loop is bounded and servers are stopped at the end.
 //! Environment: `LOAD_SERVERS=tandem,y-websocket`, `LOAD_ONLY=fanout,latency,durable,idle,
 //! joins,presence,counts` (all by default), `LOAD_SECONDS=5`, `LOAD_WINDOW=64`,
@@ -189,10 +192,15 @@ async fn run(kind: Kind, table: &mut Table) {
             kind,
             thousands(i.per_second),
         );
+        table.put(
+            &format!("{count} idle connections: server CPU per connection opened"),
+            kind,
+            format!("{:.0} µs", i.cpu_each.as_secs_f64() * 1e6),
+        );
     }
     if wanted("joins") {
         println!("joins: 50 people opening a 5 MB document at once");
-        let j = join_storm::join_storm(&start(kind), 5, 50).await;
+        let j = join_storm::join_storm(&start(kind), 5, setting("LOAD_JOINERS", 50) as usize).await;
         let row = "50 people opening a 5 MB document at once";
         table.put(
             &format!("{row}: holding it, p50 / max"),

@@ -120,6 +120,119 @@ pub struct Reader {
 /// Opens `path` on `addr` as a WebSocket and joins the document: sync step 1 out, read until
 /// the server's sync step 2 is in.
 pub async fn join(addr: &str, path: &str) -> Reader {
+    let (stream, early) = upgrade(addr, path).await;
+    let mut reader = Reader {
+        stream,
+        scanner: Scanner::default(),
+    };
+    let mut seen = Seen::default();
+    reader.scanner.feed(&early, &mut seen);
+    let mut buf = vec![0u8; 16 * 1024];
+    while !seen.step2 {
+        let n = reader.stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the server closed while joining");
+        reader.scanner.feed(&buf[..n], &mut seen);
+    }
+    reader
+}
+
+/// Opens `path` on `addr` as a WebSocket and joins the document, keeping what the server
+/// answered: the stream, and the message that brought the sync step 2 (the whole document),
+/// its fragments read straight into one buffer.
+pub async fn join_keeping(addr: &str, path: &str) -> (TcpStream, Vec<u8>) {
+    let (mut stream, mut early) = upgrade(addr, path).await;
+    let mut message = Vec::new();
+    let mut control = Vec::new();
+    loop {
+        let (opcode, fin, len) = next_header(&mut stream, &mut early).await;
+        let into = if opcode >= 8 {
+            &mut control
+        } else {
+            &mut message
+        };
+        into.reserve(len);
+        read_payload(&mut stream, &mut early, len, into).await;
+        if opcode >= 8 {
+            control.clear();
+        } else if fin {
+            let step2 = message.starts_with(&[0, 1])
+                || (message.len() < 64 * 1024 && holds_step2(&message));
+            if step2 {
+                return (stream, message);
+            }
+            message.clear();
+        }
+    }
+}
+
+fn holds_step2(payload: &[u8]) -> bool {
+    use yrs::updates::decoder::DecoderV1;
+    let mut decoder = DecoderV1::new(yrs::encoding::read::Cursor::new(payload));
+    yrs::sync::MessageReader::new(&mut decoder)
+        .any(|m| matches!(m, Ok(Message::Sync(SyncMessage::SyncStep2(_)))))
+}
+
+/// The next frame's opcode, whether it ends its message, and its payload length, its header
+/// taken from `early` (bytes already read), read from `stream` as needed.
+async fn next_header(stream: &mut TcpStream, early: &mut Vec<u8>) -> (u8, bool, usize) {
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some((opcode, head, len)) = frame_header(early) {
+            let fin = early[0] & 0x80 != 0;
+            early.drain(..head);
+            return (opcode, fin, len);
+        }
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the server closed while joining");
+        early.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Appends the `len` bytes of payload to `into`: what `early` holds of it first, the rest
+/// straight from `stream`; what `early` holds past it stays there.
+async fn read_payload(stream: &mut TcpStream, early: &mut Vec<u8>, len: usize, into: &mut Vec<u8>) {
+    let have = early.len().min(len);
+    into.extend_from_slice(&early[..have]);
+    early.drain(..have);
+    let missing = (len - have) as u64;
+    let before = into.len();
+    (&mut *stream)
+        .take(missing)
+        .read_to_end(into)
+        .await
+        .unwrap();
+    assert_eq!(
+        into.len() - before,
+        missing as usize,
+        "the server closed mid-frame"
+    );
+}
+
+/// A frame's opcode, header length and payload length, once `bytes` begin with its whole
+/// header.
+fn frame_header(bytes: &[u8]) -> Option<(u8, usize, usize)> {
+    let (&first, &second) = (bytes.first()?, bytes.get(1)?);
+    let extra = match second & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    let head = 2 + extra + if second & 0x80 != 0 { 4 } else { 0 };
+    if bytes.len() < head {
+        return None;
+    }
+    let len = match extra {
+        0 => (second & 0x7f) as usize,
+        n => bytes[2..2 + n]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | b as usize),
+    };
+    Some((first & 0x0f, head, len))
+}
+
+/// Opens `path` on `addr`, upgrades it to a WebSocket and sends an empty sync step 1; returns
+/// the stream and whatever the server sent after its answer's head.
+async fn upgrade(addr: &str, path: &str) -> (TcpStream, Vec<u8>) {
     let mut stream = connect(addr).await;
     stream.set_nodelay(true).unwrap();
     let request = format!(
@@ -127,34 +240,25 @@ pub async fn join(addr: &str, path: &str) -> Reader {
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.unwrap();
+    // The answer's head, read a buffer at a time: whatever follows it is already frames.
+    let mut buf = vec![0u8; 16 * 1024];
     let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = stream.read(&mut byte).await.unwrap();
-        assert!(n == 1 && head.len() < 16 * 1024, "the upgrade failed");
-        head.push(byte[0]);
-    }
+    let body_at = loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0 && head.len() < 16 * 1024, "the upgrade failed");
+        head.extend_from_slice(&buf[..n]);
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
     assert!(
         head.starts_with(b"HTTP/1.1 101"),
         "the upgrade was refused: {}",
-        String::from_utf8_lossy(&head)
+        String::from_utf8_lossy(&head[..body_at])
     );
     let step1 = Message::Sync(SyncMessage::SyncStep1(Default::default())).encode_v1();
     stream.write_all(&masked_binary(&step1)).await.unwrap();
-    let mut reader = Reader {
-        stream,
-        scanner: Scanner::default(),
-    };
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = reader.stream.read(&mut buf).await.unwrap();
-        assert!(n > 0, "the server closed while joining");
-        let mut seen = Seen::default();
-        reader.scanner.feed(&buf[..n], &mut seen);
-        if seen.step2 {
-            return reader;
-        }
-    }
+    (stream, head.split_off(body_at))
 }
 
 async fn connect(addr: &str) -> TcpStream {

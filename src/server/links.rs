@@ -65,8 +65,12 @@ impl Links {
         })
     }
 
-    /// [`Links::find`] from async code, on a blocking thread.
+    /// [`Links::find`] from async code: a live link the store has at hand (see
+    /// [`DocStore::resolve_at_hand`]) at once, anything else on a blocking thread.
     pub async fn find_async(&self, token: DocId) -> Result<Found, LookupError> {
+        if let Some(Ok(Some(capability))) = self.store.resolve_at_hand(&token_hash(&token)) {
+            return Ok(Found::Live(capability));
+        }
         let links = self.clone();
         Ok(tokio::task::spawn_blocking(move || links.find(&token)).await??)
     }

@@ -71,9 +71,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 
-/// Everything a request handler may need; cheap to clone.
+/// Everything a request handler may need, behind one pointer: axum clones the state for every
+/// request (and a WebSocket session keeps a copy), so a clone is one counter, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] points to.
+pub struct Shared {
     pub hub: Hub,
     pub config: Arc<Config>,
     pub leptos: LeptosOptions,
@@ -190,7 +202,7 @@ impl AppState {
                 .max_concurrent_renders
                 .clamp(1, Semaphore::MAX_PERMITS),
         ));
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             hub: Hub::new(
                 store.clone(),
                 journal,
@@ -209,7 +221,7 @@ impl AppState {
             links,
             creations: Arc::new(limits::PerAddressPerMinute::new(config_new_documents)),
             link_changes: Arc::new(limits::PerAddressPerMinute::new(LINK_CHANGES_PER_MINUTE)),
-        })
+        })))
     }
 }
 

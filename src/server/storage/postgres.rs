@@ -425,9 +425,9 @@ impl DocStore for PostgresStore {
         token_hash: &[u8; 32],
     ) -> Result<Option<super::capabilities::Capability>, StoreError> {
         let token_hash = *token_hash;
-        self.run(move |pool| async move {
-            capabilities::resolve(&**pool.get().await?, &token_hash).await
-        })
+        self.run(
+            move |pool| async move { capabilities::resolve(&pool.get().await?, &token_hash).await },
+        )
     }
 
     fn links(
@@ -453,9 +453,9 @@ impl DocStore for PostgresStore {
 
     fn is_gone(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError> {
         let token_hash = *token_hash;
-        self.run(move |pool| async move {
-            capabilities::is_gone(&**pool.get().await?, &token_hash).await
-        })
+        self.run(
+            move |pool| async move { capabilities::is_gone(&pool.get().await?, &token_hash).await },
+        )
     }
 
     fn delete_document(&self, doc: &DocId) -> Result<bool, StoreError> {

@@ -197,6 +197,17 @@ impl DocStore for SqliteStore {
         capabilities::resolve(&self.reader.lock(), token_hash)
     }
 
+    /// On the reading connection when no one else holds it. In WAL mode a read never waits
+    /// for the writer, and the links table is small and read on every connection, so its
+    /// pages are in SQLite's cache.
+    fn resolve_at_hand(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Option<Result<Option<super::capabilities::Capability>, StoreError>> {
+        let reader = self.reader.try_lock()?;
+        Some(capabilities::resolve(&reader, token_hash))
+    }
+
     fn links(
         &self,
         doc: &DocId,
@@ -419,6 +430,42 @@ pub fn database_bytes(path: &Path) -> std::io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A live link is answered at once while the reading connection is free, and left to a
+    /// blocking thread while someone else holds it.
+    #[test]
+    fn a_link_is_resolved_at_hand_only_while_the_reader_is_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), 0).unwrap();
+        let doc = id('D');
+        let token = id('T');
+        let hash = crate::server::capability::token_hash(&token);
+        store
+            .set_link(
+                &doc,
+                crate::server::capability::Role::Edit,
+                super::super::capabilities::NewLink {
+                    token_hash: hash,
+                    generation: 0,
+                    new_document: true,
+                },
+            )
+            .unwrap();
+        let found = store.resolve_at_hand(&hash).unwrap().unwrap().unwrap();
+        assert_eq!((found.doc, found.generation), (doc, 0));
+        assert_eq!(
+            store
+                .resolve_at_hand(&crate::server::capability::token_hash(&id('U')))
+                .unwrap()
+                .unwrap(),
+            None,
+            "a token never made opens nothing"
+        );
+        let held = store.reader.lock();
+        assert!(store.resolve_at_hand(&hash).is_none());
+        drop(held);
+        assert!(store.resolve_at_hand(&hash).is_some());
+    }
 
     /// A database as the version before links had roles left it: its documents are stored
     /// under their links. Migrating moves each to a new internal id, keeps its updates and

@@ -7,16 +7,16 @@ use crate::server::storage::capabilities::{Capability, NewLink};
 use crate::server::storage::StoreError;
 use tokio_postgres::Client;
 
+/// Every connection asks this: the statement is prepared once per pooled connection, not once
+/// per call (a round trip of its own).
 pub async fn resolve(
-    client: &Client,
+    client: &deadpool_postgres::Client,
     token_hash: &[u8; 32],
 ) -> Result<Option<Capability>, StoreError> {
-    let row = client
-        .query_opt(
-            "SELECT doc, role, generation FROM capabilities WHERE token_hash = $1",
-            &[&&token_hash[..]],
-        )
+    let statement = client
+        .prepare_cached("SELECT doc, role, generation FROM capabilities WHERE token_hash = $1")
         .await?;
+    let row = client.query_opt(&statement, &[&&token_hash[..]]).await?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -122,12 +122,15 @@ pub async fn set_link(
     Ok(())
 }
 
-pub async fn is_gone(client: &Client, token_hash: &[u8; 32]) -> Result<bool, StoreError> {
+pub async fn is_gone(
+    client: &deadpool_postgres::Client,
+    token_hash: &[u8; 32],
+) -> Result<bool, StoreError> {
+    let statement = client
+        .prepare_cached("SELECT 1 FROM gone_links WHERE token_hash = $1")
+        .await?;
     Ok(client
-        .query_opt(
-            "SELECT 1 FROM gone_links WHERE token_hash = $1",
-            &[&&token_hash[..]],
-        )
+        .query_opt(&statement, &[&&token_hash[..]])
         .await?
         .is_some())
 }

@@ -8,12 +8,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 /// The live link whose token hashes to `token_hash`, if any.
 pub fn resolve(conn: &Connection, token_hash: &[u8; 32]) -> Result<Option<Capability>, StoreError> {
+    // Every connection asks this: the statement is prepared once per database connection, not
+    // parsed again each time.
     let row: Option<(String, String, i64)> = conn
-        .query_row(
-            "SELECT doc, role, generation FROM capabilities WHERE token_hash = ?1",
-            [&token_hash[..]],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .prepare_cached("SELECT doc, role, generation FROM capabilities WHERE token_hash = ?1")?
+        .query_row([&token_hash[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let Some((doc, role, generation)) = row else {
         return Ok(None);
@@ -114,11 +113,8 @@ pub fn set_link(
 /// Whether `token_hash` is the hash of a link of a deleted document.
 pub fn is_gone(conn: &Connection, token_hash: &[u8; 32]) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT 1 FROM gone_links WHERE token_hash = ?1",
-            [&token_hash[..]],
-            |_| Ok(()),
-        )
+        .prepare_cached("SELECT 1 FROM gone_links WHERE token_hash = ?1")?
+        .query_row([&token_hash[..]], |_| Ok(()))
         .optional()?
         .is_some())
 }
