@@ -14,7 +14,7 @@ use super::metered;
 use super::runs;
 use super::shape;
 use super::{ConnId, Durable, Presence, Room, State};
-use crate::protocol::{self, wire};
+use crate::protocol;
 use crate::server::error::CloseReason;
 use crate::server::journal::AfterCommit;
 use crate::server::storage::{Compaction, DocStore, NewUpdate, StoreError};
@@ -511,8 +511,6 @@ fn build_compaction(
     Ok(Some((compaction, stored.updates.len(), tail_bytes)))
 }
 
-fn encode_update(delta: &[u8]) -> Bytes {
-    Bytes::from(wire::encode(&Message::Sync(SyncMessage::Update(
-        delta.to_vec(),
-    ))))
+pub(super) fn encode_update(delta: &[u8]) -> Bytes {
+    super::encode(Message::Sync(SyncMessage::Update(delta.to_vec())))
 }

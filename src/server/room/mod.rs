@@ -493,7 +493,16 @@ impl Room {
 }
 
 pub fn encode(message: Message) -> Bytes {
-    Bytes::from(wire::encode(&message))
+    frame(wire::encode(&message))
+}
+
+/// `encoded` as a frame to keep: trimmed to its length first. yrs's encoder starts with room
+/// for a kilobyte, and `Bytes` keeps whatever capacity its vector had, so a keystroke kept
+/// untrimmed in the broadcast ring, or a confirmation kept by each connection, would hold a
+/// kilobyte for a few dozen bytes.
+pub fn frame(mut encoded: Vec<u8>) -> Bytes {
+    encoded.shrink_to_fit();
+    Bytes::from(encoded)
 }
 
 /// An update that changes nothing (no blocks, no deletions), as a client with nothing to add

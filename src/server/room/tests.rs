@@ -337,3 +337,16 @@ async fn garbage_is_rejected_and_leaves_the_document_alone() {
     }
     assert_eq!(f.room.texts().1, "kept");
 }
+
+/// A frame kept for long (a change in the broadcast ring, the answer cached for joiners) holds
+/// its own length, not the kilobyte yrs's encoder starts with.
+#[test]
+fn a_kept_frame_holds_no_more_memory_than_its_length() {
+    let update = super::durability::encode_update(&[0, 0]);
+    let pong = encode(Message::Custom(protocol::MSG_PONG, Vec::new()));
+    for frame in [update, pong] {
+        let len = frame.len();
+        assert!(len < 16);
+        assert_eq!(frame.try_into_mut().unwrap().capacity(), len);
+    }
+}

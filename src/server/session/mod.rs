@@ -230,10 +230,7 @@ pub async fn run<S: Connection>(
     let expelled = presence.expelled.clone();
     // When the peer was last heard from (any frame, pongs included).
     let heard = Mutex::new(tokio::time::Instant::now());
-    let saved = encode(yrs::sync::Message::Custom(
-        crate::protocol::MSG_SAVED,
-        Vec::new(),
-    ));
+    let saved = saved_frame();
     tracing::debug!(doc = %room.tag, conn, "connection opened");
 
     // Changes accepted from this connection and on their way to disk, oldest first: each is
@@ -575,6 +572,20 @@ async fn linger<S: Connection>(
 /// Charges `cost` extra messages against a connection's rate; false when it is exhausted.
 /// One answer never costs more than half the burst, so a single join of a very large
 /// document still leaves room for the joiner's own messages.
+/// Tandem's confirmation that a change is stored: the same bytes for every connection, shared
+/// rather than encoded (and held) by each.
+fn saved_frame() -> Bytes {
+    static SAVED: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    SAVED
+        .get_or_init(|| {
+            encode(yrs::sync::Message::Custom(
+                crate::protocol::MSG_SAVED,
+                Vec::new(),
+            ))
+        })
+        .clone()
+}
+
 fn charge(limiter: &governor::DefaultDirectRateLimiter, cost: u32) -> bool {
     let Some(cost) = std::num::NonZeroU32::new(cost) else {
         return true;
