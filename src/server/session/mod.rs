@@ -1,7 +1,7 @@
 //! One WebSocket connection to one room.
 //!
 //! The socket is split. The reader decodes frames and hands them to the room; the writer owns
-//! the sink and is fed by two bounded sources: this connection's own replies (an mpsc queue)
+//! the sink and is fed by two bounded sources: this connection's own replies ([`Replies`])
 //! and the room's broadcast ring. Neither can grow: a full reply queue, a lagging broadcast
 //! receiver or a send that does not complete in time closes the connection with 1013, and the
 //! client resynchronises when it reconnects. Everything a connection leaves behind (its
@@ -12,6 +12,7 @@
 //! instead of the close frame that says why.
 
 mod outbox;
+mod replies;
 mod when_woken;
 
 use super::capability::Role;
@@ -29,9 +30,10 @@ use futures_util::Sink;
 use futures_util::{SinkExt, StreamExt};
 use outbox::Batch;
 pub use outbox::{BATCH_BYTES, BATCH_FRAMES, WRITE_BUFFER_BYTES};
+use replies::Replies;
 use std::sync::Mutex;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use when_woken::WhenWoken;
 
@@ -196,21 +198,8 @@ pub async fn run<S: Connection>(
     }
     // Subscribe before the greeting is computed, so nothing published in between is missed.
     let mut updates = room.subscribe();
-    let (replies, mut queued) = mpsc::channel::<Bytes>(settings.send_queue.max(4));
-    // Bytes in the reply queue, added when queued and taken when sent.
-    let queued_bytes = std::sync::atomic::AtomicUsize::new(0);
-    let enqueue = |frame: Bytes| -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
-        let len = frame.len();
-        if queued_bytes.load(Relaxed).saturating_add(len) > settings.send_queue_bytes {
-            return false;
-        }
-        if replies.try_send(frame).is_err() {
-            return false;
-        }
-        queued_bytes.fetch_add(len, Relaxed);
-        true
-    };
+    let replies = Replies::new(settings.send_queue.max(4), settings.send_queue_bytes);
+    let enqueue = |frame: Bytes| replies.try_push(frame);
     for frame in room.greeting() {
         let _ = enqueue(frame);
     }
@@ -313,10 +302,8 @@ pub async fn run<S: Connection>(
                     break;
                 }
                 // A confirmation owed goes out as soon as the reply queue has room.
-                permit = replies.reserve(), if owed_acks > 0 => {
-                    if let Ok(permit) = permit {
-                        queued_bytes.fetch_add(saved.len(), std::sync::atomic::Ordering::Relaxed);
-                        permit.send(saved.clone());
+                _ = replies.room_for(saved.len()), if owed_acks > 0 => {
+                    if replies.try_push(saved.clone()) {
                         owed_acks -= 1;
                     }
                     continue;
@@ -426,13 +413,7 @@ pub async fn run<S: Connection>(
                         _ => break,
                     }
                 }
-                frame = queued.recv() => match frame {
-                    Some(frame) => {
-                        queued_bytes.fetch_sub(frame.len(), std::sync::atomic::Ordering::Relaxed);
-                        batch.push_reply(frame);
-                    }
-                    None => break,
-                },
+                frame = replies.pop() => batch.push_reply(frame),
                 update = updates.recv() => match update {
                     Ok(update) => {
                         batch.push_entry(&update, conn);
@@ -452,8 +433,9 @@ pub async fn run<S: Connection>(
                 tokio::task::yield_now().await;
             }
             while !batch.is_full() {
-                let Ok(frame) = queued.try_recv() else { break };
-                queued_bytes.fetch_sub(frame.len(), std::sync::atomic::Ordering::Relaxed);
+                let Some(frame) = replies.try_pop() else {
+                    break;
+                };
                 batch.push_reply(frame);
             }
             let mut lagged = None;
