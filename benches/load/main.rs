@@ -199,9 +199,10 @@ async fn run(kind: Kind, table: &mut Table) {
         );
     }
     if wanted("joins") {
-        println!("joins: 50 people opening a 5 MB document at once");
-        let j = join_storm::join_storm(&start(kind), 5, setting("LOAD_JOINERS", 50) as usize).await;
-        let row = "50 people opening a 5 MB document at once";
+        let joiners = setting("LOAD_JOINERS", 50) as usize;
+        let row = format!("{joiners} people opening a 5 MB document at once");
+        println!("joins: {row}");
+        let j = join_storm::join_storm(&start(kind), 5, joiners).await;
         table.put(
             &format!("{row}: holding it, p50 / max"),
             kind,

@@ -120,6 +120,19 @@ pub struct Reader {
 /// Opens `path` on `addr` as a WebSocket and joins the document: sync step 1 out, read until
 /// the server's sync step 2 is in.
 pub async fn join(addr: &str, path: &str) -> Reader {
+    within_join_time(join_unbounded(addr, path)).await
+}
+
+/// However slow the server, a join gives up after this long: every loop of the load ends.
+const JOIN_TIME: std::time::Duration = std::time::Duration::from_secs(120);
+
+async fn within_join_time<T>(join: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(JOIN_TIME, join)
+        .await
+        .expect("the server did not answer a join within 120 s")
+}
+
+async fn join_unbounded(addr: &str, path: &str) -> Reader {
     let (stream, early) = upgrade(addr, path).await;
     let mut reader = Reader {
         stream,
@@ -140,6 +153,10 @@ pub async fn join(addr: &str, path: &str) -> Reader {
 /// answered: the stream, and the message that brought the sync step 2 (the whole document),
 /// its fragments read straight into one buffer.
 pub async fn join_keeping(addr: &str, path: &str) -> (TcpStream, Vec<u8>) {
+    within_join_time(join_keeping_unbounded(addr, path)).await
+}
+
+async fn join_keeping_unbounded(addr: &str, path: &str) -> (TcpStream, Vec<u8>) {
     let (mut stream, mut early) = upgrade(addr, path).await;
     let mut message = Vec::new();
     let mut control = Vec::new();
@@ -155,8 +172,7 @@ pub async fn join_keeping(addr: &str, path: &str) -> (TcpStream, Vec<u8>) {
         if opcode >= 8 {
             control.clear();
         } else if fin {
-            let step2 = message.starts_with(&[0, 1])
-                || (message.len() < 64 * 1024 && holds_step2(&message));
+            let step2 = message.starts_with(&[0, 1]) || holds_step2(&message);
             if step2 {
                 return (stream, message);
             }

@@ -65,14 +65,26 @@ impl Links {
         })
     }
 
-    /// [`Links::find`] from async code: a live link the store has at hand (see
-    /// [`DocStore::resolve_at_hand`]) at once, anything else on a blocking thread.
+    /// [`Links::find`] from async code: answered at once where the store has the answer at
+    /// hand (see [`DocStore::resolve_at_hand`]), otherwise on a blocking thread. A token the
+    /// store knows no live link for is only asked whether it was deleted there.
     pub async fn find_async(&self, token: DocId) -> Result<Found, LookupError> {
-        if let Some(Ok(Some(capability))) = self.store.resolve_at_hand(&token_hash(&token)) {
-            return Ok(Found::Live(capability));
-        }
+        let hash = token_hash(&token);
         let links = self.clone();
-        Ok(tokio::task::spawn_blocking(move || links.find(&token)).await??)
+        match self.store.resolve_at_hand(&hash) {
+            Some(Ok(Some(capability))) => Ok(Found::Live(capability)),
+            Some(Ok(None)) => Ok(tokio::task::spawn_blocking(move || {
+                Ok::<_, StoreError>(if links.store.is_gone(&hash)? {
+                    Found::Gone
+                } else {
+                    Found::Nothing
+                })
+            })
+            .await??),
+            Some(Err(_)) | None => {
+                Ok(tokio::task::spawn_blocking(move || links.find(&token)).await??)
+            }
+        }
     }
 
     /// [`Links::of`] from async code, on a blocking thread.

@@ -19,7 +19,7 @@ use super::capability::Role;
 use super::error::CloseReason;
 use super::hub::Hub;
 use super::metrics;
-use super::room::{encode, Presence};
+use super::room::Presence;
 use super::socket::{
     CapacityError, CloseFrame, Connection, Error as WsError, Lingered, Message as WsMessage,
     ProtocolError,
@@ -551,23 +551,23 @@ async fn linger<S: Connection>(
     }
 }
 
+/// Tandem's confirmation that a change is stored: the same bytes for every connection, encoded
+/// once and never counted (a static slice), so confirming on many cores at once shares no
+/// counter.
+fn saved_frame() -> Bytes {
+    static SAVED: std::sync::OnceLock<&'static [u8]> = std::sync::OnceLock::new();
+    Bytes::from_static(SAVED.get_or_init(|| {
+        let encoded = crate::protocol::wire::encode(&yrs::sync::Message::Custom(
+            crate::protocol::MSG_SAVED,
+            Vec::new(),
+        ));
+        Box::leak(encoded.into_boxed_slice())
+    }))
+}
+
 /// Charges `cost` extra messages against a connection's rate; false when it is exhausted.
 /// One answer never costs more than half the burst, so a single join of a very large
 /// document still leaves room for the joiner's own messages.
-/// Tandem's confirmation that a change is stored: the same bytes for every connection, shared
-/// rather than encoded (and held) by each.
-fn saved_frame() -> Bytes {
-    static SAVED: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
-    SAVED
-        .get_or_init(|| {
-            encode(yrs::sync::Message::Custom(
-                crate::protocol::MSG_SAVED,
-                Vec::new(),
-            ))
-        })
-        .clone()
-}
-
 fn charge(limiter: &governor::DefaultDirectRateLimiter, cost: u32) -> bool {
     let Some(cost) = std::num::NonZeroU32::new(cost) else {
         return true;

@@ -316,9 +316,10 @@ pub trait DocStore: Send + Sync + 'static {
     }
 
     /// [`DocStore::resolve`] answered at once, where the store can answer without waiting
-    /// (a lock held by another, a network round trip): `None` says ask `resolve` on a blocking
-    /// thread. Every connection looks its link up; handing each lookup to a blocking thread and
-    /// back costs more than the lookup itself when the answer is a local read away.
+    /// (for a lock, the disk's busy owner, a network round trip): `None` says ask `resolve`
+    /// on a blocking thread. Every connection looks its link up; handing each lookup to a
+    /// blocking thread and back costs more than the lookup itself when the answer is one
+    /// indexed read away.
     fn resolve_at_hand(
         &self,
         _token_hash: &[u8; 32],

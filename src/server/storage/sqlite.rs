@@ -104,6 +104,10 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     /// A separate connection for loads, so reading a document never waits for a commit.
     reader: Mutex<Connection>,
+    /// A third, for the link lookups answered on the async runtime (see
+    /// [`DocStore::resolve_at_hand`]): it never waits for a lock, in SQLite or here, so a
+    /// runtime worker is held for one indexed read at most.
+    quick: Mutex<Connection>,
 }
 
 impl SqliteStore {
@@ -130,10 +134,20 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         reader.busy_timeout(BUSY_TIMEOUT)?;
+        let quick = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // Busy (a recovery, a checkpoint resetting the log, another process's lock): fail at
+        // once, and the lookup is asked again on a blocking thread.
+        quick.busy_timeout(Duration::ZERO)?;
+        // It reads one small index: a small page cache is enough.
+        quick.pragma_update(None, "cache_size", -256)?;
         Ok(SqliteStore {
             path,
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
+            quick: Mutex::new(quick),
         })
     }
 
@@ -197,15 +211,17 @@ impl DocStore for SqliteStore {
         capabilities::resolve(&self.reader.lock(), token_hash)
     }
 
-    /// On the reading connection when no one else holds it. In WAL mode a read never waits
-    /// for the writer, and the links table is small and read on every connection, so its
-    /// pages are in SQLite's cache.
+    /// On a connection of its own, when no other lookup holds it, which waits for nothing: in
+    /// WAL mode a read does not wait for the writer, and one that finds the database busy
+    /// fails at once (`None`: asked again on a blocking thread, as after any failure). What is left is one lookup in
+    /// the links' index, its pages in the operating system's cache.
     fn resolve_at_hand(
         &self,
         token_hash: &[u8; 32],
     ) -> Option<Result<Option<super::capabilities::Capability>, StoreError>> {
-        let reader = self.reader.try_lock()?;
-        Some(capabilities::resolve(&reader, token_hash))
+        let quick = self.quick.try_lock()?;
+        // Any failure is met again, and reported, by the lookup on the blocking thread.
+        capabilities::resolve(&quick, token_hash).ok().map(Ok)
     }
 
     fn links(
@@ -431,10 +447,10 @@ pub fn database_bytes(path: &Path) -> std::io::Result<u64> {
 mod tests {
     use super::*;
 
-    /// A live link is answered at once while the reading connection is free, and left to a
-    /// blocking thread while someone else holds it.
+    /// A live link is answered at once while the lookups' connection is free, and left to a
+    /// blocking thread while another lookup holds it or the database is busy.
     #[test]
-    fn a_link_is_resolved_at_hand_only_while_the_reader_is_free() {
+    fn a_link_is_resolved_at_hand_only_while_no_other_lookup_holds_its_connection() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path(), 0).unwrap();
         let doc = id('D');
@@ -461,7 +477,7 @@ mod tests {
             None,
             "a token never made opens nothing"
         );
-        let held = store.reader.lock();
+        let held = store.quick.lock();
         assert!(store.resolve_at_hand(&hash).is_none());
         drop(held);
         assert!(store.resolve_at_hand(&hash).is_some());
