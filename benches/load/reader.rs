@@ -75,26 +75,9 @@ impl Scanner {
         }
     }
 
-    /// The payload length once the header is complete (server frames are not masked).
+    /// The payload length once the header is complete.
     fn header_done(&self) -> Option<u64> {
-        let h = &self.header;
-        if h.len() < 2 {
-            return None;
-        }
-        let masked = if h[1] & 0x80 != 0 { 4 } else { 0 };
-        let (extra, len) = match h[1] & 0x7f {
-            126 => (2, None),
-            127 => (8, None),
-            n => (0, Some(n as u64)),
-        };
-        if h.len() < 2 + extra + masked {
-            return None;
-        }
-        Some(len.unwrap_or_else(|| {
-            h[2..2 + extra]
-                .iter()
-                .fold(0u64, |acc, &b| (acc << 8) | b as u64)
-        }))
+        frame_header(&self.header).map(|(_, _, len)| len as u64)
     }
 
     fn end_frame(&mut self, seen: &mut Seen) {

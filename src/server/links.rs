@@ -58,7 +58,13 @@ impl Links {
         if let Some(capability) = self.store.resolve(&hash)? {
             return Ok(Found::Live(capability));
         }
-        Ok(if self.store.is_gone(&hash)? {
+        self.no_live_link(&hash)
+    }
+
+    /// What a token hashing to `hash`, which opens no live link, is: a deleted document's link,
+    /// or nothing.
+    fn no_live_link(&self, hash: &[u8; 32]) -> Result<Found, StoreError> {
+        Ok(if self.store.is_gone(hash)? {
             Found::Gone
         } else {
             Found::Nothing
@@ -73,14 +79,9 @@ impl Links {
         let links = self.clone();
         match self.store.resolve_at_hand(&hash) {
             Some(Ok(Some(capability))) => Ok(Found::Live(capability)),
-            Some(Ok(None)) => Ok(tokio::task::spawn_blocking(move || {
-                Ok::<_, StoreError>(if links.store.is_gone(&hash)? {
-                    Found::Gone
-                } else {
-                    Found::Nothing
-                })
-            })
-            .await??),
+            Some(Ok(None)) => {
+                Ok(tokio::task::spawn_blocking(move || links.no_live_link(&hash)).await??)
+            }
             Some(Err(_)) | None => {
                 Ok(tokio::task::spawn_blocking(move || links.find(&token)).await??)
             }
