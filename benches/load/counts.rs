@@ -12,6 +12,8 @@
 //! - deliver = (I(2r) − I(r)) / (updates × r)
 //! - apply = I(r) / updates − r × deliver
 //!
+//! `LOAD_COUNTS_KEEP=DIR` keeps both dumps there, for `callgrind_annotate`.
+//!
 //! "apply" is everything the server does for one change besides sending it to each reader:
 //! reading and checking the frame, integrating it, storing it (SQLite), publishing it.
 
@@ -77,10 +79,21 @@ async fn total(updates: u64, readers: usize) -> Option<u64> {
     }
     target.stop();
     // The dump asked for, beside the one written at exit.
-    let dump = std::fs::read_dir(dir.path())
+    let (path, dump) = std::fs::read_dir(dir.path())
         .ok()?
-        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
-        .find(|text| text.contains("measured"))?;
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let text = std::fs::read_to_string(&path).ok()?;
+            Some((path, text))
+        })
+        .find(|(_, text)| text.contains("measured"))?;
+    if let Ok(keep) = std::env::var("LOAD_COUNTS_KEEP") {
+        let kept = std::path::Path::new(&keep).join(format!("callgrind.{readers}-readers.out"));
+        match std::fs::copy(&path, &kept) {
+            Ok(_) => println!("  kept for callgrind_annotate: {}", kept.display()),
+            Err(e) => println!("  could not keep {}: {e}", kept.display()),
+        }
+    }
     let total = dump.lines().find_map(|line| {
         line.strip_prefix("summary:")
             .or_else(|| line.strip_prefix("totals:"))

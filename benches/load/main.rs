@@ -25,7 +25,8 @@
 //! from /proc of the server process. Every loop is bounded and servers are stopped at the end.
 //! Environment: `LOAD_SERVERS=tandem,y-websocket`, `LOAD_ONLY=fanout,latency,durable,idle,
 //! joins,presence,counts` (all by default), `LOAD_SECONDS=5`, `LOAD_WINDOW=64`,
-//! `LOAD_WRAPPER` (a tool to run Tandem under, such as `valgrind --tool=massif`).
+//! `LOAD_WRAPPER` (a tool to run Tandem under, such as `valgrind --tool=massif`),
+//! `LOAD_COUNTS_KEEP` (a directory to keep the callgrind dumps in).
 
 mod client;
 mod counts;
