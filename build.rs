@@ -45,6 +45,21 @@ mod embed {
                 dir.display()
             );
         }
+        // The split build's map from each lazy route to the wasm chunks it needs: the server
+        // names them in the page's preload links, so they load beside the main wasm.
+        let manifest = dir.join("pkg/__wasm_split_manifest.json");
+        let text = std::fs::read_to_string(&manifest).unwrap_or_default();
+        assert!(
+            text.trim_start().starts_with('{'),
+            "TANDEM_EMBED_SITE={}: pkg/__wasm_split_manifest.json is missing; build the front \
+             end with --split (scripts/build-release.sh does)",
+            dir.display()
+        );
+        println!(
+            "cargo::rustc-env=TANDEM_SPLIT_MANIFEST={}",
+            manifest.display()
+        );
+        println!("cargo::rustc-env=TANDEM_SITE_OUTPUT_NAME={name}");
         println!("cargo::rustc-env=TANDEM_SITE_VERSION={}", version(&dir));
         memory_serve::load_directory_with_embed(&dir, true);
         println!("cargo::rustc-cfg=embedded_site");

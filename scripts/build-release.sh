@@ -11,7 +11,7 @@ export MEMORY_SERVE_QUIET=1
 # Components return type-erased views: the wasm is 6 % smaller gzipped (fewer copies of
 # Leptos's generic view code). The server is built the same way, as the debug build is.
 export RUSTFLAGS="--cfg erase_components"
-cargo leptos build --release --frontend-only
+cargo leptos build --release --frontend-only --split
 
 # The copy keeps the files that did not change untouched, so an unchanged front end does not
 # make the server build again. TypeScript declarations are left out: no page asks for them.

@@ -20,7 +20,7 @@ export RUSTFLAGS="--cfg erase_components"
 export LEPTOS_OUTPUT_NAME=tandem
 
 echo "==> building the server and the browser app (debug)"
-cargo leptos build
+cargo leptos build --split
 
 echo "==> Rust tests"
 cargo test --no-default-features --features ssr 2>&1 | tee "$logs/cargo.txt"

@@ -7,7 +7,8 @@
 // 127.0.0.1 (port 3190 unless given). Start to ready is the time from spawning it to the first
 // 200 from /readyz, polled every 2 ms, over 7 starts. The first load is a document page opened
 // in a fresh Chromium profile, counted with the DevTools protocol (bytes on the wire, headers
-// included), until the page is live; then the same page again with the cache it filled.
+// included), until the page is live; then the same page again with the cache it filled; then
+// the home page in another fresh profile, until the network is idle.
 import { chromium } from '@playwright/test';
 import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -47,8 +48,11 @@ async function stop(child) {
   await exited;
 }
 
-/** Loads `page` until live; the bytes each kind of response took on the wire. */
-async function load(context, address) {
+/**
+ * Loads `address` until live (a document page) or until the network is idle (the home page,
+ * which has no socket); the bytes each kind of response took on the wire.
+ */
+async function load(context, address, { live: untilLive = true } = {}) {
   const page = await context.newPage();
   const cdp = await context.newCDPSession(page);
   await cdp.send('Network.enable');
@@ -63,8 +67,12 @@ async function load(context, address) {
     if (kind && kind !== 'cache') bytes.set(kind, (bytes.get(kind) ?? 0) + encodedDataLength);
   });
   const began = performance.now();
-  await page.goto(address);
-  await page.locator('[data-testid="status"][data-status="live"]').waitFor({ timeout: 30_000 });
+  if (untilLive) {
+    await page.goto(address);
+    await page.locator('[data-testid="status"][data-status="live"]').waitFor({ timeout: 30_000 });
+  } else {
+    await page.goto(address, { waitUntil: 'networkidle' });
+  }
   const live = performance.now() - began;
   await page.close();
   return { live, bytes };
@@ -90,6 +98,7 @@ const made = await fetch(`${url}/new`, { redirect: 'manual' });
 const address = `${url}${made.headers.get('location')}`;
 const first = await load(context, address);
 const again = await load(context, address);
+const home = await load(await browser.newContext(), `${url}/`, { live: false });
 await browser.close();
 await stop(child);
 rmSync(dir, { recursive: true, force: true });
@@ -101,4 +110,7 @@ console.log(`start to ready: median ${starts[3].toFixed(0)} ms, fastest ${starts
 console.log('first load of a document page, bytes on the wire:');
 for (const [kind, n] of [...first.bytes].sort((a, b) => b[1] - a[1])) console.log(`  ${kind.padEnd(28)} ${kib(n)}`);
 console.log(`  ${'total'.padEnd(28)} ${kib(total(first.bytes))}, live after ${first.live.toFixed(0)} ms`);
+const wasm = (map) => [...map].filter(([kind]) => kind.endsWith('.wasm')).reduce((a, [, n]) => a + n, 0);
+console.log(`  ${'of which wasm'.padEnd(28)} ${kib(wasm(first.bytes))}`);
+console.log(`first load of the home page: ${kib(total(home.bytes))} on the wire, of which wasm ${kib(wasm(home.bytes))} (${[...home.bytes.keys()].filter((k) => k.endsWith('.wasm')).join(', ')})`);
 console.log(`same page again, with the cache: ${kib(total(again.bytes))} on the wire (${[...again.bytes.keys()].join(', ')}), live after ${again.live.toFixed(0)} ms`);

@@ -130,11 +130,38 @@ test.describe('the release executable copied alone into an empty directory', () 
       expect(kept.headers['cache-control'], asset.file).toContain('immutable');
     }
 
+    // The editor's code is split off the main wasm: the document page links its chunks (and
+    // the script that loads them) for preloading, under the same versioned root; the home page
+    // links none of them.
+    const chunks = [...html.matchAll(/<link rel="preload" href="([^"]+\.wasm)" as="fetch" type="application\/wasm" crossorigin="anonymous">/g)].map((m) => m[1]);
+    expect(chunks.length, html).toBeGreaterThanOrEqual(1);
+    expect(chunks.some((chunk) => chunk.includes('editor_route'))).toBe(true);
+    expect(html).toContain(`<link rel="modulepreload" href="${base}/pkg/__wasm_split.______________________.js">`);
+    for (const chunk of chunks) {
+      expect(chunk.startsWith(`${base}/pkg/`), chunk).toBe(true);
+      const answer = await rawGet(`${server.url}${chunk}`, { 'accept-encoding': 'identity' });
+      expect(answer.status, chunk).toBe(200);
+      expect(answer.headers['content-type'], chunk).toContain('application/wasm');
+      expect(answer.headers['cache-control'], chunk).toContain('immutable');
+      expect(answer.body.subarray(0, 4), chunk).toEqual(Buffer.from([0, 0x61, 0x73, 0x6d]));
+    }
+    const home = (await rawGet(`${server.url}/`)).body.toString();
+    expect(home).toContain(`href="${base}/pkg/tandem.wasm"`);
+    expect(home).not.toContain('__wasm_split');
+    expect(home).not.toMatch(/chunk_\d+\.wasm|split___/);
+
     // A page of another build asks under its version: sent to the current file, never cached.
     const moved = await rawGet(`${server.url}/site/0123456789abcdef/pkg/tandem.js`);
     expect(moved.status).toBe(307);
     expect(moved.headers['location']).toBe(`${base}/pkg/tandem.js`);
     expect(moved.headers['cache-control']).toBe('no-store');
+    // Not a chunk, though: it only fits the main wasm of its own build.
+    for (const chunk of chunks) {
+      const other = chunk.replace(base, '/site/0123456789abcdef');
+      const answer = await rawGet(`${server.url}${other}`);
+      expect(answer.status, other).toBe(404);
+      expect(answer.headers['cache-control'], other).toBe('no-store');
+    }
 
     // A file the build does not have is not found, and no cache may keep that answer.
     for (const missing of [`${base}/pkg/other.js`, `${base}/pkg/tandem.d.ts`, '/site/0123456789abcdef/pkg/other.js']) {
@@ -157,11 +184,17 @@ test.describe('the release executable copied alone into an empty directory', () 
     try {
       const [ana, ben] = await Promise.all(contexts.map((context) => context.newPage()));
       const failed: string[] = [];
+      const wasmFetches = new Map<string, number>();
       for (const page of [ana, ben]) {
         page.on('response', (response) => {
           if (response.status() >= 400) failed.push(`${response.status()} ${response.url()}`);
         });
       }
+      // Each of the page's wasm files is fetched once: a chunk's preload is the answer its
+      // loader uses, not a second download.
+      ana.on('request', (request) => {
+        if (request.url().endsWith('.wasm')) wasmFetches.set(request.url(), (wasmFetches.get(request.url()) ?? 0) + 1);
+      });
       await ana.goto(`${server.url}/d/${id}`);
       await expectLive(ana);
       await source(ana).click();
@@ -183,6 +216,8 @@ test.describe('the release executable copied alone into an empty directory', () 
       expect(rules[0]).toBeGreaterThan(20);
       expect(await ana.getByTestId('status').evaluate((el) => getComputedStyle(el).whiteSpace)).toBe('nowrap');
       expect(failed).toEqual([]);
+      expect([...wasmFetches.keys()].some((url) => url.includes('editor_route')), [...wasmFetches.keys()].join(' ')).toBe(true);
+      for (const [url, times] of wasmFetches) expect(times, url).toBe(1);
     } finally {
       await Promise.all(contexts.map((context) => context.close()));
     }

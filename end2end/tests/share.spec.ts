@@ -101,6 +101,15 @@ test('a view link shows the document live, changes nothing, and stops at a reset
   await expect(peer(a.page, 'Vic')).toHaveAttribute('data-viewer', 'true');
   await expect(peer(v.page, 'Vic')).toHaveAttribute('data-viewer', 'true');
   await expect(peer(a.page, 'Ada')).toHaveAttribute('data-viewer', 'false');
+  // The view page ran the viewer's split-off code, and never fetched the editor's.
+  const wasm = await v.page.evaluate(() =>
+    performance
+      .getEntriesByType('resource')
+      .map((entry) => new URL(entry.name).pathname)
+      .filter((path) => path.endsWith('.wasm')),
+  );
+  expect(wasm.some((path) => path.includes('viewer_route')), wasm.join(' ')).toBe(true);
+  expect(wasm.some((path) => path.includes('editor_route')), wasm.join(' ')).toBe(false);
 
   // The viewer watches the editor type.
   await typeAt(a.page, '# Plan\n\nfirst line'.length, ' and more');

@@ -102,10 +102,15 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
         ended,
     };
     let attached = StoredValue::new(false);
+    // The fields take typing only once the session holds them. Before that (the server's page,
+    // while the editor's code loads) a keystroke would change a field nothing reads, and the
+    // session would then show the document over it: the text would be gone without a word.
+    let bound = RwSignal::new(false);
     Effect::new(move |_| {
         if source.get().is_some() && title_input.get().is_some() && !attached.get_value() {
             attached.set_value(true);
             live::attach_session(parts.clone());
+            bound.set(true);
         }
     });
 
@@ -132,7 +137,7 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                     aria-label="Title"
                     autocomplete="off"
                     data-testid="title"
-                    readonly=move || ended.get().is_some()
+                    readonly=move || !bound.get() || ended.get().is_some()
                 />
                 <PeerList peers/>
                 <details class="profile" data-testid="profile">
@@ -229,7 +234,7 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
                         aria-label="Markdown source"
                         placeholder="Write Markdown here…"
                         data-testid="source"
-                        readonly=move || ended.get().is_some()
+                        readonly=move || !bound.get() || ended.get().is_some()
                     ></textarea>
                     <div class="carets" node_ref=carets aria-hidden="true" data-testid="carets"></div>
                 </div>

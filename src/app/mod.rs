@@ -31,13 +31,19 @@ pub mod viewer;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, ServerMetaContext, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{path, SsrMode};
+use leptos_router::{lazy_route, path, Lazy, LazyRoute, SsrMode};
 
 /// Where the page's script, wasm, stylesheet and icon are served from: `""` for the plain
 /// addresses (`/pkg/tandem.js`), or the versioned root of a server that carries its site
 /// (`/site/{version}`, cached for good). The server provides it before the shell renders.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AssetRoot(pub &'static str);
+
+/// The wasm chunks the page's route needs besides the main wasm (see [`EditorRoute`]), named
+/// as the split build named them. The server provides them before the shell renders, which
+/// links them for preloading.
+#[derive(Clone, Debug, Default)]
+pub struct ChunkPreloads(pub Vec<String>);
 
 /// The HTML document around the app; only ever rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -56,6 +62,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="referrer" content="no-referrer"/>
                 <link rel="icon" href=format!("{root}/favicon.svg") type="image/svg+xml"/>
                 <link rel="stylesheet" id="tandem" href=stylesheet/>
+                <ChunkLinks root/>
                 <HydrationScripts options root/>
                 <MetaTags/>
             </head>
@@ -64,6 +71,28 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// Preload links for the route's wasm chunks and the script that loads them, so the browser
+/// fetches them while the main wasm downloads. `crossorigin` matches the loader's own
+/// `fetch`, so the preloaded answer is the one it uses.
+#[component]
+fn ChunkLinks(root: &'static str) -> impl IntoView {
+    let chunks = use_context::<ChunkPreloads>().unwrap_or_default().0;
+    let loader = (!chunks.is_empty()).then(|| {
+        view! {
+            <link rel="modulepreload" href=format!("{root}/pkg/__wasm_split.______________________.js")/>
+        }
+    });
+    let chunks = chunks
+        .into_iter()
+        .map(|chunk| {
+            view! {
+                <link rel="preload" href=format!("{root}/pkg/{chunk}.wasm") r#as="fetch" r#type="application/wasm" crossorigin="anonymous"/>
+            }
+        })
+        .collect_view();
+    view! { {chunks} {loader} }
 }
 
 #[component]
@@ -82,10 +111,40 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=NotFound>
                 <Route path=path!("/") view=home::HomePage/>
-                <Route path=path!("/d/:id") view=editor::EditorPage ssr=SsrMode::Async/>
-                <Route path=path!("/v/:id") view=viewer::ViewerPage ssr=SsrMode::Async/>
+                <Route path=path!("/d/:id") view={Lazy::<EditorRoute>::new()} ssr=SsrMode::Async/>
+                <Route path=path!("/v/:id") view={Lazy::<ViewerRoute>::new()} ssr=SsrMode::Async/>
             </Routes>
         </Router>
+    }
+}
+
+/// The editor's route. Its view is a split point: the browser fetches the editor's code (the
+/// replica, the socket, the Markdown renderer, the panels) only on a page that shows a
+/// document, so the home page loads a fraction of the wasm.
+struct EditorRoute;
+
+#[lazy_route]
+impl LazyRoute for EditorRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <editor::EditorPage/> }.into_any()
+    }
+}
+
+/// The view link's route, a split point like the editor's.
+struct ViewerRoute;
+
+#[lazy_route]
+impl LazyRoute for ViewerRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <viewer::ViewerPage/> }.into_any()
     }
 }
 

@@ -27,7 +27,8 @@ pub use recent::recent_documents;
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(crate::app::App);
+    // The document pages are split points (see `app::App`): hydration waits for their code.
+    leptos::mount::hydrate_lazy(crate::app::App);
 }
 
 /// Starts the page's live session: editing on the editor page, following on the view page.

@@ -225,11 +225,14 @@ impl AppState {
     }
 }
 
-/// What every page's shell reads while rendering: its script nonce and where the site's files
-/// are served from.
+/// What every page's shell reads while rendering: its script nonce, where the site's files
+/// are served from and which wasm chunks each route needs.
 fn provide_page_context() {
     provide_request_nonce();
     provide_context(crate::app::AssetRoot(site::asset_root()));
+    if let Some(request) = use_context::<axum::http::request::Parts>() {
+        provide_context(site::chunk_preloads(request.uri.path()));
+    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -35,6 +35,51 @@ pub fn with_site<IV: IntoView + 'static>(
     files::with_site(router, context, shell)
 }
 
+/// The wasm chunks a page at `path` loads besides the main wasm, for its shell to preload: the
+/// browser then fetches them beside the main wasm rather than once it has run and asked.
+///
+/// Leptos can add these links itself, but it looks up the split manifest from a reactive
+/// owner it does not hold at that moment, so a page got them or not depending on which page
+/// the thread had rendered last. Here the links come from the route alone.
+pub fn chunk_preloads(path: &str) -> crate::app::ChunkPreloads {
+    crate::app::ChunkPreloads(chunks_for(path, files::split_manifest()))
+}
+
+/// The chunks `manifest` lists for the split point of the route at `path`. The build names a
+/// route's split point after its type (`EditorRoute` → `__editor_route_view_{hash}`).
+fn chunks_for(path: &str, manifest: &SplitManifest) -> Vec<String> {
+    let route = if path.starts_with("/d/") {
+        "__editor_route_view_"
+    } else if path.starts_with("/v/") {
+        "__viewer_route_view_"
+    } else {
+        return Vec::new();
+    };
+    let mut chunks: Vec<String> = manifest
+        .iter()
+        .filter(|(split, _)| split.starts_with(route))
+        .flat_map(|(_, chunks)| chunks.iter().cloned())
+        .collect();
+    chunks.sort();
+    chunks.dedup();
+    chunks
+}
+
+/// The split build's manifest: each lazy route's split point and the chunks it needs.
+type SplitManifest = std::collections::HashMap<String, Vec<String>>;
+
+/// The manifest as read from `text`; a build without one splits nothing.
+fn read_split_manifest(text: Option<&str>) -> SplitManifest {
+    match text.map(serde_json::from_str::<SplitManifest>) {
+        Some(Ok(manifest)) => manifest,
+        Some(Err(error)) => {
+            tracing::error!(%error, "the split-wasm manifest does not read; pages load their chunks without preloading");
+            SplitManifest::new()
+        }
+        None => SplitManifest::new(),
+    }
+}
+
 /// Whether this executable carries its site.
 pub const EMBEDDED: bool = cfg!(embedded_site);
 
@@ -113,6 +158,24 @@ mod files {
     /// `/site/{version}`, the version set by `build.rs` from the embedded files' bytes.
     pub const ROOT: &str = concat!("/site/", env!("TANDEM_SITE_VERSION"));
 
+    /// The files a page of another build may be sent to the current copy of: what its shell
+    /// links. A wasm chunk is not among them: it only fits the main wasm of its own build, and
+    /// another build's would be loaded into a module it was not cut from.
+    const ENTRY_FILES: [&str; 4] = [
+        concat!("pkg/", env!("TANDEM_SITE_OUTPUT_NAME"), ".js"),
+        concat!("pkg/", env!("TANDEM_SITE_OUTPUT_NAME"), ".wasm"),
+        concat!("pkg/", env!("TANDEM_SITE_OUTPUT_NAME"), ".css"),
+        "favicon.svg",
+    ];
+
+    /// The manifest embedded beside the files it names, read once.
+    pub fn split_manifest() -> &'static super::SplitManifest {
+        static MANIFEST: std::sync::OnceLock<super::SplitManifest> = std::sync::OnceLock::new();
+        MANIFEST.get_or_init(|| {
+            super::read_split_manifest(Some(include_str!(env!("TANDEM_SPLIT_MANIFEST"))))
+        })
+    }
+
     /// Builds the routes once: memory-serve leaks the decompressed and gzipped copies of every
     /// file for the life of the process, so a second call would hold them twice.
     pub fn with_site<IV: IntoView + 'static>(
@@ -146,15 +209,15 @@ mod files {
             .fallback(not_found(context, shell))
     }
 
-    /// Anything else under `/site/`: a file asked for under another build's version is
-    /// redirected to the current one; the rest is not found. Neither answer may be cached. The
+    /// Anything else under `/site/`: a shell's file asked for under another build's version is
+    /// redirected to the current one ([`ENTRY_FILES`]); the rest is not found. Neither answer may be cached. The
     /// path is taken as it came, still percent-encoded, so the redirect names the same file.
     async fn elsewhere_under_site(uri: Uri) -> Response<Body> {
         let no_store = (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         let rest = uri.path().strip_prefix("/site/").unwrap_or_default();
         let current = ROOT.trim_start_matches("/site/");
         match rest.split_once('/') {
-            Some((version, file)) if version != current && !file.is_empty() => {
+            Some((version, file)) if version != current && ENTRY_FILES.contains(&file) => {
                 match HeaderValue::try_from(format!("{ROOT}/{file}")) {
                     Ok(location) => (
                         StatusCode::TEMPORARY_REDIRECT,
@@ -204,6 +267,18 @@ mod files {
     /// The plain addresses.
     pub const ROOT: &str = "";
 
+    /// The manifest under the site root, read once; none if the front end was not split.
+    pub fn split_manifest() -> &'static super::SplitManifest {
+        static MANIFEST: std::sync::OnceLock<super::SplitManifest> = std::sync::OnceLock::new();
+        MANIFEST.get_or_init(|| {
+            let options = super::options();
+            let path = std::path::Path::new(options.site_root.as_ref())
+                .join(options.site_pkg_dir.as_ref())
+                .join("__wasm_split_manifest.json");
+            super::read_split_manifest(std::fs::read_to_string(path).ok().as_deref())
+        })
+    }
+
     /// Leptos' fallback: a file under the site root if there is one, the app's "not found"
     /// page otherwise.
     pub fn with_site<IV: IntoView + 'static>(
@@ -215,5 +290,48 @@ mod files {
             AppState,
             _,
         >(context, shell))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> SplitManifest {
+        read_split_manifest(Some(
+            r#"{
+                "__editor_route_view_11054704276322023579": ["chunk_3", "split___editor_route_view_11054704276322023579"],
+                "__viewer_route_view_12247306844064749189": ["chunk_3", "split___viewer_route_view_12247306844064749189"]
+            }"#,
+        ))
+    }
+
+    #[test]
+    fn a_document_page_preloads_its_own_routes_chunks_and_no_others() {
+        let manifest = manifest();
+        assert_eq!(
+            chunks_for("/d/abc", &manifest),
+            ["chunk_3", "split___editor_route_view_11054704276322023579"]
+        );
+        assert_eq!(
+            chunks_for("/v/abc", &manifest),
+            ["chunk_3", "split___viewer_route_view_12247306844064749189"]
+        );
+        for other in ["/", "/new", "/d", "/dx/abc", "/v", "/nothing/d/abc"] {
+            assert!(chunks_for(other, &manifest).is_empty(), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_that_does_not_read_preloads_nothing() {
+        for text in [
+            None,
+            Some(""),
+            Some("[1, 2]"),
+            Some("{\"__editor_route_view_1\": 7}"),
+        ] {
+            let manifest = read_split_manifest(text);
+            assert!(chunks_for("/d/abc", &manifest).is_empty(), "{text:?}");
+        }
     }
 }
