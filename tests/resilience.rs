@@ -411,3 +411,63 @@ async fn a_peer_asking_more_than_it_reads_is_closed_at_the_reply_byte_bound() {
     assert_eq!(closed.reason.as_str(), "reply queue full");
     assert!(answers < 64, "{answers} whole-document answers were queued");
 }
+
+/// A connection's task is its memory for as long as it is open, idle or not: the session's
+/// future stays small. Its arguments are not held twice (as an `async fn`'s are), the whole
+/// socket is not held beside its two halves, and what runs once at the end (lingering after
+/// the close) and the room's work on one frame are boxed while they run. Each of those took
+/// from 300 to 650 bytes of every connection's task.
+#[tokio::test]
+async fn a_connections_task_holds_no_more_than_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir.path(), 0).unwrap());
+    let journal = Journal::start(store.clone(), 64);
+    let policy = RoomPolicy {
+        compact_after_updates: 100,
+        compact_after_bytes: 1 << 20,
+        max_doc_bytes: 1 << 20,
+        integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
+        presence: Default::default(),
+    };
+    let hub = Hub::new(store, journal, policy, 64, None);
+    let limits = Limits::new(LimitSettings {
+        connections_per_address: 10,
+        new_connections_per_second: 100,
+        messages_per_second: 100,
+    });
+    let (_to_server, incoming) = tokio::sync::mpsc::channel(1);
+    let (outgoing, _from_server) = tokio::sync::mpsc::channel(1);
+    let socket = ChannelSocket {
+        incoming,
+        outgoing: tokio_util::sync::PollSender::new(outgoing),
+    };
+    let socket_bytes = std::mem::size_of_val(&socket);
+    let settings = SessionSettings {
+        send_queue: 16,
+        send_queue_bytes: 1 << 20,
+        acks: false,
+        messages: limits.message_limiter(),
+        admission: limits
+            .admit(std::net::IpAddr::from([127, 0, 0, 1]))
+            .unwrap(),
+        max_message_bytes: 1 << 20,
+        link: tandem::server::session::LinkGrant::edit(),
+    };
+    let settings_bytes = std::mem::size_of_val(&settings);
+    let task = session::run(
+        socket,
+        hub,
+        random_id(),
+        settings,
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let task_bytes = std::mem::size_of_val(&task);
+    // What the connection keeps for its life, with a socket a few hundred bytes smaller than
+    // the server's: its settings, the socket's halves, the open reader and writer and their
+    // queues. Holding the arguments twice would add at least the settings and the socket
+    // again; holding the lingering inline, the socket and its reader once more.
+    assert!(
+        task_bytes <= 2100,
+        "the session's future takes {task_bytes} bytes (settings {settings_bytes}, socket {socket_bytes})"
+    );
+}

@@ -157,351 +157,401 @@ impl LinkGrant {
 ///
 /// `socket` is anything that carries WebSocket messages both ways: the upgraded connection
 /// in the server, plain channels in tests.
-pub async fn run<S: Connection>(
-    mut socket: S,
+///
+/// The returned future is every connection's task for its whole life, so its size is memory
+/// per idle connection. Hence the shape: not an `async fn`, whose arguments take room twice
+/// in its state (once as passed, once as moved into the body); the socket split before the
+/// future is made, so the whole socket never takes room in it beside its halves; and the
+/// steps that run once, at the end, behind a box of their own ([`linger_after_close`]).
+pub fn run<S: Connection>(
+    socket: S,
     hub: Hub,
     id: DocId,
     settings: SessionSettings,
     shutdown: CancellationToken,
-) {
-    let member = match hub.join(id.clone()).await {
-        Ok(member) => member,
-        Err(error) => {
-            // The room refuses rather than serve an empty document that would then be
-            // written over the stored one. The error itself was logged where it happened.
-            let reason = CloseReason::internal(format!("document could not be loaded: {error}"));
-            if send_close(&mut socket, reason).await {
-                linger(&mut socket, &id, &settings, &shutdown).await;
+) -> impl std::future::Future<Output = ()> + Send {
+    let (sink, stream) = socket.split();
+    session(sink, stream, hub, id, settings, shutdown)
+}
+
+/// The writing half of a connection.
+type SinkOf<S> = futures_util::stream::SplitSink<S, WsMessage>;
+/// The reading half of a connection.
+type StreamOf<S> = futures_util::stream::SplitStream<S>;
+
+/// [`run`]'s body, on the socket's halves.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its arguments twice in every connection's task (see `run`)"
+)]
+fn session<S: Connection>(
+    mut sink: SinkOf<S>,
+    mut stream: StreamOf<S>,
+    hub: Hub,
+    id: DocId,
+    settings: SessionSettings,
+    shutdown: CancellationToken,
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let member = match hub.join(id.clone()).await {
+            Ok(member) => member,
+            Err(error) => {
+                // The room refuses rather than serve an empty document that would then be
+                // written over the stored one. The error itself was logged where it happened.
+                let reason =
+                    CloseReason::internal(format!("document could not be loaded: {error}"));
+                if send_close(&mut sink, reason).await {
+                    linger_after_close(sink, stream, &id, &settings, &shutdown).await;
+                }
+                return;
+            }
+        };
+        let conn = member.conn;
+        let room = member.room().clone();
+        // Taken back since it was looked up: by a change the room heard of, or by one that may
+        // have landed between the look-up and the join.
+        let mut revocations = room.revocations();
+        let heard = revocations
+            .borrow_and_update()
+            .closes(settings.link.role, settings.link.generation);
+        let taken_back = match heard {
+            Some(reason) => Some(reason),
+            None => settings.link.taken_back_while_joining(&hub, &id).await,
+        };
+        if let Some(reason) = taken_back {
+            tracing::info!(doc = %room.tag, conn, code = reason.code, "link taken back before the connection joined");
+            drop(member);
+            if send_close(&mut sink, reason).await {
+                linger_after_close(sink, stream, &id, &settings, &shutdown).await;
             }
             return;
         }
-    };
-    let conn = member.conn;
-    let room = member.room().clone();
-    // Taken back since it was looked up: by a change the room heard of, or by one that may
-    // have landed between the look-up and the join.
-    let mut revocations = room.revocations();
-    let heard = revocations
-        .borrow_and_update()
-        .closes(settings.link.role, settings.link.generation);
-    let taken_back = match heard {
-        Some(reason) => Some(reason),
-        None => settings.link.taken_back_while_joining(&hub, &id).await,
-    };
-    if let Some(reason) = taken_back {
-        tracing::info!(doc = %room.tag, conn, code = reason.code, "link taken back before the connection joined");
-        drop(member);
-        if send_close(&mut socket, reason).await {
-            linger(&mut socket, &id, &settings, &shutdown).await;
+        // Subscribe before the greeting is computed, so nothing published in between is missed.
+        let mut updates = room.subscribe();
+        let replies = Replies::new(settings.send_queue.max(4), settings.send_queue_bytes);
+        let enqueue = |frame: Bytes| replies.try_push(frame);
+        for frame in room.greeting() {
+            let _ = enqueue(frame);
         }
-        return;
-    }
-    // Subscribe before the greeting is computed, so nothing published in between is missed.
-    let mut updates = room.subscribe();
-    let replies = Replies::new(settings.send_queue.max(4), settings.send_queue_bytes);
-    let enqueue = |frame: Bytes| replies.try_push(frame);
-    for frame in room.greeting() {
-        let _ = enqueue(frame);
-    }
 
-    let (mut sink, mut stream) = socket.split();
-    let closing = shutdown.child_token();
-    let verdict: Mutex<Option<CloseReason>> = Mutex::new(None);
-    let decide = |reason: CloseReason| {
-        let mut slot = verdict.lock().unwrap_or_else(|p| p.into_inner());
-        slot.get_or_insert(reason);
-        closing.cancel();
-    };
-    let mut presence = Presence {
-        viewer: settings.link.role == Role::View,
-        ..Presence::default()
-    };
-    let expelled = presence.expelled.clone();
-    // When the peer was last heard from (any frame, pongs included).
-    let heard = Mutex::new(tokio::time::Instant::now());
-    let saved = saved_frame();
-    tracing::debug!(doc = %room.tag, conn, "connection opened");
-
-    // Changes accepted from this connection and on their way to disk, oldest first: each is
-    // confirmed ("saved", to Tandem's page) once stored, in order, while reading goes on.
-    // Each resolves with the bytes it stands for, which count toward [`MAX_UNCONFIRMED_BYTES`].
-    let mut unconfirmed = futures_util::stream::FuturesOrdered::<
-        std::pin::Pin<
-            Box<dyn std::future::Future<Output = (Result<(), CloseReason>, usize)> + Send>,
-        >,
-    >::new();
-    let mut unconfirmed_bytes = 0usize;
-    // Confirmations due that the reply queue had no room for: a commit can confirm many
-    // changes at once, more than the queue holds. They wait here (counted against
-    // [`MAX_UNCONFIRMED`], so reading pauses while they do) and go out as the queue drains.
-    let mut owed_acks = 0usize;
-    let mut read_in_a_row = 0usize;
-    let reader = async {
-        // Made once: each costs a lock to make and to drop, and the loop turns once per frame.
-        let closed = closing.cancelled();
-        let failed = room.failed().cancelled();
-        let expelled = expelled.cancelled();
-        tokio::pin!(closed, failed, expelled);
-        loop {
-            let paused = unconfirmed.len() + owed_acks >= MAX_UNCONFIRMED
-                || unconfirmed_bytes >= MAX_UNCONFIRMED_BYTES;
-            let next = tokio::select! {
-                // Closing and taking a link back come before anything more is read.
-                biased;
-                _ = &mut closed => break,
-                _ = &mut failed => {
-                    let failure = room.failure().unwrap_or_else(|| "the document failed".into());
-                    decide(CloseReason::internal(failure));
-                    break;
-                }
-                changed = revocations.changed() => {
-                    if changed.is_err() {
-                        break; // the room is gone
-                    }
-                    let taken_back = revocations
-                        .borrow_and_update()
-                        .closes(settings.link.role, settings.link.generation);
-                    match taken_back {
-                        Some(reason) => {
-                            tracing::info!(doc = %room.tag, conn, code = reason.code, "the link this connection came by was taken back, closing");
-                            decide(reason);
-                            break;
-                        }
-                        None => continue,
-                    }
-                }
-                confirmed = unconfirmed.next(), if !unconfirmed.is_empty() => {
-                    let confirmed = confirmed.map(|(result, bytes)| {
-                        unconfirmed_bytes -= bytes;
-                        result
-                    });
-                    // Time spent not reading, waiting for the disk, is not the peer's silence.
-                    if paused {
-                        *heard.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
-                    }
-                    match confirmed {
-                        Some(Ok(())) if settings.acks => {
-                            if owed_acks > 0 || !enqueue(saved.clone()) {
-                                owed_acks += 1;
-                            }
-                        }
-                        Some(Ok(())) | None => {}
-                        Some(Err(reason)) => {
-                            tracing::warn!(doc = %room.tag, conn, code = reason.code, reason = %reason.reason, "a change could not be stored, closing connection");
-                            decide(reason);
-                            break;
-                        }
-                    }
-                    continue;
-                }
-                _ = &mut expelled => {
-                    tracing::info!(doc = %room.tag, conn, "update waited too long for what it depends on, closing");
-                    decide(CloseReason::invalid(
-                        "an update depends on changes this document never received".into(),
-                    ));
-                    break;
-                }
-                // A confirmation owed goes out as soon as the reply queue has room.
-                _ = replies.room_for(saved.len()), if owed_acks > 0 => {
-                    if replies.try_push(saved.clone()) {
-                        owed_acks -= 1;
-                    }
-                    continue;
-                }
-                // Reading waits while too many changes are on their way to disk.
-                next = stream.next(), if !paused => next,
-            };
-            *heard.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
-            // The writer below shares this task: while frames keep arriving, reading never
-            // waits, and the writer would not take this connection's share of the room's ring
-            // (its own changes among them) until the ring overflowed and closed it for falling
-            // behind. Every few frames the task yields, so the writer runs too.
-            read_in_a_row += 1;
-            if read_in_a_row >= READS_BETWEEN_YIELDS {
-                read_in_a_row = 0;
-                tokio::task::yield_now().await;
-            }
-            if matches!(next, Some(Ok(WsMessage::Binary(_) | WsMessage::Text(_))))
-                && settings.messages.check().is_err()
-            {
-                tracing::warn!(doc = %room.tag, conn, "message rate exceeded, closing connection");
-                decide(CloseReason::policy("too many messages; slow down"));
-                break;
-            }
-            match next {
-                None | Some(Ok(WsMessage::Close(_))) => break,
-                Some(Ok(WsMessage::Binary(frame))) => {
-                    metrics::received(&frame);
-                    match room.accept(conn, &mut presence, &frame).await {
-                        Ok(mut received) => {
-                            // Large answers count as more messages: asking for the whole
-                            // document again and again runs out of allowance.
-                            if !charge(&settings.messages, received.cost) {
-                                tracing::warn!(doc = %room.tag, conn, cost = received.cost, "expensive requests beyond the message rate, closing connection");
-                                decide(CloseReason::policy("too many requests; slow down"));
-                                break;
-                            }
-                            if !charge_up_to_burst(&settings.messages, received.slow_cost) {
-                                tracing::warn!(doc = %room.tag, conn, cost = received.slow_cost, "updates slow to integrate beyond the message rate, closing connection");
-                                decide(CloseReason::policy(
-                                    "updates too slow to integrate; slow down",
-                                ));
-                                break;
-                            }
-                            if let Some(durable) = received.durable.take() {
-                                let bytes = frame.len();
-                                unconfirmed_bytes += bytes;
-                                unconfirmed
-                                    .push_back(Box::pin(async move { (durable.await, bytes) }));
-                            }
-                            if !received.replies.into_iter().all(&enqueue) {
-                                tracing::info!(doc = %room.tag, conn, "reply queue full, closing");
-                                decide(CloseReason::lagging("reply queue full"));
-                                break;
-                            }
-                        }
-                        Err(reason) => {
-                            tracing::warn!(doc = %room.tag, conn, code = reason.code, reason = %reason.reason, "bad message, closing connection");
-                            decide(reason);
-                            break;
-                        }
-                    }
-                }
-                Some(Ok(WsMessage::Text(_))) => {
-                    tracing::warn!(doc = %room.tag, conn, "text frame, closing connection");
-                    decide(CloseReason::unsupported(
-                        "the Yjs protocol uses binary frames".into(),
-                    ));
-                    break;
-                }
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
-                Some(Err(error)) => {
-                    match refusal(&error) {
-                        Some(reason) => {
-                            tracing::warn!(doc = %room.tag, conn, %error, code = reason.code, "bad input, closing connection");
-                            decide(reason);
-                        }
-                        None => tracing::debug!(doc = %room.tag, conn, %error, "connection error"),
-                    }
-                    break;
-                }
-            }
-        }
-        closing.cancel();
-    };
-
-    let writer = async {
-        let mut pings =
-            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
-        let closed = closing.cancelled();
-        tokio::pin!(closed);
-        loop {
-            // The first frame ready, then whatever else is ready with it.
-            let mut batch = Batch::default();
-            tokio::select! {
-                biased;
-                _ = &mut closed => break,
-                _ = pings.tick() => {
-                    let silent_for = heard.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
-                    if silent_for >= SILENCE_LIMIT {
-                        tracing::info!(doc = %room.tag, conn, ?silent_for, "peer stopped answering pings, closing");
-                        decide(CloseReason::silent());
-                        break;
-                    }
-                    match tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Ping(Bytes::new()))).await {
-                        Ok(Ok(())) => continue,
-                        _ => break,
-                    }
-                }
-                frame = replies.pop() => batch.push_reply(frame),
-                update = updates.recv() => match update {
-                    Ok(update) => {
-                        batch.push_entry(&update, conn);
-                    }
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::info!(doc = %room.tag, conn, missed, "connection fell behind, closing");
-                        decide(CloseReason::lagging("fell behind; reconnect to resync"));
-                        break;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-            };
-            // Woken by the room's first change of a round: every other connection of the room
-            // was woken with it, and the next changes arrive while they take theirs. Letting
-            // them run first gathers those into this write.
-            if batch.has_broadcast() {
-                tokio::task::yield_now().await;
-            }
-            while !batch.is_full() {
-                let Some(frame) = replies.try_pop() else {
-                    break;
-                };
-                batch.push_reply(frame);
-            }
-            let mut lagged = None;
-            while !batch.is_full() {
-                match updates.try_recv() {
-                    Ok(update) => {
-                        batch.push_entry(&update, conn);
-                    }
-                    Err(broadcast::error::TryRecvError::Lagged(missed)) => {
-                        lagged = Some(missed);
-                        break;
-                    }
-                    Err(_) => break,
-                }
-            }
-            // Only this connection's own changes came: nothing to write.
-            if batch.is_empty() && lagged.is_none() {
-                continue;
-            }
-            match tokio::time::timeout(SEND_TIMEOUT, batch.write(&mut sink)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => break,
-                Err(_) => {
-                    tracing::info!(doc = %room.tag, conn, "peer is not reading, closing");
-                    decide(CloseReason::lagging("not reading"));
-                    break;
-                }
-            }
-            // What was ready went out first; the connection then resynchronises.
-            if let Some(missed) = lagged {
-                tracing::info!(doc = %room.tag, conn, missed, "connection fell behind, closing");
-                decide(CloseReason::lagging("fell behind; reconnect to resync"));
-                break;
-            }
-        }
-        closing.cancel();
-        let reason = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let reason = reason.or_else(|| shutdown.is_cancelled().then(CloseReason::going_away));
-        let delivered = match reason {
-            Some(reason) => send_close(&mut sink, reason).await,
-            None => true,
+        let closing = shutdown.child_token();
+        let verdict: Mutex<Option<CloseReason>> = Mutex::new(None);
+        let decide = |reason: CloseReason| {
+            let mut slot = verdict.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert(reason);
+            closing.cancel();
         };
-        // A close that could not go out (the peer stopped reading) is not followed by one
-        // without a reason: the connection is dropped, and the peer sees it cut off.
-        if delivered {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
-        }
-        delivered
-    };
+        let mut presence = Presence {
+            viewer: settings.link.role == Role::View,
+            ..Presence::default()
+        };
+        let expelled = presence.expelled.clone();
+        // When the peer was last heard from (any frame, pongs included).
+        let heard = Mutex::new(tokio::time::Instant::now());
+        let saved = saved_frame();
+        tracing::debug!(doc = %room.tag, conn, "connection opened");
 
-    // The writer is polled on every wake of the task: a fast writer's confirmations then go
-    // out as soon as they are due (polled only on its own wakes, that connection wrote 40%
-    // fewer durable changes a second). The reader is polled only when something it waits on
-    // woke it: each frame the room broadcasts wakes the task, and re-polling the reader's wait
-    // (its socket, the tokens it watches) tripled the instructions per delivery.
-    let ((), delivered) = tokio::join!(WhenWoken::new(reader), writer);
-    room.leave(conn, &presence);
-    drop(member);
-    // Still counted against its address while it lingers.
-    if delivered {
-        if let Ok(mut socket) = stream.reunite(sink) {
-            linger(&mut socket, &id, &settings, &shutdown).await;
+        // Changes accepted from this connection and on their way to disk, oldest first: each is
+        // confirmed ("saved", to Tandem's page) once stored, in order, while reading goes on.
+        // Each resolves with the bytes it stands for, which count toward [`MAX_UNCONFIRMED_BYTES`].
+        let mut unconfirmed = futures_util::stream::FuturesOrdered::<
+            std::pin::Pin<
+                Box<dyn std::future::Future<Output = (Result<(), CloseReason>, usize)> + Send>,
+            >,
+        >::new();
+        let mut unconfirmed_bytes = 0usize;
+        // Confirmations due that the reply queue had no room for: a commit can confirm many
+        // changes at once, more than the queue holds. They wait here (counted against
+        // [`MAX_UNCONFIRMED`], so reading pauses while they do) and go out as the queue drains.
+        let mut owed_acks = 0usize;
+        let mut read_in_a_row = 0usize;
+        let reader = async {
+            // Made once: each costs a lock to make and to drop, and the loop turns once per frame.
+            let closed = closing.cancelled();
+            let failed = room.failed().cancelled();
+            let expelled = expelled.cancelled();
+            tokio::pin!(closed, failed, expelled);
+            loop {
+                let paused = unconfirmed.len() + owed_acks >= MAX_UNCONFIRMED
+                    || unconfirmed_bytes >= MAX_UNCONFIRMED_BYTES;
+                let next = tokio::select! {
+                    // Closing and taking a link back come before anything more is read.
+                    biased;
+                    _ = &mut closed => break,
+                    _ = &mut failed => {
+                        let failure = room.failure().unwrap_or_else(|| "the document failed".into());
+                        decide(CloseReason::internal(failure));
+                        break;
+                    }
+                    changed = revocations.changed() => {
+                        if changed.is_err() {
+                            break; // the room is gone
+                        }
+                        let taken_back = revocations
+                            .borrow_and_update()
+                            .closes(settings.link.role, settings.link.generation);
+                        match taken_back {
+                            Some(reason) => {
+                                tracing::info!(doc = %room.tag, conn, code = reason.code, "the link this connection came by was taken back, closing");
+                                decide(reason);
+                                break;
+                            }
+                            None => continue,
+                        }
+                    }
+                    confirmed = unconfirmed.next(), if !unconfirmed.is_empty() => {
+                        let confirmed = confirmed.map(|(result, bytes)| {
+                            unconfirmed_bytes -= bytes;
+                            result
+                        });
+                        // Time spent not reading, waiting for the disk, is not the peer's silence.
+                        if paused {
+                            *heard.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+                        }
+                        match confirmed {
+                            Some(Ok(())) if settings.acks => {
+                                if owed_acks > 0 || !enqueue(saved.clone()) {
+                                    owed_acks += 1;
+                                }
+                            }
+                            Some(Ok(())) | None => {}
+                            Some(Err(reason)) => {
+                                tracing::warn!(doc = %room.tag, conn, code = reason.code, reason = %reason.reason, "a change could not be stored, closing connection");
+                                decide(reason);
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                    _ = &mut expelled => {
+                        tracing::info!(doc = %room.tag, conn, "update waited too long for what it depends on, closing");
+                        decide(CloseReason::invalid(
+                            "an update depends on changes this document never received".into(),
+                        ));
+                        break;
+                    }
+                    // A confirmation owed goes out as soon as the reply queue has room.
+                    _ = replies.room_for(saved.len()), if owed_acks > 0 => {
+                        if replies.try_push(saved.clone()) {
+                            owed_acks -= 1;
+                        }
+                        continue;
+                    }
+                    // Reading waits while too many changes are on their way to disk.
+                    next = stream.next(), if !paused => next,
+                };
+                *heard.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+                // The writer below shares this task: while frames keep arriving, reading never
+                // waits, and the writer would not take this connection's share of the room's ring
+                // (its own changes among them) until the ring overflowed and closed it for falling
+                // behind. Every few frames the task yields, so the writer runs too.
+                read_in_a_row += 1;
+                if read_in_a_row >= READS_BETWEEN_YIELDS {
+                    read_in_a_row = 0;
+                    tokio::task::yield_now().await;
+                }
+                if matches!(next, Some(Ok(WsMessage::Binary(_) | WsMessage::Text(_))))
+                    && settings.messages.check().is_err()
+                {
+                    tracing::warn!(doc = %room.tag, conn, "message rate exceeded, closing connection");
+                    decide(CloseReason::policy("too many messages; slow down"));
+                    break;
+                }
+                match next {
+                    None | Some(Ok(WsMessage::Close(_))) => break,
+                    Some(Ok(WsMessage::Binary(frame))) => {
+                        metrics::received(&frame);
+                        // In a box: inline, the room's work on a frame would make the reader's
+                        // state (boxed once per connection, see `WhenWoken`) a third bigger for
+                        // the connection's whole life, to be used only while a frame is handled.
+                        match Box::pin(room.accept(conn, &mut presence, &frame)).await {
+                            Ok(mut received) => {
+                                // Large answers count as more messages: asking for the whole
+                                // document again and again runs out of allowance.
+                                if !charge(&settings.messages, received.cost) {
+                                    tracing::warn!(doc = %room.tag, conn, cost = received.cost, "expensive requests beyond the message rate, closing connection");
+                                    decide(CloseReason::policy("too many requests; slow down"));
+                                    break;
+                                }
+                                if !charge_up_to_burst(&settings.messages, received.slow_cost) {
+                                    tracing::warn!(doc = %room.tag, conn, cost = received.slow_cost, "updates slow to integrate beyond the message rate, closing connection");
+                                    decide(CloseReason::policy(
+                                        "updates too slow to integrate; slow down",
+                                    ));
+                                    break;
+                                }
+                                if let Some(durable) = received.durable.take() {
+                                    let bytes = frame.len();
+                                    unconfirmed_bytes += bytes;
+                                    unconfirmed
+                                        .push_back(Box::pin(async move { (durable.await, bytes) }));
+                                }
+                                if !received.replies.into_iter().all(&enqueue) {
+                                    tracing::info!(doc = %room.tag, conn, "reply queue full, closing");
+                                    decide(CloseReason::lagging("reply queue full"));
+                                    break;
+                                }
+                            }
+                            Err(reason) => {
+                                tracing::warn!(doc = %room.tag, conn, code = reason.code, reason = %reason.reason, "bad message, closing connection");
+                                decide(reason);
+                                break;
+                            }
+                        }
+                    }
+                    Some(Ok(WsMessage::Text(_))) => {
+                        tracing::warn!(doc = %room.tag, conn, "text frame, closing connection");
+                        decide(CloseReason::unsupported(
+                            "the Yjs protocol uses binary frames".into(),
+                        ));
+                        break;
+                    }
+                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
+                    Some(Err(error)) => {
+                        match refusal(&error) {
+                            Some(reason) => {
+                                tracing::warn!(doc = %room.tag, conn, %error, code = reason.code, "bad input, closing connection");
+                                decide(reason);
+                            }
+                            None => {
+                                tracing::debug!(doc = %room.tag, conn, %error, "connection error")
+                            }
+                        }
+                        break;
+                    }
+                }
+            }
+            closing.cancel();
+        };
+
+        let writer = async {
+            let mut pings =
+                tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+            let closed = closing.cancelled();
+            tokio::pin!(closed);
+            loop {
+                // The first frame ready, then whatever else is ready with it.
+                let mut batch = Batch::default();
+                tokio::select! {
+                    biased;
+                    _ = &mut closed => break,
+                    _ = pings.tick() => {
+                        let silent_for = heard.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+                        if silent_for >= SILENCE_LIMIT {
+                            tracing::info!(doc = %room.tag, conn, ?silent_for, "peer stopped answering pings, closing");
+                            decide(CloseReason::silent());
+                            break;
+                        }
+                        match tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Ping(Bytes::new()))).await {
+                            Ok(Ok(())) => continue,
+                            _ => break,
+                        }
+                    }
+                    frame = replies.pop() => batch.push_reply(frame),
+                    update = updates.recv() => match update {
+                        Ok(update) => {
+                            batch.push_entry(&update, conn);
+                        }
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            tracing::info!(doc = %room.tag, conn, missed, "connection fell behind, closing");
+                            decide(CloseReason::lagging("fell behind; reconnect to resync"));
+                            break;
+                        }
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                };
+                // Woken by the room's first change of a round: every other connection of the room
+                // was woken with it, and the next changes arrive while they take theirs. Letting
+                // them run first gathers those into this write.
+                if batch.has_broadcast() {
+                    tokio::task::yield_now().await;
+                }
+                while !batch.is_full() {
+                    let Some(frame) = replies.try_pop() else {
+                        break;
+                    };
+                    batch.push_reply(frame);
+                }
+                let mut lagged = None;
+                while !batch.is_full() {
+                    match updates.try_recv() {
+                        Ok(update) => {
+                            batch.push_entry(&update, conn);
+                        }
+                        Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                            lagged = Some(missed);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                // Only this connection's own changes came: nothing to write.
+                if batch.is_empty() && lagged.is_none() {
+                    continue;
+                }
+                match tokio::time::timeout(SEND_TIMEOUT, batch.write(&mut sink)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break,
+                    Err(_) => {
+                        tracing::info!(doc = %room.tag, conn, "peer is not reading, closing");
+                        decide(CloseReason::lagging("not reading"));
+                        break;
+                    }
+                }
+                // What was ready went out first; the connection then resynchronises.
+                if let Some(missed) = lagged {
+                    tracing::info!(doc = %room.tag, conn, missed, "connection fell behind, closing");
+                    decide(CloseReason::lagging("fell behind; reconnect to resync"));
+                    break;
+                }
+            }
+            closing.cancel();
+            let reason = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let reason = reason.or_else(|| shutdown.is_cancelled().then(CloseReason::going_away));
+            let delivered = match reason {
+                Some(reason) => send_close(&mut sink, reason).await,
+                None => true,
+            };
+            // A close that could not go out (the peer stopped reading) is not followed by one
+            // without a reason: the connection is dropped, and the peer sees it cut off.
+            if delivered {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+            }
+            delivered
+        };
+
+        // The writer is polled on every wake of the task: a fast writer's confirmations then go
+        // out as soon as they are due (polled only on its own wakes, that connection wrote 40%
+        // fewer durable changes a second). The reader is polled only when something it waits on
+        // woke it: each frame the room broadcasts wakes the task, and re-polling the reader's wait
+        // (its socket, the tokens it watches) tripled the instructions per delivery.
+        let ((), delivered) = tokio::join!(WhenWoken::new(reader), writer);
+        room.leave(conn, &presence);
+        drop(member);
+        // Still counted against its address while it lingers.
+        if delivered {
+            linger_after_close(sink, stream, &id, &settings, &shutdown).await;
         }
+        tracing::debug!(doc = %room.tag, conn, "connection closed");
+        drop(settings);
     }
-    tracing::debug!(doc = %room.tag, conn, "connection closed");
-    drop(settings);
+}
+
+/// [`linger`] on the socket put back together, in a box: it runs once, as the connection
+/// ends, and inline its state (the whole socket among it) would be part of every connection's
+/// task for the connection's whole life.
+fn linger_after_close<'a, S: Connection + 'a>(
+    sink: SinkOf<S>,
+    stream: StreamOf<S>,
+    doc: &'a DocId,
+    settings: &'a SessionSettings,
+    shutdown: &'a CancellationToken,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+    Box::pin(async move {
+        if let Ok(mut socket) = stream.reunite(sink) {
+            linger(&mut socket, doc, settings, shutdown).await;
+        }
+    })
 }
 
 /// What tungstenite's refusal of the input means for the client: `None` when the connection
