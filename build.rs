@@ -59,7 +59,6 @@ mod embed {
             "cargo::rustc-env=TANDEM_SPLIT_MANIFEST={}",
             manifest.display()
         );
-        println!("cargo::rustc-env=TANDEM_SITE_OUTPUT_NAME={name}");
         println!("cargo::rustc-env=TANDEM_SITE_VERSION={}", version(&dir));
         memory_serve::load_directory_with_embed(&dir, true);
         println!("cargo::rustc-cfg=embedded_site");

@@ -150,11 +150,21 @@ test.describe('the release executable copied alone into an empty directory', () 
     expect(home).not.toContain('__wasm_split');
     expect(home).not.toMatch(/chunk_\d+\.wasm|split___/);
 
-    // A page of another build asks under its version: sent to the current file, never cached.
-    const moved = await rawGet(`${server.url}/site/0123456789abcdef/pkg/tandem.js`);
-    expect(moved.status).toBe(307);
-    expect(moved.headers['location']).toBe(`${base}/pkg/tandem.js`);
-    expect(moved.headers['cache-control']).toBe('no-store');
+    // A page of another build asks under its version: it gets the current files, never cached.
+    // The script as a module that re-exports the current one from its own address (the chunk
+    // loader imports it from there: one copy of it runs), the rest by a redirect.
+    const shim = await rawGet(`${server.url}/site/0123456789abcdef/pkg/tandem.js`, { 'accept-encoding': 'identity' });
+    expect(shim.status).toBe(200);
+    expect(shim.headers['content-type']).toContain('text/javascript');
+    expect(shim.headers['cache-control']).toBe('no-store');
+    expect(shim.body.toString()).toContain(`export * from "${base}/pkg/tandem.js";`);
+    expect(shim.body.toString()).toContain(`export { default } from "${base}/pkg/tandem.js";`);
+    for (const file of ['pkg/tandem.wasm', 'pkg/tandem.css', 'favicon.svg']) {
+      const moved = await rawGet(`${server.url}/site/0123456789abcdef/${file}`);
+      expect(moved.status, file).toBe(307);
+      expect(moved.headers['location'], file).toBe(`${base}/${file}`);
+      expect(moved.headers['cache-control'], file).toBe('no-store');
+    }
     // Not a chunk, though: it only fits the main wasm of its own build.
     for (const chunk of chunks) {
       const other = chunk.replace(base, '/site/0123456789abcdef');
@@ -164,7 +174,14 @@ test.describe('the release executable copied alone into an empty directory', () 
     }
 
     // A file the build does not have is not found, and no cache may keep that answer.
-    for (const missing of [`${base}/pkg/other.js`, `${base}/pkg/tandem.d.ts`, '/site/0123456789abcdef/pkg/other.js']) {
+    for (const missing of [
+      `${base}/pkg/other.js`,
+      `${base}/pkg/tandem.d.ts`,
+      '/site/0123456789abcdef/pkg/other.js',
+      '/site/0123456789abcdef/pkg/%74andem.js',
+      '/site/0123456789abcdef//pkg/tandem.js',
+      '/site/0123456789abcdef/PKG/tandem.js',
+    ]) {
       const answer = await rawGet(`${server.url}${missing}`);
       const final = answer.status === 307 ? await rawGet(`${server.url}${answer.headers['location']}`) : answer;
       expect(final.status, missing).toBe(404);
@@ -175,6 +192,39 @@ test.describe('the release executable copied alone into an empty directory', () 
     writeFileSync(path.join(dir, 'target/site/pkg/stray.js'), 'alert(1)');
     for (const missing of ['/pkg/stray.js', `${base}/pkg/stray.js`]) {
       expect((await rawGet(`${server.url}${missing}`)).status, missing).toBe(404);
+    }
+  });
+
+  test('a page another build rendered goes live on this one and saves what is typed', async ({ playwright, launchOptions }) => {
+    // As after a redeploy: the page's HTML names its files under the old build's version. The
+    // test hands the page that HTML itself, which Chromium counts as coming from the public
+    // internet, so its Local Network Access checks would refuse the page's socket to
+    // loopback; a page this server sends never meets them.
+    const browser = await playwright.chromium.launch({
+      ...launchOptions,
+      args: [...(launchOptions.args ?? []), '--disable-features=LocalNetworkAccessChecks'],
+    });
+    const id = await newDocId(server.url);
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.route(`${server.url}/d/${id}`, async (route) => {
+        const response = await route.fetch();
+        const html = (await response.text()).replace(/\/site\/[0-9a-f]{16}\//g, '/site/0123456789abcdef/');
+        expect(html).toContain('/site/0123456789abcdef/pkg/tandem.js');
+        await route.fulfill({ response, body: html });
+      });
+      await page.goto(`${server.url}/d/${id}`);
+      await expectLive(page);
+      await source(page).click();
+      await page.keyboard.type('written across a redeploy');
+      await expect(page.getByTestId('saved')).toHaveAttribute('data-saved', 'saved');
+      await expect
+        .poll(async () => (await rawGet(`${server.url}/d/${id}/raw`)).body.toString())
+        .toBe('written across a redeploy');
+    } finally {
+      await context.close();
+      await browser.close();
     }
   });
 

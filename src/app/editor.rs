@@ -101,14 +101,12 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
         carets,
         ended,
     };
-    let attached = StoredValue::new(false);
     // The fields take typing only once the session holds them. Before that (the server's page,
     // while the editor's code loads) a keystroke would change a field nothing reads, and the
     // session would then show the document over it: the text would be gone without a word.
     let bound = RwSignal::new(false);
     Effect::new(move |_| {
-        if source.get().is_some() && title_input.get().is_some() && !attached.get_value() {
-            attached.set_value(true);
+        if source.get().is_some() && title_input.get().is_some() && !bound.get_untracked() {
             live::attach_session(parts.clone());
             bound.set(true);
         }
@@ -126,7 +124,7 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
 
     view! {
         <Title text=page_title/>
-        <div class="editor">
+        <div class="editor" data-bound=move || bound.get().to_string()>
             <header class="editor-header">
                 <a class="brand small" href="/" rel="external">"Tandem"</a>
                 <input

@@ -62,8 +62,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="referrer" content="no-referrer"/>
                 <link rel="icon" href=format!("{root}/favicon.svg") type="image/svg+xml"/>
                 <link rel="stylesheet" id="tandem" href=stylesheet/>
+                <HydrationScripts options=without_split_manifest(options) root/>
                 <ChunkLinks root/>
-                <HydrationScripts options root/>
                 <MetaTags/>
             </head>
             <body>
@@ -73,15 +73,28 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The script that loads the wasm chunks, as cargo-leptos names it when file names carry no
+/// hash (they do not here: the release executable versions its files by address instead).
+const SPLIT_LOADER: &str = "__wasm_split.______________________.js";
+
+/// `options` for Leptos's `HydrationScripts`, with a site root where no split manifest can be:
+/// given one, it would add its own preload links for the chunks, but only on some pages (see
+/// `server::site::chunks`). [`ChunkLinks`] adds them on every page that needs them.
+fn without_split_manifest(mut options: LeptosOptions) -> LeptosOptions {
+    options.site_root = "/dev/null/site".into();
+    options
+}
+
 /// Preload links for the route's wasm chunks and the script that loads them, so the browser
-/// fetches them while the main wasm downloads. `crossorigin` matches the loader's own
-/// `fetch`, so the preloaded answer is the one it uses.
+/// fetches them while the main wasm downloads. They come after the main wasm's own, which
+/// runs first. `crossorigin` matches the loader's own `fetch`, so the preloaded answer is the
+/// one it uses.
 #[component]
 fn ChunkLinks(root: &'static str) -> impl IntoView {
     let chunks = use_context::<ChunkPreloads>().unwrap_or_default().0;
     let loader = (!chunks.is_empty()).then(|| {
         view! {
-            <link rel="modulepreload" href=format!("{root}/pkg/__wasm_split.______________________.js")/>
+            <link rel="modulepreload" href=format!("{root}/pkg/{SPLIT_LOADER}")/>
         }
     });
     let chunks = chunks

@@ -26,9 +26,30 @@ pub use recent::recent_documents;
 /// Entry point called by the page's bootstrap script.
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
-    console_error_panic_hook::set_once();
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        say_the_page_stopped();
+    }));
     // The document pages are split points (see `app::App`): hydration waits for their code.
     leptos::mount::hydrate_lazy(crate::app::App);
+}
+
+/// After a panic the page's code stops for good (the wasm aborts): a chunk of the editor that
+/// failed to load, or a bug. The page would otherwise go on showing the server's text and
+/// "Connecting…" forever, its fields read-only with no word why. Its status says so instead.
+fn say_the_page_stopped() {
+    let status = web_sys::window()
+        .and_then(|window| window.document())
+        .and_then(|document| {
+            document
+                .query_selector("[data-testid=status]")
+                .ok()
+                .flatten()
+        });
+    if let Some(status) = status {
+        let _ = status.set_attribute("data-status", "stopped");
+        status.set_text_content(Some("Stopped — reload the page"));
+    }
 }
 
 /// Starts the page's live session: editing on the editor page, following on the view page.

@@ -7,13 +7,21 @@
 //! those answers are `immutable` and a returning browser asks for nothing. The same files stay
 //! at their plain addresses (`/pkg/tandem.js`, `/favicon.svg`) with `no-cache`.
 //!
-//! Across a redeploy, a page rendered by the previous build may still ask for its files under
-//! the previous version: it is redirected to the current files, never cached, rather than left
-//! without its script. Whatever under `/site/` is not found is `no-store` too, so no cache keeps
-//! a missing file.
+//! Across a redeploy, a page rendered by the previous build may still ask for its shell's files
+//! under the previous version: it gets the current ones, never cached, rather than being left
+//! without its script (the script through a module that re-exports the current one, the rest
+//! redirected; see `files::elsewhere_under_site`). A wasm chunk of another build is not found:
+//! it only fits the main wasm it was cut from. Whatever under `/site/` is not found is
+//! `no-store` too, so no cache keeps a missing file.
 //!
 //! Any other build reads the files from `target/site` (or `LEPTOS_SITE_ROOT`) at run time, as
 //! Leptos does, and pages link them at their plain addresses.
+//!
+//! [`chunks`] names the wasm chunks each page preloads.
+
+mod chunks;
+
+pub use chunks::chunk_preloads;
 
 use super::AppState;
 use axum::Router;
@@ -33,51 +41,6 @@ pub fn with_site<IV: IntoView + 'static>(
     shell: fn(LeptosOptions) -> IV,
 ) -> Router<AppState> {
     files::with_site(router, context, shell)
-}
-
-/// The wasm chunks a page at `path` loads besides the main wasm, for its shell to preload: the
-/// browser then fetches them beside the main wasm rather than once it has run and asked.
-///
-/// Leptos can add these links itself, but it looks up the split manifest from a reactive
-/// owner it does not hold at that moment, so a page got them or not depending on which page
-/// the thread had rendered last. Here the links come from the route alone.
-pub fn chunk_preloads(path: &str) -> crate::app::ChunkPreloads {
-    crate::app::ChunkPreloads(chunks_for(path, files::split_manifest()))
-}
-
-/// The chunks `manifest` lists for the split point of the route at `path`. The build names a
-/// route's split point after its type (`EditorRoute` → `__editor_route_view_{hash}`).
-fn chunks_for(path: &str, manifest: &SplitManifest) -> Vec<String> {
-    let route = if path.starts_with("/d/") {
-        "__editor_route_view_"
-    } else if path.starts_with("/v/") {
-        "__viewer_route_view_"
-    } else {
-        return Vec::new();
-    };
-    let mut chunks: Vec<String> = manifest
-        .iter()
-        .filter(|(split, _)| split.starts_with(route))
-        .flat_map(|(_, chunks)| chunks.iter().cloned())
-        .collect();
-    chunks.sort();
-    chunks.dedup();
-    chunks
-}
-
-/// The split build's manifest: each lazy route's split point and the chunks it needs.
-type SplitManifest = std::collections::HashMap<String, Vec<String>>;
-
-/// The manifest as read from `text`; a build without one splits nothing.
-fn read_split_manifest(text: Option<&str>) -> SplitManifest {
-    match text.map(serde_json::from_str::<SplitManifest>) {
-        Some(Ok(manifest)) => manifest,
-        Some(Err(error)) => {
-            tracing::error!(%error, "the split-wasm manifest does not read; pages load their chunks without preloading");
-            SplitManifest::new()
-        }
-        None => SplitManifest::new(),
-    }
 }
 
 /// Whether this executable carries its site.
@@ -158,21 +121,12 @@ mod files {
     /// `/site/{version}`, the version set by `build.rs` from the embedded files' bytes.
     pub const ROOT: &str = concat!("/site/", env!("TANDEM_SITE_VERSION"));
 
-    /// The files a page of another build may be sent to the current copy of: what its shell
-    /// links. A wasm chunk is not among them: it only fits the main wasm of its own build, and
-    /// another build's would be loaded into a module it was not cut from.
-    const ENTRY_FILES: [&str; 4] = [
-        concat!("pkg/", env!("TANDEM_SITE_OUTPUT_NAME"), ".js"),
-        concat!("pkg/", env!("TANDEM_SITE_OUTPUT_NAME"), ".wasm"),
-        concat!("pkg/", env!("TANDEM_SITE_OUTPUT_NAME"), ".css"),
-        "favicon.svg",
-    ];
-
     /// The manifest embedded beside the files it names, read once.
-    pub fn split_manifest() -> &'static super::SplitManifest {
-        static MANIFEST: std::sync::OnceLock<super::SplitManifest> = std::sync::OnceLock::new();
+    pub fn split_manifest() -> &'static super::chunks::SplitManifest {
+        static MANIFEST: std::sync::OnceLock<super::chunks::SplitManifest> =
+            std::sync::OnceLock::new();
         MANIFEST.get_or_init(|| {
-            super::read_split_manifest(Some(include_str!(env!("TANDEM_SPLIT_MANIFEST"))))
+            super::chunks::read_split_manifest(Some(include_str!(env!("TANDEM_SPLIT_MANIFEST"))))
         })
     }
 
@@ -209,25 +163,53 @@ mod files {
             .fallback(not_found(context, shell))
     }
 
-    /// Anything else under `/site/`: a shell's file asked for under another build's version is
-    /// redirected to the current one ([`ENTRY_FILES`]); the rest is not found. Neither answer may be cached. The
-    /// path is taken as it came, still percent-encoded, so the redirect names the same file.
+    /// Anything else under `/site/`. A shell's file asked for under another build's version
+    /// gets the current one: the stylesheet, the wasm and the icon by a redirect; the script
+    /// by a module that re-exports the current script from its own address. Redirected, the
+    /// script would run under the old address while the chunk loader imports it from the new
+    /// one, and the page would hold two copies of it, one never started, and hang. The rest is
+    /// not found, a wasm chunk of another build included. No answer may be cached. The path is
+    /// compared as it came, still percent-encoded: only the exact names match.
     async fn elsewhere_under_site(uri: Uri) -> Response<Body> {
         let no_store = (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let not_found = || (StatusCode::NOT_FOUND, [no_store.clone()]).into_response();
         let rest = uri.path().strip_prefix("/site/").unwrap_or_default();
         let current = ROOT.trim_start_matches("/site/");
-        match rest.split_once('/') {
-            Some((version, file)) if version != current && ENTRY_FILES.contains(&file) => {
-                match HeaderValue::try_from(format!("{ROOT}/{file}")) {
-                    Ok(location) => (
-                        StatusCode::TEMPORARY_REDIRECT,
-                        [(header::LOCATION, location), no_store],
-                    )
-                        .into_response(),
-                    Err(_) => (StatusCode::NOT_FOUND, [no_store]).into_response(),
-                }
-            }
-            _ => (StatusCode::NOT_FOUND, [no_store]).into_response(),
+        let Some((version, file)) = rest.split_once('/') else {
+            return not_found();
+        };
+        if version == current {
+            return not_found();
+        }
+        let name = super::OUTPUT_NAME;
+        if file == format!("pkg/{name}.js") {
+            let script = format!("{ROOT}/pkg/{name}.js");
+            let module = format!(
+                "// A page of another build: this build's script.\nexport * from \"{script}\";\nexport {{ default }} from \"{script}\";\n"
+            );
+            let javascript = HeaderValue::from_static("text/javascript; charset=utf-8");
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, javascript), no_store.clone()],
+                module,
+            )
+                .into_response();
+        }
+        let redirected = [
+            format!("pkg/{name}.wasm"),
+            format!("pkg/{name}.css"),
+            "favicon.svg".to_string(),
+        ];
+        if !redirected.iter().any(|entry| entry == file) {
+            return not_found();
+        }
+        match HeaderValue::try_from(format!("{ROOT}/{file}")) {
+            Ok(location) => (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, location), no_store.clone()],
+            )
+                .into_response(),
+            Err(_) => not_found(),
         }
     }
 
@@ -268,14 +250,15 @@ mod files {
     pub const ROOT: &str = "";
 
     /// The manifest under the site root, read once; none if the front end was not split.
-    pub fn split_manifest() -> &'static super::SplitManifest {
-        static MANIFEST: std::sync::OnceLock<super::SplitManifest> = std::sync::OnceLock::new();
+    pub fn split_manifest() -> &'static super::chunks::SplitManifest {
+        static MANIFEST: std::sync::OnceLock<super::chunks::SplitManifest> =
+            std::sync::OnceLock::new();
         MANIFEST.get_or_init(|| {
             let options = super::options();
             let path = std::path::Path::new(options.site_root.as_ref())
                 .join(options.site_pkg_dir.as_ref())
                 .join("__wasm_split_manifest.json");
-            super::read_split_manifest(std::fs::read_to_string(path).ok().as_deref())
+            super::chunks::read_split_manifest(std::fs::read_to_string(path).ok().as_deref())
         })
     }
 
@@ -290,48 +273,5 @@ mod files {
             AppState,
             _,
         >(context, shell))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn manifest() -> SplitManifest {
-        read_split_manifest(Some(
-            r#"{
-                "__editor_route_view_11054704276322023579": ["chunk_3", "split___editor_route_view_11054704276322023579"],
-                "__viewer_route_view_12247306844064749189": ["chunk_3", "split___viewer_route_view_12247306844064749189"]
-            }"#,
-        ))
-    }
-
-    #[test]
-    fn a_document_page_preloads_its_own_routes_chunks_and_no_others() {
-        let manifest = manifest();
-        assert_eq!(
-            chunks_for("/d/abc", &manifest),
-            ["chunk_3", "split___editor_route_view_11054704276322023579"]
-        );
-        assert_eq!(
-            chunks_for("/v/abc", &manifest),
-            ["chunk_3", "split___viewer_route_view_12247306844064749189"]
-        );
-        for other in ["/", "/new", "/d", "/dx/abc", "/v", "/nothing/d/abc"] {
-            assert!(chunks_for(other, &manifest).is_empty(), "{other}");
-        }
-    }
-
-    #[test]
-    fn a_manifest_that_does_not_read_preloads_nothing() {
-        for text in [
-            None,
-            Some(""),
-            Some("[1, 2]"),
-            Some("{\"__editor_route_view_1\": 7}"),
-        ] {
-            let manifest = read_split_manifest(text);
-            assert!(chunks_for("/d/abc", &manifest).is_empty(), "{text:?}");
-        }
     }
 }
