@@ -414,11 +414,12 @@ async fn a_peer_asking_more_than_it_reads_is_closed_at_the_reply_byte_bound() {
 
 /// A connection's task is its memory for as long as it is open, idle or not: the session's
 /// future stays small. Its arguments are not held twice (as an `async fn`'s are), the whole
-/// socket is not held beside its two halves, and what runs once at the end (lingering after
-/// the close) and the room's work on one frame are boxed while they run. Each of those took
-/// from 300 to 650 bytes of every connection's task.
+/// socket is not held beside its two halves, and lingering after the close, which runs once at
+/// the end, is boxed while it runs. (The room's work on one frame is boxed too, but inside the
+/// reader's own box, which this does not see.) With this test's socket the future takes 2,008
+/// bytes; as an `async fn` it took 2,376. The bound moves with the toolchain and tokio.
 #[tokio::test]
-async fn a_connections_task_holds_no_more_than_its_state() {
+async fn a_sessions_future_stays_small() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir.path(), 0).unwrap());
     let journal = Journal::start(store.clone(), 64);
@@ -462,10 +463,9 @@ async fn a_connections_task_holds_no_more_than_its_state() {
         tokio_util::sync::CancellationToken::new(),
     );
     let task_bytes = std::mem::size_of_val(&task);
-    // What the connection keeps for its life, with a socket a few hundred bytes smaller than
-    // the server's: its settings, the socket's halves, the open reader and writer and their
-    // queues. Holding the arguments twice would add at least the settings and the socket
-    // again; holding the lingering inline, the socket and its reader once more.
+    // What the connection keeps for its life: its settings, the socket's halves (the same size
+    // whatever the socket), the open reader and writer and their queues. Holding the arguments
+    // twice would add the settings and the socket again.
     assert!(
         task_bytes <= 2100,
         "the session's future takes {task_bytes} bytes (settings {settings_bytes}, socket {socket_bytes})"

@@ -528,11 +528,17 @@ fn session<S: Connection>(
         let ((), delivered) = tokio::join!(WhenWoken::new(reader), writer);
         room.leave(conn, &presence);
         drop(member);
+        // Nothing of the room is kept while the connection lingers: an unread place in the
+        // broadcast ring keeps the changes after it alive, and replies and changes on their way
+        // to disk are of no use to a connection that is closing.
+        drop((updates, revocations, unconfirmed, replies));
+        let tag = room.tag;
+        drop(room);
         // Still counted against its address while it lingers.
         if delivered {
             linger_after_close(sink, stream, &id, &settings, &shutdown).await;
         }
-        tracing::debug!(doc = %room.tag, conn, "connection closed");
+        tracing::debug!(doc = %tag, conn, "connection closed");
         drop(settings);
     }
 }
@@ -548,8 +554,12 @@ fn linger_after_close<'a, S: Connection + 'a>(
     shutdown: &'a CancellationToken,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
     Box::pin(async move {
-        if let Ok(mut socket) = stream.reunite(sink) {
-            linger(&mut socket, doc, settings, shutdown).await;
+        match stream.reunite(sink) {
+            Ok(mut socket) => linger(&mut socket, doc, settings, shutdown).await,
+            // Not from one split: cannot happen, both halves are this connection's.
+            Err(_) => {
+                tracing::warn!(doc = %crate::server::redact::doc_tag(doc), "the socket's halves did not fit together; not lingering")
+            }
         }
     })
 }

@@ -11,6 +11,7 @@ use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::{Either, FutureExt};
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -97,17 +98,25 @@ impl Upgrade {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let on_upgrade = self.on_upgrade;
-        tokio::spawn(async move {
+        let switched = async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let io = Watched::new(TokioIo::new(upgraded));
-                    let socket =
-                        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                    session(socket).await;
+                    Some(WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await)
                 }
-                Err(error) => tracing::info!(%error, "WebSocket upgrade failed"),
+                Err(error) => {
+                    tracing::info!(%error, "WebSocket upgrade failed");
+                    None
+                }
             }
-        });
+        };
+        // Two stages, so that the session's future takes the switch's place in the task
+        // rather than sitting beside what the switch used up (the settings, the session's
+        // arguments): the task is a connection's memory for as long as it is open.
+        tokio::spawn(switched.then(|socket| match socket {
+            Some(socket) => Either::Left(session(socket)),
+            None => Either::Right(std::future::ready(())),
+        }));
         Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .header(header::CONNECTION, HeaderValue::from_static("upgrade"))
