@@ -223,26 +223,38 @@ async fn connections_per_address_are_limited() {
     }
 }
 
+/// A hub over a fresh SQLite store in `dir`, for sessions run on channels, that refuses
+/// documents over `max_doc_bytes`.
+fn sqlite_hub(dir: &std::path::Path, max_doc_bytes: usize) -> Hub {
+    let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir, 0).unwrap());
+    let journal = Journal::start(store.clone(), 64);
+    let policy = RoomPolicy {
+        compact_after_updates: 100,
+        compact_after_bytes: 1 << 20,
+        max_doc_bytes,
+        integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
+        presence: Default::default(),
+    };
+    Hub::new(store, journal, policy, 64, None)
+}
+
+/// The limits for sessions run on channels: ten connections per address, and
+/// `messages_per_second` each.
+fn channel_limits(messages_per_second: u32) -> Arc<Limits> {
+    Limits::new(LimitSettings {
+        connections_per_address: 10,
+        new_connections_per_second: 100,
+        messages_per_second,
+    })
+}
+
 /// A connection that stops answering pings is closed, and its presence removed; one that
 /// answers stays.
 #[tokio::test(start_paused = true)]
 async fn a_connection_that_stops_answering_pings_is_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir.path(), 0).unwrap());
-    let journal = Journal::start(store.clone(), 64);
-    let policy = RoomPolicy {
-        compact_after_updates: 100,
-        compact_after_bytes: 1 << 20,
-        max_doc_bytes: usize::MAX,
-        integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
-        presence: Default::default(),
-    };
-    let hub = Hub::new(store, journal, policy, 64, None);
-    let limits = Limits::new(LimitSettings {
-        connections_per_address: 10,
-        new_connections_per_second: 100,
-        messages_per_second: 100,
-    });
+    let hub = sqlite_hub(dir.path(), usize::MAX);
+    let limits = channel_limits(100);
     let id = random_id();
     let shutdown = tokio_util::sync::CancellationToken::new();
 
@@ -331,22 +343,9 @@ async fn a_connection_that_stops_answering_pings_is_closed() {
 #[tokio::test]
 async fn a_peer_asking_more_than_it_reads_is_closed_at_the_reply_byte_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir.path(), 0).unwrap());
-    let journal = Journal::start(store.clone(), 64);
     let max_doc_bytes = 256 * 1024;
-    let policy = RoomPolicy {
-        compact_after_updates: 100,
-        compact_after_bytes: 1 << 20,
-        max_doc_bytes,
-        integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
-        presence: Default::default(),
-    };
-    let hub = Hub::new(store, journal, policy, 64, None);
-    let limits = Limits::new(LimitSettings {
-        connections_per_address: 10,
-        new_connections_per_second: 100,
-        messages_per_second: 10_000,
-    });
+    let hub = sqlite_hub(dir.path(), max_doc_bytes);
+    let limits = channel_limits(10_000);
     let (to_server, incoming) = tokio::sync::mpsc::channel(1024);
     // The peer reads nothing until the end: the session's writer holds one frame, then waits.
     let (outgoing, mut from_server) = tokio::sync::mpsc::channel(1);
@@ -421,21 +420,8 @@ async fn a_peer_asking_more_than_it_reads_is_closed_at_the_reply_byte_bound() {
 #[tokio::test]
 async fn a_sessions_future_stays_small() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn DocStore> = Arc::new(SqliteStore::open(dir.path(), 0).unwrap());
-    let journal = Journal::start(store.clone(), 64);
-    let policy = RoomPolicy {
-        compact_after_updates: 100,
-        compact_after_bytes: 1 << 20,
-        max_doc_bytes: 1 << 20,
-        integration_time_limit: tandem::server::room::INTEGRATION_TIME_LIMIT,
-        presence: Default::default(),
-    };
-    let hub = Hub::new(store, journal, policy, 64, None);
-    let limits = Limits::new(LimitSettings {
-        connections_per_address: 10,
-        new_connections_per_second: 100,
-        messages_per_second: 100,
-    });
+    let hub = sqlite_hub(dir.path(), 1 << 20);
+    let limits = channel_limits(100);
     let (_to_server, incoming) = tokio::sync::mpsc::channel(1);
     let (outgoing, _from_server) = tokio::sync::mpsc::channel(1);
     let socket = ChannelSocket {

@@ -213,8 +213,8 @@ impl DocStore for SqliteStore {
 
     /// On a connection of its own, when no other lookup holds it, which waits for nothing: in
     /// WAL mode a read does not wait for the writer, and one that finds the database busy
-    /// fails at once (`None`: asked again on a blocking thread, as after any failure). What is left is one lookup in
-    /// the links' index, its pages in the operating system's cache.
+    /// fails at once (`None`: asked again on a blocking thread, as after any failure). What is
+    /// left is one lookup in the links' index, its pages in the operating system's cache.
     fn resolve_at_hand(
         &self,
         token_hash: &[u8; 32],
