@@ -181,8 +181,15 @@ async fn run(kind: Kind, table: &mut Table) {
     }
     if wanted("idle") {
         let count = setting("LOAD_IDLE", 10_000) as usize;
-        println!("idle: {count} connections over 100 documents");
-        let i = idle::idle(&start(kind), count, 100, 128).await;
+        // LOAD_IDLE_DOC_BYTES=20000: documents with that much text, which each connection
+        // receives when it joins (empty documents unless given).
+        let doc_bytes = setting("LOAD_IDLE_DOC_BYTES", 0) as usize;
+        println!("idle: {count} connections over 100 documents of {doc_bytes} bytes");
+        let i = idle::idle(&start(kind), count, 100, doc_bytes, 128).await;
+        let count = match doc_bytes {
+            0 => count.to_string(),
+            bytes => format!("{count} ({} KB documents)", bytes / 1000),
+        };
         table.put(
             &format!("{count} idle connections: memory per connection"),
             kind,

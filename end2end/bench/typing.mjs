@@ -84,8 +84,11 @@ async function firstLoad(browser, address) {
 function instrument() {
   window.__keys = [];
   window.__shown = [];
-  const painted = (list, since) =>
-    requestAnimationFrame(() => setTimeout(() => list.push({ since, at: performance.timeOrigin + performance.now() })));
+  const now = () => performance.timeOrigin + performance.now();
+  const painted = (list, since) => {
+    const handled = now();
+    requestAnimationFrame(() => setTimeout(() => list.push({ since, handled, at: now() })));
+  };
   document.addEventListener('keydown', (e) => painted(window.__keys, performance.timeOrigin + e.timeStamp), { capture: true });
   // The binding writes a remote change into a focused field as an edit, which fires `input`
   // (nobody types on the watching page), and into any other through the value setter.
@@ -143,19 +146,30 @@ async function measure(browser, size) {
     await source.evaluate((e) => e.setSelectionRange(e.value.length, e.value.length));
     const local = [];
     const remote = [];
+    const waited = [];
+    // TYPING_TRACE=DIR writes a Chromium trace of the typist's page per size, for DevTools.
+    const trace = process.env.TYPING_TRACE && path.join(process.env.TYPING_TRACE, `typing-${size}.json`);
+    if (trace) {
+      await browser.startTracing(typist, {
+        path: trace,
+        categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'blink', 'v8.execute'],
+      });
+    }
     for (let i = 0; i < keystrokes; i++) {
       const shownBefore = await watcher.evaluate(() => window.__shown.length);
       await typist.keyboard.press(String.fromCharCode(97 + (i % 26)));
       await typist.waitForFunction((n) => window.__keys.length > n, i, { timeout: 10_000 });
       const key = await typist.evaluate((n) => window.__keys[n], i);
       local.push(key.at - key.since);
+      waited.push(key.handled - key.since);
       await watcher.waitForFunction((n) => window.__shown.length > n, shownBefore, { timeout: 10_000 });
       const shown = await watcher.evaluate((n) => window.__shown[n].at, shownBefore);
       remote.push(shown - key.since);
       await sleep(150);
     }
+    if (trace) await browser.stopTracing();
     for (const context of contexts) await context.close();
-    return { load, local, remote };
+    return { load, local, remote, waited };
   } finally {
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('exit', resolve));
@@ -173,10 +187,11 @@ const sizes = (process.env.TYPING_SIZES ?? '10000,200000,1000000').split(',').ma
 const label = (size) => (size >= 1_000_000 ? `${size / 1_000_000} MB` : `${size / 1_000} KB`);
 for (const size of sizes) {
   const name = label(size);
-  const { load, local, remote } = await measure(browser, size);
+  const { load, local, remote, waited } = await measure(browser, size);
   console.log(`${name}:`);
   console.log(`  first load: ${(load.bytes / 1024).toFixed(0)} KiB on the wire, live after ${load.live.toFixed(0)} ms`);
   console.log(`  keystroke to painted frame: ${summary(local)}`);
+  console.log(`    of which the key event waited for the page: ${summary(waited)}`);
   console.log(`  keystroke to painted frame on the other screen: ${summary(remote)}`);
 }
 await browser.close();
