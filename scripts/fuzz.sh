@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the paths a stranger's bytes reach, each target for a bounded time (default 60 s):
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
-# Targets: frame_decoder, room_receive, update_shape (all by default). Each run starts from the
+# Targets: frame_decoder, room_receive, update_shape, websocket_reader (all by default). Each run starts from the
 # checked-in corpus in fuzz/corpus/<target>, copied to a scratch directory so runs do not grow
 # the repository. Crashes land in fuzz/artifacts/<target>/; minimise one with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz tmin -O <target> <file>   (from fuzz/)
@@ -18,7 +18,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(frame_decoder room_receive update_shape)
+  targets=(frame_decoder room_receive update_shape websocket_reader)
 fi
 
 export PATH="$HOME/.cargo/bin:$PATH"

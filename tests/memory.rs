@@ -150,6 +150,14 @@ async fn idle_connections_keep_no_copy_of_what_they_wrote_or_read() {
     let each = after.saturating_sub(before) as f64 / count as f64;
     eprintln!("{count} idle connections after a 32 KB document each way: {each:.1} KiB each");
     assert!(each < 16.0, "each idle connection holds {each:.1} KiB");
+    // Held, not dropped: every connection still answers, with the whole document.
+    for client in &mut open {
+        client
+            .send_frame(OpCode::Data(Data::Binary), &step1)
+            .await
+            .unwrap();
+        read_document(client, 32_000).await;
+    }
     // Nothing was lost on the way: the document is as written.
     let late = Peer::join_url(&server.ws_url(&id), None).await;
     assert_eq!(late.text(), text);

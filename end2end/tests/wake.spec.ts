@@ -43,7 +43,10 @@ async function sleepyPage(context: BrowserContext) {
     connections,
     async sleep() {
       await show(true);
-      await page.clock.pauseAt(Date.now() + 10);
+      // From the page's own clock, which may run a little ahead of this process's: a time
+      // already past cannot be paused at.
+      const now = await page.evaluate(() => Date.now());
+      await page.clock.pauseAt(now + 200);
       for (const connection of connections) connection.dead = true;
     },
     async wake(asleepMs: number) {

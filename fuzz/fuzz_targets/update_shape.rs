@@ -13,7 +13,8 @@ use yrs::Out;
 use yrs::{GetString, Map, ReadTxn, Text, Transact, Update};
 
 fuzz_target!(|bytes: &[u8]| {
-    if shape::check(bytes, &[CONTENT, TITLE]).is_err() || !tandem_fuzz::origins_do_not_cross(bytes) {
+    if shape::check(bytes, &[CONTENT, TITLE]).is_err() || !tandem_fuzz::origins_do_not_cross(bytes)
+    {
         return;
     }
     let joined = runs::join(bytes).expect("an update the shape check accepts can be joined");
@@ -28,21 +29,35 @@ fuzz_target!(|bytes: &[u8]| {
         // Block by block, as the room applies it (without its time limit): the same texts.
         let other = protocol::new_doc();
         let far_off = std::time::Instant::now() + std::time::Duration::from_secs(3600);
-        let outcome = metered::apply(&mut other.transact_mut(), joined.as_deref().unwrap_or(bytes), far_off)
-            .expect("an update the shape check accepts can be read block by block");
+        let outcome = metered::apply(
+            &mut other.transact_mut(),
+            joined.as_deref().unwrap_or(bytes),
+            far_off,
+        )
+        .expect("an update the shape check accepts can be read block by block");
         assert!(outcome.finished, "{outcome:?}");
         let other_txn = other.transact();
         // What waits (a gap in a client's clocks, which yrs alone would integrate around)
         // is compared once it can go in, elsewhere; everything else must agree now.
-        for root in [CONTENT, TITLE].into_iter().filter(|_| outcome.waiting.is_none()) {
+        for root in [CONTENT, TITLE]
+            .into_iter()
+            .filter(|_| outcome.waiting.is_none())
+        {
             let read = |txn: &yrs::Transaction| txn.get_text(root).map(|t| t.get_string(txn));
-            assert_eq!(read(&txn), read(&other_txn), "applying block by block changed {root}");
+            assert_eq!(
+                read(&txn),
+                read(&other_txn),
+                "applying block by block changed {root}"
+            );
         }
     }
     if let (true, Some(joined)) = (applied, joined) {
         let other = protocol::new_doc();
         let update = Update::decode_v1(&joined).expect("a joined update decodes");
-        other.transact_mut().apply_update(update).expect("a joined update applies");
+        other
+            .transact_mut()
+            .apply_update(update)
+            .expect("a joined update applies");
         let other_txn = other.transact();
         for root in [CONTENT, TITLE] {
             let read = |txn: &yrs::Transaction| txn.get_text(root).map(|t| t.get_string(txn));

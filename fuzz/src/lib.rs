@@ -40,9 +40,7 @@ pub fn origins_do_not_cross(update: &[u8]) -> bool {
 
 /// Reads one block; false for an item whose right origin is an earlier clock of its left
 /// origin's client.
-fn block_origins_in_order(
-    decoder: &mut DecoderV1<'_>,
-) -> Result<bool, yrs::encoding::read::Error> {
+fn block_origins_in_order(decoder: &mut DecoderV1<'_>) -> Result<bool, yrs::encoding::read::Error> {
     const HAS_ORIGIN: u8 = 0b1000_0000;
     const HAS_RIGHT_ORIGIN: u8 = 0b0100_0000;
     const HAS_PARENT_SUB: u8 = 0b0010_0000;

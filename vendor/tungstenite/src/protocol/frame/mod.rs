@@ -123,7 +123,8 @@ impl FrameCodec {
     /// Create a new frame codec.
     pub(super) fn new(in_buf_len: usize) -> Self {
         Self {
-            // Tandem: allocated when bytes arrive (see `read_in`), not for every idle connection.
+            // Tandem: allocated for the first read (see `read_frame`), not up front for every
+            // connection.
             in_buffer: BytesMut::new(),
             in_buf_max_read: in_buf_len.max(FrameHeader::MAX_SIZE),
             out_buffer: <_>::default(),
@@ -237,6 +238,12 @@ impl FrameCodec {
     /// Read into available `in_buffer` capacity.
     fn read_in(&mut self, stream: &mut impl Read) -> io::Result<usize> {
         let len = self.in_buffer.len();
+        // Tandem: a read into no room would return 0, taken for the end of the stream. The
+        // buffer is given back only between frames (below), and `read_frame` reserves before
+        // each read, so this never runs; it stays in case that changes.
+        if self.in_buffer.capacity() == len {
+            self.in_buffer.reserve(self.in_buf_max_read);
+        }
         debug_assert!(self.in_buffer.capacity() > len);
         self.in_buffer.resize(self.in_buffer.capacity().min(len + self.in_buf_max_read), 0);
         let size = stream.read(&mut self.in_buffer[len..]);
@@ -301,7 +308,8 @@ impl FrameCodec {
             self.out_buffer.drain(0..len);
         }
         // Tandem: written out, the buffer is given back rather than kept at the size of the
-        // largest burst ever written (a whole document, for a connection that just joined).
+        // largest burst ever written (for a connection that just joined a document, the
+        // document or the write buffer's size, whichever is smaller).
         self.out_buffer = Vec::new();
 
         Ok(())
