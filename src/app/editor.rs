@@ -112,14 +112,14 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
         }
     });
 
-    let page_title = move || {
-        let title = title_text.get();
-        if title.trim().is_empty() {
-            "Untitled · Tandem".to_string()
-        } else {
-            format!("{} · Tandem", title.trim())
-        }
-    };
+    // The server's `<title>` is the title as loaded: leptos_meta reads it once the body is
+    // rendered, outside the render's reactive arena, where reading a signal panics (and on a
+    // busy server the signal may be gone by then), leaving the page unanswered. In the
+    // browser the tab's title follows the title as it changes.
+    let page_title = super::page_title(&snapshot.title);
+    Effect::new(move |_| {
+        leptos::prelude::document().set_title(&super::page_title(&title_text.get()))
+    });
     let source_html = textarea_inner_html(&snapshot.content);
 
     view! {

@@ -161,6 +161,14 @@ impl LazyRoute for ViewerRoute {
     }
 }
 
+/// A document page's `<title>`: the document's title, or "Untitled", then the product.
+pub(crate) fn page_title(title: &str) -> String {
+    match title.trim() {
+        "" => "Untitled · Tandem".to_string(),
+        title => format!("{title} · Tandem"),
+    }
+}
+
 /// A title as the text of the server's `<title>` element.
 ///
 /// Titles are whatever people type, and leptos_meta writes the server's `<title>` verbatim, so

@@ -57,6 +57,7 @@ fn Viewer(id: DocId) -> impl IntoView {
 fn Reading(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
     let content = RwSignal::new(snapshot.content.clone());
     let title_text = RwSignal::new(snapshot.title.clone());
+    let loaded_title = snapshot.title.clone();
     let status = RwSignal::new(Status::Connecting);
     let error = RwSignal::new(None::<String>);
     let peers = RwSignal::new(Vec::<PeerBadge>::new());
@@ -100,7 +101,12 @@ fn Reading(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
             title.to_string()
         }
     };
-    let page_title = move || format!("{} · Tandem", shown_title());
+    // The server's `<title>` is the title as loaded (see the editor's `page_title`); in the
+    // browser the tab's title follows the title as it changes.
+    let page_title = super::page_title(&loaded_title);
+    Effect::new(move |_| {
+        leptos::prelude::document().set_title(&super::page_title(&title_text.get()))
+    });
     let status_label = move || match (status.get(), retry_in.get()) {
         // A reader has no changes of their own to keep.
         (Status::Offline, Some(seconds)) => format!("Offline. Reconnecting in {seconds} s…"),

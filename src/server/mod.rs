@@ -235,8 +235,19 @@ fn provide_page_context() {
     }
 }
 
+/// The app's routes, generated once per process. Generating them runs the app with resource
+/// loading switched off by a flag global to the process (leptos_server's
+/// `SuppressResourceLoad`): a page whose document resource first ran meanwhile, for any
+/// router in the process, waited for good (leptos-rs/leptos#4773). Generated once, before any
+/// router exists, nothing can be rendering then.
+fn routes() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = routes();
     let hub = state.hub.clone();
     let links = state.links.clone();
     let link_changes = crate::app::share::LinkChangeGate {
