@@ -1,34 +1,86 @@
-//! Pages rendered side by side. Building a router generates the app's route list, which runs
-//! the app with resource loading switched off by a flag global to the process; a document page
-//! whose resource first ran during any such generation waited for good, its request never
-//! answered (leptos-rs/leptos#4773). The server now generates the list once per process.
+//! Pages rendered side by side. Two things once made a document page's render stop:
+//! - Building a router generates the app's route list, which runs the app with resource
+//!   loading switched off by a flag global to the process; a page whose document resource
+//!   first ran during any such generation waited for good (leptos-rs/leptos#4773). The server
+//!   now generates the list once per process.
+//! - leptos_meta reads a page's `<title>` once the body is rendered, outside the render's
+//!   reactive arena. A title read from a signal there came from whichever arena the thread last
+//!   held: another page's title, or a panic that cut the response off. On the server the title
+//!   is now the one loaded with the page.
 #![cfg(feature = "ssr")]
 
 mod common;
 
 use axum::body::Body;
 use axum::http::Request;
-use common::{TestServer, PATIENCE};
+use common::{Peer, TestServer, PATIENCE};
 use std::sync::Arc;
+use tandem::protocol;
+use yrs::sync::{Message, SyncMessage};
+use yrs::{GetString, ReadTxn, Text, Transact};
+
+/// Writes `title` and `content` through the edit link `edit` and waits until a second peer
+/// reads both back.
+async fn write(server: &TestServer, edit: &tandem::doc_id::DocId, title: &str, content: &str) {
+    let mut author = Peer::join(server, edit).await;
+    let update = {
+        let doc = author.doc();
+        let (title_text, content_text) = (
+            doc.get_or_insert_text(protocol::TITLE),
+            doc.get_or_insert_text(protocol::CONTENT),
+        );
+        let mut txn = doc.transact_mut();
+        title_text.insert(&mut txn, 0, title);
+        content_text.insert(&mut txn, 0, content);
+        txn.encode_update_v1()
+    };
+    author
+        .send(Message::Sync(SyncMessage::Update(update)))
+        .await;
+    let mut reader = Peer::join(server, edit).await;
+    let (title, content) = (title.to_string(), content.to_string());
+    reader
+        .pump_until("the document", move |peer, _| {
+            let txn = peer.doc().transact();
+            let seen = txn.get_text(protocol::TITLE).map(|t| t.get_string(&txn));
+            peer.text() == content && seen.as_deref() == Some(title.as_str())
+        })
+        .await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn document_pages_rendered_while_routers_are_built_all_answer() {
+async fn document_pages_rendered_side_by_side_each_finish_with_their_own_title() {
     let server = Arc::new(TestServer::start().await);
-    let edit = server.new_doc().await;
     let mut renders = Vec::new();
-    for _ in 0..24 {
-        let (server, edit) = (server.clone(), edit.clone());
+    for i in 0..24 {
+        let (edit, view) = server.new_doc_links().await;
+        // Each its own title, written to break out of `<title>`.
+        let title = format!("</title><b>document {i}</b>&");
+        let content = format!("The text of document {i}.");
+        write(&server, &edit, &title, &content).await;
+        // Half of them through the edit link, half through the view link.
+        let path = if i % 2 == 0 {
+            format!("/d/{edit}")
+        } else {
+            format!("/v/{view}")
+        };
+        let expected = format!(
+            "<title>{}</title>",
+            tandem::app::title_as_html(&format!("{title} · Tandem"))
+        );
+        let server = server.clone();
         renders.push(tokio::spawn(async move {
             for _ in 0..5 {
                 // Each request builds its own router (see `TestServer::answer`), as each test
                 // server in a test process does.
-                let request = Request::get(format!("/d/{edit}"))
-                    .body(Body::empty())
-                    .unwrap();
-                let (status, _, _) = tokio::time::timeout(PATIENCE, server.answer(request))
+                let request = Request::get(&path).body(Body::empty()).unwrap();
+                let (status, _, body) = tokio::time::timeout(PATIENCE, server.answer(request))
                     .await
                     .expect("the document page answers");
-                assert_eq!(status, 200);
+                let body = String::from_utf8(body).unwrap();
+                assert_eq!(status, 200, "{path}");
+                assert!(body.contains(&expected), "{path}: not {expected} in {body}");
+                assert!(body.contains(&content), "{path}: {body}");
             }
         }));
     }

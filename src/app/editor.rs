@@ -112,14 +112,7 @@ fn Workspace(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
         }
     });
 
-    // The server's `<title>` is the title as loaded: leptos_meta reads it once the body is
-    // rendered, outside the render's reactive arena, where reading a signal panics (and on a
-    // busy server the signal may be gone by then), leaving the page unanswered. In the
-    // browser the tab's title follows the title as it changes.
-    let page_title = super::page_title(&snapshot.title);
-    Effect::new(move |_| {
-        leptos::prelude::document().set_title(&super::page_title(&title_text.get()))
-    });
+    let page_title = super::document_page_title(&snapshot.title, title_text);
     let source_html = textarea_inner_html(&snapshot.content);
 
     view! {

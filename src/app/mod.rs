@@ -162,10 +162,22 @@ impl LazyRoute for ViewerRoute {
 }
 
 /// A document page's `<title>`: the document's title, or "Untitled", then the product.
-pub(crate) fn page_title(title: &str) -> String {
+fn page_title(title: &str) -> String {
     match title.trim() {
         "" => "Untitled · Tandem".to_string(),
         title => format!("{title} · Tandem"),
+    }
+}
+
+/// A document page's `<title>` text for leptos_meta: in the browser it follows `title` as it
+/// changes. On the server it is the title as `loaded`: leptos_meta reads it once the body is
+/// rendered, outside the render's reactive arena, where a signal would be read from whichever
+/// arena the thread last held (another page's title, or a panic that cut the response off).
+pub(crate) fn document_page_title(loaded: &str, title: RwSignal<String>) -> TextProp {
+    if use_context::<ServerMetaContext>().is_some() {
+        page_title(loaded).into()
+    } else {
+        (move || page_title(&title.get())).into()
     }
 }
 

@@ -101,12 +101,7 @@ fn Reading(id: DocId, snapshot: DocSnapshot) -> impl IntoView {
             title.to_string()
         }
     };
-    // The server's `<title>` is the title as loaded (see the editor's `page_title`); in the
-    // browser the tab's title follows the title as it changes.
-    let page_title = super::page_title(&loaded_title);
-    Effect::new(move |_| {
-        leptos::prelude::document().set_title(&super::page_title(&title_text.get()))
-    });
+    let page_title = super::document_page_title(&loaded_title, title_text);
     let status_label = move || match (status.get(), retry_in.get()) {
         // A reader has no changes of their own to keep.
         (Status::Offline, Some(seconds)) => format!("Offline. Reconnecting in {seconds} s…"),

@@ -522,8 +522,9 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap()
 }
 
-/// Tests of a file that render pages take turns through this. Leptos keeps server-side state
-/// per process, and a page rendered by one test server while other test servers run on their
-/// own tokio runtimes in the same process could wait forever (about one run in six hung). The
-/// server itself runs one runtime.
+/// Tests of a file that render pages took turns through this, when a page rendered while
+/// another test server built its router could wait forever (about one run in six hung). The
+/// causes were found since (see `tests/page_renders.rs`): the route list is now generated once
+/// per process, and no page's `<title>` reads a signal on the server. Kept until the files
+/// that use it have been run many times without it.
 pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
