@@ -50,7 +50,10 @@ async fn write(server: &TestServer, edit: &tandem::doc_id::DocId, title: &str, c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn document_pages_rendered_side_by_side_each_finish_with_their_own_title() {
-    let server = Arc::new(TestServer::start().await);
+    // 48 connections in a moment from one address, two for each document written.
+    let server = Arc::new(
+        TestServer::start_with(|config| config.max_new_connections_per_second = 1_000).await,
+    );
     let mut renders = Vec::new();
     for i in 0..24 {
         let (edit, view) = server.new_doc_links().await;
