@@ -111,39 +111,10 @@ const HOSTILE_CONTENT: &str = "# Hostile\n\n\
 </title><svg onload=alert(6)></svg>\n\n\
 `</script>` and \"quotes\" and <!--";
 
-/// Writes `title` and `content` into a fresh document through a real WebSocket peer, and waits
-/// until another peer sees both, so the server has them.
+/// A fresh document holding `title` and `content` (see [`common::write_title_and_text`]).
 async fn write_document(server: &TestServer, title: &str, content: &str) -> DocId {
-    use tandem::protocol;
-    use yrs::sync::{Message, SyncMessage};
-    use yrs::{GetString, ReadTxn, Text, Transact};
     let id = server.new_doc().await;
-    let mut author = Peer::join(server, &id).await;
-    let update = {
-        let doc = author.doc();
-        let title_text = doc.get_or_insert_text(protocol::TITLE);
-        let content_text = doc.get_or_insert_text(protocol::CONTENT);
-        let mut txn = doc.transact_mut();
-        title_text.insert(&mut txn, 0, title);
-        content_text.insert(&mut txn, 0, content);
-        txn.encode_update_v1()
-    };
-    author
-        .send(Message::Sync(SyncMessage::Update(update)))
-        .await;
-    let mut reader = Peer::join(server, &id).await;
-    let title = title.to_string();
-    let content = content.to_string();
-    reader
-        .pump_until("the document", move |p, _| {
-            let txn = p.doc().transact();
-            let seen_title = txn
-                .get_text(protocol::TITLE)
-                .map(|t| t.get_string(&txn))
-                .unwrap_or_default();
-            p.text() == content && seen_title == title
-        })
-        .await;
+    common::write_title_and_text(server, &id, title, content).await;
     id
 }
 

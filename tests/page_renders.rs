@@ -13,40 +13,8 @@ mod common;
 
 use axum::body::Body;
 use axum::http::Request;
-use common::{Peer, TestServer, PATIENCE};
+use common::{TestServer, PATIENCE};
 use std::sync::Arc;
-use tandem::protocol;
-use yrs::sync::{Message, SyncMessage};
-use yrs::{GetString, ReadTxn, Text, Transact};
-
-/// Writes `title` and `content` through the edit link `edit` and waits until a second peer
-/// reads both back.
-async fn write(server: &TestServer, edit: &tandem::doc_id::DocId, title: &str, content: &str) {
-    let mut author = Peer::join(server, edit).await;
-    let update = {
-        let doc = author.doc();
-        let (title_text, content_text) = (
-            doc.get_or_insert_text(protocol::TITLE),
-            doc.get_or_insert_text(protocol::CONTENT),
-        );
-        let mut txn = doc.transact_mut();
-        title_text.insert(&mut txn, 0, title);
-        content_text.insert(&mut txn, 0, content);
-        txn.encode_update_v1()
-    };
-    author
-        .send(Message::Sync(SyncMessage::Update(update)))
-        .await;
-    let mut reader = Peer::join(server, edit).await;
-    let (title, content) = (title.to_string(), content.to_string());
-    reader
-        .pump_until("the document", move |peer, _| {
-            let txn = peer.doc().transact();
-            let seen = txn.get_text(protocol::TITLE).map(|t| t.get_string(&txn));
-            peer.text() == content && seen.as_deref() == Some(title.as_str())
-        })
-        .await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn document_pages_rendered_side_by_side_each_finish_with_their_own_title() {
@@ -60,7 +28,7 @@ async fn document_pages_rendered_side_by_side_each_finish_with_their_own_title()
         // Each its own title, written to break out of `<title>`.
         let title = format!("</title><b>document {i}</b>&");
         let content = format!("The text of document {i}.");
-        write(&server, &edit, &title, &content).await;
+        common::write_title_and_text(&server, &edit, &title, &content).await;
         // Half of them through the edit link, half through the view link.
         let path = if i % 2 == 0 {
             format!("/d/{edit}")

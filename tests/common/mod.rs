@@ -512,6 +512,33 @@ pub fn new_doc_at(addr: SocketAddr) -> DocId {
     DocId::parse(token).expect("a link")
 }
 
+/// Writes `title` and `content` into the document `edit` opens, through a real WebSocket peer,
+/// and waits until another peer reads both back, so the server has them.
+pub async fn write_title_and_text(server: &TestServer, edit: &DocId, title: &str, content: &str) {
+    let mut author = Peer::join(server, edit).await;
+    let update = {
+        let doc = author.doc();
+        let title_text = doc.get_or_insert_text(protocol::TITLE);
+        let content_text = doc.get_or_insert_text(protocol::CONTENT);
+        let mut txn = doc.transact_mut();
+        title_text.insert(&mut txn, 0, title);
+        content_text.insert(&mut txn, 0, content);
+        txn.encode_update_v1()
+    };
+    author
+        .send(Message::Sync(SyncMessage::Update(update)))
+        .await;
+    let mut reader = Peer::join(server, edit).await;
+    let (title, content) = (title.to_string(), content.to_string());
+    reader
+        .pump_until("the document", move |peer, _| {
+            let txn = peer.doc().transact();
+            let seen = txn.get_text(protocol::TITLE).map(|t| t.get_string(&txn));
+            peer.text() == content && seen.as_deref() == Some(title.as_str())
+        })
+        .await;
+}
+
 /// A figure from /proc/{pid}/status in KiB, like `VmRSS` (resident now) or `VmHWM` (peak).
 pub fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
